@@ -1,0 +1,31 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Both create or reuse .venv and install what is missing (tools/setup_env.sh);
+# a second call does no install work.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmmask-env
+DEMO_CFG := configs/demo/mae_vit-tiny-p8_random-mask_1xb32-30e_shapes-64px.py
+DEMO_DIR := work_dirs/demo_mae
+DEMO_DATA := data/shapes-64px
+
+.PHONY: env test demo clean-demo
+
+env: $(STAMP)
+
+$(STAMP): requirements/*.txt setup.py tools/setup_env.sh
+	VENV=$(VENV) bash tools/setup_env.sh
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+demo: $(STAMP)
+	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
+	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \
+		$$(cat $(DEMO_DIR)/last_checkpoint) --out $(DEMO_DIR)/reconstruction.png
+	$(PY) tools/analysis/visualize_masks.py $(DEMO_CFG) \
+		--out $(DEMO_DIR)/masks.png
+	@echo "demo done: checkpoint $$(cat $(DEMO_DIR)/last_checkpoint), pictures $(DEMO_DIR)/reconstruction.png $(DEMO_DIR)/masks.png"
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,83 @@
+"""Load a config's model and a batch from its training pipeline.
+
+Shared by the analysis tools (mask and reconstruction pictures) and tests.
+"""
+import os.path as osp
+from typing import Optional, Tuple
+
+from mmengine.config import Config
+from mmengine.dataset import default_collate
+from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
+from torch import nn
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config, apply overrides and import its ``custom_imports``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return cfg
+
+
+def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
+    """Build ``cfg.model`` (with the top-level ``data_preprocessor``).
+
+    Args:
+        cfg (Config): The config.
+        checkpoint (str, optional): A ``.pth`` to load (missing file is an
+            error that names the path).
+    """
+    from mmpretrain.registry import MODELS
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') and 'data_preprocessor' not in model_cfg:
+        model_cfg['data_preprocessor'] = cfg.data_preprocessor
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'checkpoint {checkpoint} does not exist: give a .pth file '
+                'written by tools/train.py')
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        model.init_weights()
+    return model
+
+
+def build_train_batch(cfg: Config,
+                      num: int,
+                      images: Optional[str] = None,
+                      start: int = 0) -> Tuple[dict, object]:
+    """Run the training pipeline on ``num`` samples and collate them.
+
+    Args:
+        cfg (Config): The config.
+        num (int): Number of samples.
+        images (str, optional): A folder of images to use instead of the
+            config's dataset (with the config's pipeline), e.g. for
+            full-size configs whose dataset is not on this machine.
+        start (int): Index of the first sample.
+
+    Returns:
+        tuple: The collated batch ``dict(inputs=..., data_samples=...)`` and
+        the dataset.
+    """
+    from mmpretrain.registry import DATASETS
+    ds_cfg = cfg.train_dataloader.dataset.copy()
+    if images is not None:
+        ds_cfg = dict(
+            type='CustomDataset',
+            data_root=images,
+            with_label=False,
+            pipeline=ds_cfg.pipeline)
+    dataset = DATASETS.build(ds_cfg)
+    if len(dataset) == 0:
+        raise ValueError(f'the dataset of {cfg.filename} is empty')
+    samples = [dataset[(start + i) % len(dataset)] for i in range(num)]
+    return default_collate(samples), dataset

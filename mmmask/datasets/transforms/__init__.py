@@ -1,0 +1,7 @@
+from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
+                              GridMaskGenerator, RandomMaskGenerator)
+
+__all__ = [
+    'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',
+    'BlockwiseMaskGenerator'
+]

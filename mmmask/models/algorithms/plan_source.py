@@ -1,0 +1,96 @@
+"""Where an algorithm's mask plan comes from: masker, pipeline or random."""
+from typing import List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from mmpretrain.registry import MODELS
+
+from mmmask.masks import MaskPlan, random_scores, select_by_score
+from ..maskers.base import patch_grid
+
+
+def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:
+    """Build a masker config, listing the registered maskers on a typo."""
+    if masker is None:
+        return None
+    if isinstance(masker, nn.Module):
+        return masker
+    if MODELS.get(masker.get('type')) is None:
+        from ..maskers import BaseMasker
+        known = sorted(
+            name for name, cls in MODELS.module_dict.items()
+            if isinstance(cls, type) and issubclass(cls, BaseMasker))
+        raise KeyError(
+            f'masker type {masker.get("type")!r} is not registered; '
+            f'registered maskers: {known}. Check the spelling in '
+            'model.masker.type and that custom_imports names mmmask.')
+    return MODELS.build(masker)
+
+
+def check_can_throw(backbone: nn.Module, what: str) -> None:
+    """Refuse thrown tokens for a backbone that cannot drop them."""
+    if not getattr(backbone, 'can_throw_tokens', False):
+        raise ValueError(
+            f'{what} throws tokens but the backbone '
+            f'{type(backbone).__name__} cannot drop tokens (its windows need '
+            'the full grid): set throw_ratio=0, or use a ViT backbone '
+            '(MaskableMAEViT for MAE, SimMIMViT for SimMIM).')
+
+
+class MaskPlanSourceMixin:
+    """Gives an algorithm ``get_plan``: the one place a plan is chosen.
+
+    Priority: the in-model ``masker`` if configured, else the ``mask`` (and
+    optional ``throw_mask``) packed by the pipeline into each data sample,
+    else random masking with ``fallback_mask_ratio``.
+    """
+
+    masker: Optional[nn.Module]
+    fallback_mask_ratio: float
+
+    def _init_plan_source(self, masker: Optional[dict]) -> None:
+        self.masker = build_masker(masker)
+        if self.masker is not None and getattr(self.masker, 'throw_ratio',
+                                               0.0) > 0:
+            check_can_throw(self.backbone,
+                            f'{type(self.masker).__name__} (throw_ratio='
+                            f'{self.masker.throw_ratio})')
+
+    def get_plan(self, inputs: Tensor,
+                 data_samples: Optional[List]) -> MaskPlan:
+        """Choose the mask plan for a batch.
+
+        Args:
+            inputs (Tensor): Normalised images ``(B, C, H, W)``.
+            data_samples (list, optional): Data samples of the batch.
+
+        Returns:
+            MaskPlan: The plan, on the device of ``inputs``.
+        """
+        grid = patch_grid(self.backbone)
+        if self.masker is not None:
+            plan = self.masker(inputs, data_samples, self.backbone)
+        elif data_samples and 'mask' in data_samples[0]:
+            plan = self._plan_from_samples(data_samples, grid)
+        else:
+            scores = random_scores(
+                inputs.shape[0], grid[0] * grid[1], device=inputs.device)
+            plan = select_by_score(scores, self.fallback_mask_ratio, grid=grid)
+        if plan.grid != grid:
+            raise ValueError(
+                f'the mask is on a {plan.grid} grid but the backbone has a '
+                f'{grid} patch grid: set the mask generator\'s input_size and '
+                'model_patch_size to the model\'s image and patch size.')
+        if plan.num_thrown:
+            check_can_throw(self.backbone, 'the mask plan')
+        return plan.to(inputs.device)
+
+    @staticmethod
+    def _plan_from_samples(data_samples: List, grid) -> MaskPlan:
+        mask = torch.stack([torch.as_tensor(s.mask) for s in data_samples])
+        thrown = None
+        if 'throw_mask' in data_samples[0]:
+            thrown = torch.stack(
+                [torch.as_tensor(s.throw_mask) for s in data_samples])
+        return MaskPlan.from_maps(mask, thrown)

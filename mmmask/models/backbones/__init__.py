@@ -1,0 +1,3 @@
+from .maskable_vit import MaskableMAEViT, SimMIMViT
+
+__all__ = ['MaskableMAEViT', 'SimMIMViT']

@@ -1,0 +1,52 @@
+"""In-model maskers: modules that make a mask plan inside ``loss()``."""
+from typing import List, Optional, Tuple
+
+from torch import Tensor, nn
+
+from mmmask.masks import MaskPlan, check_ratios
+
+
+def patch_grid(backbone: nn.Module) -> Tuple[int, int]:
+    """The token grid ``(h, w)`` of a ViT or Swin backbone."""
+    grid = getattr(backbone, 'patch_resolution', None)
+    if grid is None:
+        grid = backbone.patch_embed.init_out_size
+    return tuple(int(g) for g in grid)
+
+
+class BaseMasker(nn.Module):
+    """Base of the in-model maskers.
+
+    A masker turns a batch (and, for model-adaptive strategies, the backbone
+    being trained) into a :class:`MaskPlan` on the backbone's patch grid.
+    State that a schedule hook sets (e.g. training progress) lives in
+    buffers, so that it is saved with checkpoints.
+
+    Args:
+        mask_ratio (float): Mask ratio r in (0, 1).
+        throw_ratio (float): Throw ratio t in [0, 1) with r + t < 1.
+    """
+
+    def __init__(self, mask_ratio: float = 0.75,
+                 throw_ratio: float = 0.0) -> None:
+        super().__init__()
+        check_ratios(mask_ratio, throw_ratio)
+        self.mask_ratio = float(mask_ratio)
+        self.throw_ratio = float(throw_ratio)
+
+    def forward(self, inputs: Tensor, data_samples: Optional[List],
+                backbone: nn.Module) -> MaskPlan:
+        """Make the plan for a batch.
+
+        Args:
+            inputs (Tensor): Normalised images ``(B, C, H, W)``.
+            data_samples (list, optional): The batch's data samples.
+            backbone (nn.Module): The backbone being trained.
+
+        Returns:
+            MaskPlan: A plan on ``patch_grid(backbone)``.
+        """
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}'

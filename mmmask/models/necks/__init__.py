@@ -1,0 +1,3 @@
+from .plan_decoder import MaskPlanMAEDecoder
+
+__all__ = ['MaskPlanMAEDecoder']

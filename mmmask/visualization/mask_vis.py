@@ -1,0 +1,113 @@
+"""Pictures of mask plans and MAE reconstructions.
+
+Colours: visible patches show the image; masked patches are the image
+blended with grey; thrown patches (AMT) are dark red.
+"""
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MASKED_RGB = np.array([128, 128, 128], dtype=np.float32)
+THROWN_RGB = np.array([90, 0, 0], dtype=np.float32)
+
+
+def overlay_plan(img: np.ndarray,
+                 label_map: np.ndarray,
+                 masked_alpha: float = 0.75,
+                 thrown_alpha: float = 0.9) -> np.ndarray:
+    """Draw a plan's patch labels over an image.
+
+    Args:
+        img (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        label_map (np.ndarray): ``(h, w)`` with 0 visible, 1 masked,
+            2 thrown (``MaskPlan.label_map``); ``H`` and ``W`` must be
+            multiples of ``h`` and ``w``.
+        masked_alpha (float): Weight of grey over masked patches.
+        thrown_alpha (float): Weight of dark red over thrown patches.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 image.
+    """
+    H, W = img.shape[:2]
+    h, w = label_map.shape
+    if H % h or W % w:
+        raise ValueError(f'image {H}x{W} is not a multiple of grid {h}x{w}')
+    labels = np.asarray(label_map).repeat(H // h, 0).repeat(W // w, 1)
+    out = img.astype(np.float32)
+    for value, colour, alpha in ((1, MASKED_RGB, masked_alpha),
+                                 (2, THROWN_RGB, thrown_alpha)):
+        sel = labels == value
+        out[sel] = (1 - alpha) * out[sel] + alpha * colour
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
+                    path: str,
+                    col_titles: Optional[Sequence[str]] = None,
+                    legend: bool = True,
+                    cell_inches: float = 1.8) -> str:
+    """Save a grid of RGB images as a PNG.
+
+    Args:
+        rows: ``rows[i][j]`` is the ``(H, W, 3)`` uint8 image in row i,
+            column j.
+        path (str): Output ``.png`` path (folders are created).
+        col_titles (Sequence[str], optional): One title per column.
+        legend (bool): Add the visible/masked/thrown colour legend.
+        cell_inches (float): Size of one cell.
+
+    Returns:
+        str: ``path``.
+    """
+    import os
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.6),
+        squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.axis('off')
+            if j < len(row):
+                ax.imshow(row[j], interpolation='nearest')
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=8)
+    if legend:
+        handles = [
+            Patch(color=np.array([200, 200, 200]) / 255, label='visible'),
+            Patch(color=MASKED_RGB / 255, label='masked (predicted)'),
+            Patch(color=THROWN_RGB / 255, label='thrown')
+        ]
+        fig.legend(
+            handles=handles, loc='lower center', ncol=3, fontsize=8,
+            frameon=False)
+    fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def to_uint8_rgb(images: Tensor, mean: Tensor, std: Tensor) -> List[np.ndarray]:
+    """Undo the data preprocessor's normalisation.
+
+    Args:
+        images (Tensor): ``(B, 3, H, W)`` normalised RGB images.
+        mean (Tensor): Per-channel mean, broadcastable to ``images``.
+        std (Tensor): Per-channel std.
+
+    Returns:
+        list[np.ndarray]: ``(H, W, 3)`` uint8 RGB images.
+    """
+    pix = images.detach().float().cpu() * std.cpu() + mean.cpu()
+    pix = pix.clamp(0, 255).round().to(torch.uint8)
+    return [p.permute(1, 2, 0).numpy() for p in pix]

@@ -1,0 +1,35 @@
+"""Every shipped config builds its model and its training pipeline."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmpretrain.registry import MODELS, TRANSFORMS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                         recursive=True) if '_base_' not in p)
+
+
+def test_configs_exist():
+    assert len(CONFIGS) >= 7
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports.imports == ['mmmask']
+    model_cfg = cfg.model.copy()
+    if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
+        model_cfg['data_preprocessor'] = cfg.data_preprocessor
+    model = MODELS.build(model_cfg)
+    with torch.no_grad():
+        plan = model.get_plan(torch.zeros(2, 3, 1, 1), None)
+    assert plan.batch_size == 2
+    pipeline = [TRANSFORMS.build(t) for t in
+                cfg.train_dataloader.dataset.pipeline]
+    assert any('MaskGenerator' in type(t).__name__ for t in pipeline)
