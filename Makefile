@@ -4,9 +4,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmmask-env
-DEMO_CFG := configs/demo/mae_vit-tiny-p8_random-mask_1xb32-30e_shapes-64px.py
+DEMO_CFG := configs/demo/mae_vit-tiny-p8_random-mask_1xb32-60e_shapes-64px.py
 DEMO_DIR := work_dirs/demo_mae
 DEMO_DATA := data/shapes-64px
+MASK_CFGS := $(wildcard configs/mae/mae_vit-base-p16_*-mask_8xb512-amp-coslr-800e_in1k.py)
 
 .PHONY: env test demo clean-demo
 
@@ -23,8 +24,8 @@ demo: $(STAMP)
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
 	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \
 		$$(cat $(DEMO_DIR)/last_checkpoint) --out $(DEMO_DIR)/reconstruction.png
-	$(PY) tools/analysis/visualize_masks.py $(DEMO_CFG) \
-		--out $(DEMO_DIR)/masks.png
+	$(PY) tools/analysis/visualize_masks.py $(DEMO_CFG) $(MASK_CFGS) \
+		--images $(DEMO_DATA) --out $(DEMO_DIR)/masks.png
 	@echo "demo done: checkpoint $$(cat $(DEMO_DIR)/last_checkpoint), pictures $(DEMO_DIR)/reconstruction.png $(DEMO_DIR)/masks.png"
 
 clean-demo:

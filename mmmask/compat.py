@@ -6,16 +6,26 @@ Applied once when ``mmmask`` is imported. Two things, both small:
    ``weights_only=True`` by default; mmengine 0.10.7 calls ``torch.load``
    without the argument, and its checkpoints hold a few non-tensor objects
    (``HistoryBuffer`` in the message hub, numpy arrays and scalars inside
-   it), so ``resume``/``load_from`` fail. Instead of switching safe loading
-   off (upstream's unreleased fix, which runs arbitrary pickled code), we
-   allow-list exactly those classes with
-   ``torch.serialization.add_safe_globals``. A checkpoint that carries any
-   other callable is still refused.
-2. **numpy 2.4** removed ``np.in1d``, which mmpretrain's retrieval metric
+   it, and HistoryBuffer's statistics methods, pickled as
+   ``getattr(HistoryBuffer, 'min')``), so ``resume``/``load_from`` fail.
+   Instead of switching safe loading off (upstream's unreleased fix, which
+   runs arbitrary pickled code), we allow-list exactly those classes with
+   ``torch.serialization.add_safe_globals``. ``builtins.getattr`` itself is
+   not allowed (it reaches any attribute, ``eval`` included): the name is
+   bound to :func:`checkpoint_getattr`, which resolves only HistoryBuffer's
+   statistics methods. A checkpoint that carries any other callable is
+   still refused.
+2. **Distributed training on CPU.** mmengine's PyTorch launcher calls
+   ``torch.cuda.set_device`` unconditionally, which fails on a machine
+   without a GPU; there the process group is initialised with gloo and no
+   device is set (``tools/dist_train.sh`` on CPU, and the CPU DDP tests).
+   With CUDA available mmengine's own function runs unchanged.
+3. **numpy 2.4** removed ``np.in1d``, which mmpretrain's retrieval metric
    calls; it is restored as the documented equivalent
    ``np.isin(a, b).ravel()`` when missing.
 """
-from typing import List
+import pickle
+from typing import Any, List
 
 import numpy as np
 import torch
@@ -35,8 +45,34 @@ def mmengine_checkpoint_globals() -> List[object]:
                                     np.int64, np.int32, np.int16, np.int8,
                                     np.uint8, np.bool_)
     ]
-    return [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar
-            ] + dtype_classes
+    return [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar,
+            (checkpoint_getattr, 'builtins.getattr')] + dtype_classes
+
+
+#: statistics methods that mmengine registers on every HistoryBuffer
+HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def checkpoint_getattr(obj: Any, name: str) -> Any:
+    """Stand-in for ``builtins.getattr`` while loading with weights_only.
+
+    mmengine's ``HistoryBuffer.__getstate__`` stores its statistics methods,
+    which pickle as ``getattr(HistoryBuffer, 'min')``. Only those lookups are
+    answered.
+
+    Raises:
+        pickle.UnpicklingError: For any other object or attribute.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = set(HISTORY_BUFFER_METHODS) | set(
+        HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'the checkpoint asks for getattr({obj!r}, {name!r}); safe loading '
+        'allows only HistoryBuffer statistics methods (mmmask.compat). Load '
+        'only checkpoints you trust, and never with weights_only=False '
+        'unless you wrote them yourself.')
 
 
 def _patch_numpy() -> None:
@@ -51,6 +87,23 @@ def _patch_numpy() -> None:
         np.in1d = in1d
 
 
+def _patch_cpu_distributed() -> None:
+    import mmengine.dist.utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, 'mmmask_cpu_fallback', False):
+        return
+
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        """mmengine's launcher init; on a CPU-only machine gloo, no device."""
+        if torch.cuda.is_available():
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(
+            backend='gloo' if backend == 'nccl' else backend, **kwargs)
+
+    init_dist_pytorch.mmmask_cpu_fallback = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+
 def apply() -> None:
     """Apply the compatibility fixes (idempotent)."""
     global _APPLIED
@@ -58,5 +111,6 @@ def apply() -> None:
         return
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+    _patch_cpu_distributed()
     _patch_numpy()
     _APPLIED = True

@@ -1,5 +1,6 @@
 """Tiny model configs for the tests."""
 import copy
+import uuid
 
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)
@@ -54,5 +55,44 @@ def tiny_simmim_cfg(img_size: int = 32, patch_size: int = 8, **kw) -> dict:
             patch_size=patch_size,
             loss=dict(type='PixelReconstructionLoss', criterion='L1',
                       channel=3)))
+    cfg.update(kw)
+    return cfg
+
+
+def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
+                    **kw) -> dict:
+    """A complete Runner config: tiny MAE on a folder of 32 px images."""
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
+             backend='pillow'),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomMaskGenerator', input_size=32, mask_patch_size=8,
+             model_patch_size=8, mask_ratio=0.75),
+        dict(type='PackInputs'),
+    ]
+    cfg = dict(
+        default_scope='mmpretrain',
+        custom_imports=dict(imports=['mmmask'], allow_failed_imports=False),
+        model=tiny_mae_cfg(),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            batch_size=8,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            dataset=dict(type='CustomDataset', data_root=data_root,
+                         with_label=False, pipeline=pipeline)),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3)),
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=max_epochs),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', interval=1)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        randomness=dict(seed=0),
+        log_level='WARNING',
+        # distinct names: runners built in the same second share loggers
+        experiment_name=f'test_{uuid.uuid4().hex[:8]}',
+    )
     cfg.update(kw)
     return cfg

@@ -12,6 +12,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import mmmask  # noqa: F401  (compatibility layer, registers components)
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a model (mmmask)')
@@ -52,6 +54,14 @@ def main() -> None:
     if not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
         cfg.env_cfg.dist_cfg.backend = 'gloo'
+        if cfg.launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
+            # DDP takes no device_ids for a model on the CPU
+            cfg.model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters',
+                                               False))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     runner = Runner.from_cfg(cfg)

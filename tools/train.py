@@ -15,6 +15,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import mmmask  # noqa: F401  (compatibility layer, registers components)
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model (mmmask)')
@@ -82,6 +84,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # NCCL needs GPUs; gloo runs the same multi-process training on CPU
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
         cfg.env_cfg.dist_cfg.backend = 'gloo'
+        if cfg.launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
+            # DDP takes no device_ids for a model on the CPU
+            cfg.model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel',
+                device_ids=None,
+                broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters',
+                                               False))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg

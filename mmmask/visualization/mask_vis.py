@@ -46,6 +46,7 @@ def overlay_plan(img: np.ndarray,
 def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
                     path: str,
                     col_titles: Optional[Sequence[str]] = None,
+                    row_titles: Optional[Sequence[str]] = None,
                     legend: bool = True,
                     cell_inches: float = 1.8) -> str:
     """Save a grid of RGB images as a PNG.
@@ -55,6 +56,8 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
             column j.
         path (str): Output ``.png`` path (folders are created).
         col_titles (Sequence[str], optional): One title per column.
+        row_titles (Sequence[str], optional): One title per row, written
+            above its first image.
         legend (bool): Add the visible/masked/thrown colour legend.
         cell_inches (float): Size of one cell.
 
@@ -81,6 +84,8 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
                 ax.imshow(row[j], interpolation='nearest')
             if i == 0 and col_titles is not None and j < len(col_titles):
                 ax.set_title(col_titles[j], fontsize=8)
+            if j == 0 and row_titles is not None and i < len(row_titles):
+                ax.set_title(row_titles[i], fontsize=8, loc='left')
     if legend:
         handles = [
             Patch(color=np.array([200, 200, 200]) / 255, label='visible'),

@@ -1,4 +1,4 @@
-"""Draw the masks that configs produce: a PNG grid, one column per config.
+"""Draw the masks that configs produce: a PNG grid, one row per config.
 
 The plan comes from exactly where training takes it: the model's masker if
 configured, else the pipeline's mask, else random masking.
@@ -50,11 +50,10 @@ def plan_images(config: str, num: int, images, seed: int):
 
 def main() -> None:
     args = parse_args()
-    columns = [plan_images(c, args.num, args.images, args.seed)
-               for c in args.configs]
-    rows = [[col[i] for col in columns] for i in range(args.num)]
-    titles = [osp.splitext(osp.basename(c))[0][:40] for c in args.configs]
-    path = save_image_grid(rows, args.out, col_titles=titles)
+    rows = [plan_images(c, args.num, args.images, args.seed)
+            for c in args.configs]
+    titles = [osp.splitext(osp.basename(c))[0] for c in args.configs]
+    path = save_image_grid(rows, args.out, row_titles=titles)
     print(f'saved {path}')
 
 

@@ -89,7 +89,7 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.)
         }))
 
-max_epochs = 30
+max_epochs = 60
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -111,6 +111,6 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, diff_rank_seed=True)
