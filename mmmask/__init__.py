@@ -9,6 +9,6 @@ from .version import __version__
 
 compat.apply()
 
-from . import datasets, models  # noqa: E402,F401  (register components)
+from . import datasets, engine, models  # noqa: E402,F401  (registration)
 
-__all__ = ['__version__', 'compat', 'datasets', 'models']
+__all__ = ['__version__', 'compat', 'datasets', 'engine', 'models']
