@@ -27,8 +27,10 @@ def test_config_builds(path):
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
         model_cfg['data_preprocessor'] = cfg.data_preprocessor
     model = MODELS.build(model_cfg)
+    model.init_weights()
+    size = getattr(model.backbone, 'img_size', (224, 224))
     with torch.no_grad():
-        plan = model.get_plan(torch.zeros(2, 3, 1, 1), None)
+        plan = model.get_plan(torch.randn(2, 3, *size), None)
     assert plan.batch_size == 2
     pipeline = [TRANSFORMS.build(t) for t in
                 cfg.train_dataloader.dataset.pipeline]
