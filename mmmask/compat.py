@@ -25,6 +25,7 @@ Applied once when ``mmmask`` is imported. Two things, both small:
    ``np.isin(a, b).ravel()`` when missing.
 """
 import pickle
+import warnings
 from typing import Any, List
 
 import numpy as np
@@ -109,6 +110,10 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    # mmengine resolves ``mmpretrain::`` bases with pkg_resources, which
+    # warns on every config load; the pin setuptools<82 keeps it working.
+    warnings.filterwarnings(
+        'ignore', message='pkg_resources is deprecated', category=UserWarning)
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     _patch_cpu_distributed()

@@ -1,3 +1,7 @@
+from .benchmark import median_time, sync, train_step_fn
 from .inspect import build_model, build_train_batch, load_config
 
-__all__ = ['load_config', 'build_model', 'build_train_batch']
+__all__ = [
+    'load_config', 'build_model', 'build_train_batch', 'median_time', 'sync',
+    'train_step_fn'
+]

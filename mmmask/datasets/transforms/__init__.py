@@ -1,7 +1,8 @@
 from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
-                              GridMaskGenerator, RandomMaskGenerator)
+                              ColorNoiseMaskGenerator, GridMaskGenerator,
+                              RandomMaskGenerator)
 
 __all__ = [
     'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',
-    'BlockwiseMaskGenerator'
+    'BlockwiseMaskGenerator', 'ColorNoiseMaskGenerator'
 ]

@@ -22,6 +22,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import (MaskPlan, block_masks, grid_scores, plan_counts,
                           random_scores, select_by_score, upsample_map)
+from mmmask.masks.noise import crop_noise_windows, make_noise_bank
 from mmmask.models.backbones.checks import check_divisible, to_pair
 
 
@@ -155,3 +156,47 @@ class BlockwiseMaskGenerator(BaseMaskGenerator):
             max_num_patches=self.max_num_patches,
             min_aspect=self.min_aspect)
         return MaskPlan.from_maps(mask)
+
+
+@TRANSFORMS.register_module()
+class ColorNoiseMaskGenerator(BaseMaskGenerator):
+    """ColorMAE mask: top values of a random window of filtered noise.
+
+    A bank of colour noise (ColorMAE Eq. 1-4) is generated once from
+    ``seed`` when the transform is built (so every loader worker holds the
+    same bank); each call takes a random window of the mask-grid size from a
+    random bank image, flips it at random horizontally and vertically, and
+    masks the ``round(L * mask_ratio)`` highest values (paper Alg. 1).
+    Zero learnable parameters and no model compute.
+
+    Args:
+        color (str): 'red' (low-pass), 'blue' (high-pass), 'green'
+            (band-pass, the paper's best) or 'purple' (band-stop).
+            Defaults to 'green'.
+        bank_num (int): Noise images in the bank. Defaults to 64.
+        bank_size (int): Side of a bank image in mask cells. Defaults to 128.
+        seed (int): Seed of the bank. Defaults to 0.
+        **kwargs: ``BaseMaskGenerator`` arguments.
+    """
+
+    def __init__(self,
+                 color: str = 'green',
+                 bank_num: int = 64,
+                 bank_size: int = 128,
+                 seed: int = 0,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        if bank_size < max(self.grid):
+            raise ValueError(
+                f'bank_size={bank_size} is smaller than the {self.grid} mask '
+                'grid: use bank_size >= the grid side (default 128).')
+        self.color = color
+        self.bank = make_noise_bank(color, bank_num, bank_size, seed)
+
+    def make_plan(self) -> MaskPlan:
+        scores = crop_noise_windows(self.bank, 1, self.grid)
+        return select_by_score(scores, self.mask_ratio, self.throw_ratio,
+                               self.grid)
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f', color={self.color!r})'

@@ -1,4 +1,5 @@
 from .base import BaseMasker, patch_grid
+from .color_noise_masker import ColorNoiseMasker
 from .random_masker import RandomMasker
 
-__all__ = ['BaseMasker', 'RandomMasker', 'patch_grid']
+__all__ = ['BaseMasker', 'ColorNoiseMasker', 'RandomMasker', 'patch_grid']

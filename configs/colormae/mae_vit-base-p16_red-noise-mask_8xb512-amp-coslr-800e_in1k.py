@@ -1,0 +1,24 @@
+# ColorMAE: MAE ViT-B/16 on ImageNet-1k, 800 epochs, mask ratio 0.75, with
+# red noise (low-pass): large blobs. The noise bank is generated from the seed when the pipeline is built
+# (no download); see docs/colormae.md.
+_base_ = '../_base_/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k_with-masker.py'
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='RandomResizedCrop',
+        scale=224,
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='ColorNoiseMaskGenerator',
+        color='red',
+        input_size=224,
+        mask_patch_size=16,
+        model_patch_size=16,
+        mask_ratio=0.75),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,18 @@
+# ColorMAE's green noise masks for SimMIM ViT-B/16 at 224 px (32-px mask
+# cells as SimMIM, ratio 0.6), 800 epochs.
+_base_ = '../_base_/simmim_vit-base-p16_8xb256-amp-coslr-800e_in1k.py'
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.67, 1.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='ColorNoiseMaskGenerator',
+        color='green',
+        input_size=224,
+        mask_patch_size=32,
+        model_patch_size=16,
+        mask_ratio=0.6),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
