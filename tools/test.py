@@ -8,11 +8,11 @@ import argparse
 import os
 import os.path as osp
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmmask  # noqa: F401  (compatibility layer, registers components)
+from mmmask.apis import adapt_to_cpu, set_work_dir
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,23 +45,9 @@ def main() -> None:
             'a .pth file written by tools/train.py')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
-    if not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-        if cfg.launcher != 'none' and cfg.get('model_wrapper_cfg') is None:
-            # DDP takes no device_ids for a model on the CPU
-            cfg.model_wrapper_cfg = dict(
-                type='MMDistributedDataParallel',
-                device_ids=None,
-                broadcast_buffers=False,
-                find_unused_parameters=cfg.get('find_unused_parameters',
-                                               False))
+    adapt_to_cpu(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     runner = Runner.from_cfg(cfg)

@@ -1,0 +1,34 @@
+"""Config adjustments shared by tools/train.py and tools/test.py."""
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+
+
+def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
+    """Command line > config > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+
+
+def adapt_to_cpu(cfg: Config) -> None:
+    """Run the same (multi-process) job on a machine without CUDA.
+
+    NCCL needs GPUs, so the backend becomes gloo; DDP takes no
+    ``device_ids`` for a model on the CPU. No change when CUDA is available.
+    """
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.get('launcher', 'none') != 'none' and cfg.get(
+            'model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
