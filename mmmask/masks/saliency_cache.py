@@ -156,7 +156,7 @@ class SaliencyCacheReader:
                 f'sample index {index} is outside the saliency cache of '
                 f'{self._data.shape[0]} images ({self.path}): the cache was '
                 'written for another dataset; delete it to recompute')
-        return (np.asarray(self._data[index], dtype=np.float32),
+        return (np.array(self._data[index], dtype=np.float32),
                 int(self._header['version']))
 
     def read_all(self) -> Optional[np.ndarray]:

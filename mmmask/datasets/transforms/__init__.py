@@ -1,7 +1,10 @@
+from .amt_saliency import (AMTSaliencyCrop, TrackedRandomFlip,
+                           TrackedRandomResizedCrop)
 from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
                               GridMaskGenerator, RandomMaskGenerator)
 
 __all__ = [
     'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',
-    'BlockwiseMaskGenerator'
+    'BlockwiseMaskGenerator', 'AMTSaliencyCrop', 'TrackedRandomFlip',
+    'TrackedRandomResizedCrop'
 ]

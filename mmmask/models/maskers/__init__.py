@@ -1,4 +1,5 @@
+from .amt_masker import AMTMasker
 from .base import BaseMasker, patch_grid
 from .random_masker import RandomMasker
 
-__all__ = ['BaseMasker', 'RandomMasker', 'patch_grid']
+__all__ = ['AMTMasker', 'BaseMasker', 'RandomMasker', 'patch_grid']
