@@ -34,4 +34,6 @@ def test_config_builds(path):
     assert plan.batch_size == 2
     pipeline = [TRANSFORMS.build(t) for t in
                 cfg.train_dataloader.dataset.pipeline]
-    assert any('MaskGenerator' in type(t).__name__ for t in pipeline)
+    # a mask source: a pipeline mask generator or an in-model masker
+    assert any('MaskGenerator' in type(t).__name__ for t in pipeline) or \
+        getattr(model, 'masker', None) is not None
