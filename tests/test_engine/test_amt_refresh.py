@@ -170,6 +170,7 @@ def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
     cfg['custom_imports'] = dict(
         imports=['mmmask', 'tests.test_engine.amt_rank_dump'],
         allow_failed_imports=False)
+    cfg['custom_hooks'][0]['dtype'] = 'float16'  # gathered in float16
     cfg['custom_hooks'].append(dict(type='AMTRankDumpHook'))
     path = tmp_path / 'amt_ddp.py'
     Config(cfg).dump(str(path))
@@ -189,6 +190,6 @@ def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
     assert after[0]['digest'] == after[1]['digest']
     assert after[0]['file_digest'] == after[1]['file_digest'] == \
         after[0]['digest']
-    data = np.fromfile(work / 'amt_saliency.bin', dtype=np.float32,
+    data = np.fromfile(work / 'amt_saliency.bin', dtype=np.float16,
                        offset=64)
     assert hashlib.sha1(data.tobytes()).hexdigest() == after[0]['digest']

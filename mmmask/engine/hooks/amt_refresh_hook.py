@@ -163,6 +163,7 @@ class AMTSaliencyRefreshHook(Hook):
             self.cache_file or osp.join(runner.work_dir, CACHE_NAME))
         self._wire_transforms(runner.train_dataloader.dataset)
         on_disk = self._disk_version()
+        barrier()  # every rank has read the file before anyone changes it
         if self.version == 0 and on_disk:
             # a cache left by another run: the warm-up must be random
             runner.logger.info(
@@ -172,13 +173,13 @@ class AMTSaliencyRefreshHook(Hook):
                     os.remove(self.cache_path)
                 except FileNotFoundError:
                     pass
-            barrier()
         elif self.version > 0 and on_disk != self.version:
             runner.logger.info(
                 f'AMT: resumed at saliency version {self.version} but the '
                 f'cache holds {on_disk}; recomputing it')
             self.version -= 1
             self.refresh(runner)
+        barrier()
 
     def before_train_epoch(self, runner) -> None:
         if runner.epoch >= self.next_refresh:
@@ -198,21 +199,22 @@ class AMTSaliencyRefreshHook(Hook):
         num = len(dataset)
         rank, world = get_dist_info()
         indices = shard_indices(num, rank, world)
-        local = self.compute(model, dataset, indices)
+        # gathered in the cache dtype: half the traffic with float16
+        local = self.compute(model, dataset, indices).to(
+            getattr(torch, self.dtype))
         padded = local.new_zeros(shard_length(num, world), *local.shape[1:])
         padded[:len(indices)] = local
         shards = all_gather(padded)
-        full = torch.zeros(num, *local.shape[1:])
+        full = local.new_zeros(num, *local.shape[1:])
         for r, shard in enumerate(shards):
             n_r = len(shard_indices(num, r, world))
-            full[r::world] = shard[:n_r].cpu().float()
+            full[r::world] = shard[:n_r].cpu()
         self.version += 1
         if self._writes_files():
             write_saliency_cache(self.cache_path, full, self.version,
                                  self.dtype)
         barrier()
-        stored = full.numpy().astype(self.dtype)
-        self.last_digest = hashlib.sha1(stored.tobytes()).hexdigest()
+        self.last_digest = hashlib.sha1(full.numpy().tobytes()).hexdigest()
         self.last_shard_size = len(indices)
         self.last_seconds = time.perf_counter() - start
         runner.logger.info(
