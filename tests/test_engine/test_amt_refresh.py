@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -164,6 +165,13 @@ def test_hook_without_saliency_transform_is_an_error(tmp_path, shapes_dir):
         train(cfg)
 
 
+def free_port() -> int:
+    """A TCP port that is free now (other suites may run in parallel)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
     work = tmp_path / 'work'
     cfg = amt_runner_cfg(str(work), shapes_dir, max_epochs=2)
@@ -174,7 +182,7 @@ def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
     cfg['custom_hooks'].append(dict(type='AMTRankDumpHook'))
     path = tmp_path / 'amt_ddp.py'
     Config(cfg).dump(str(path))
-    env = dict(os.environ, PYTHON=sys.executable, PORT='29541',
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
                OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
     out = subprocess.run(['bash', 'tools/dist_train.sh', str(path), '2'],
                          cwd=ROOT, env=env, capture_output=True, text=True,
