@@ -1,10 +1,17 @@
 """Pure-torch mask logic: the mask plan, selection and score generators."""
+from .amt import (amt_plan, amt_scores, cls_saliency, crop_saliency,
+                  output_shape, shard_indices, shard_length, source_coords)
 from .generators import block_mask, block_masks, grid_scores, random_scores
 from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
                    select_by_score, upsample_map)
+from .saliency_cache import (SaliencyCacheReader, read_header,
+                             write_saliency_cache)
 
 __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
     'select_by_score', 'upsample_map', 'random_scores', 'grid_scores',
-    'block_mask', 'block_masks'
+    'block_mask', 'block_masks', 'amt_plan', 'amt_scores', 'cls_saliency',
+    'crop_saliency', 'output_shape', 'source_coords', 'shard_indices',
+    'shard_length', 'SaliencyCacheReader', 'read_header',
+    'write_saliency_cache'
 ]

@@ -6,6 +6,7 @@ configured, else the pipeline's mask, else random masking.
 Usage:
     python tools/analysis/visualize_masks.py CONFIG [CONFIG ...]
         [--num 6] [--images DIR] [--out masks.png] [--seed 0]
+        [--cfg-options key=value ...]
 
 Visible patches show the image, masked ones are grey, thrown ones dark red.
 """
@@ -13,6 +14,7 @@ import argparse
 import os.path as osp
 
 import torch
+from mmengine.config import DictAction
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, build_train_batch, load_config
@@ -29,13 +31,21 @@ def parse_args() -> argparse.Namespace:
         'instead of its dataset')
     parser.add_argument('--out', default='work_dirs/masks.png')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of every config, e.g. an AMT saliency cache: '
+        'train_dataloader.dataset.pipeline.3.cache_file=WORK_DIR/'
+        'amt_saliency.bin')
     return parser.parse_args()
 
 
-def plan_images(config: str, num: int, images, seed: int):
+def plan_images(config: str, num: int, images, seed: int,
+                cfg_options=None):
     """Images of one config with its plans drawn over them."""
     torch.manual_seed(seed)
-    cfg = load_config(config)
+    cfg = load_config(config, cfg_options)
     model = build_model(cfg)
     model.eval()
     batch, _ = build_train_batch(cfg, num, images)
@@ -50,8 +60,8 @@ def plan_images(config: str, num: int, images, seed: int):
 
 def main() -> None:
     args = parse_args()
-    rows = [plan_images(c, args.num, args.images, args.seed)
-            for c in args.configs]
+    rows = [plan_images(c, args.num, args.images, args.seed,
+                        args.cfg_options) for c in args.configs]
     titles = [osp.splitext(osp.basename(c))[0] for c in args.configs]
     path = save_image_grid(rows, args.out, row_titles=titles)
     print(f'saved {path}')

@@ -1,8 +1,11 @@
+from .amt_saliency import (AMTSaliencyCrop, TrackedRandomFlip,
+                           TrackedRandomResizedCrop)
 from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
                               ColorNoiseMaskGenerator, GridMaskGenerator,
                               RandomMaskGenerator)
 
 __all__ = [
     'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',
-    'BlockwiseMaskGenerator', 'ColorNoiseMaskGenerator'
+    'BlockwiseMaskGenerator', 'ColorNoiseMaskGenerator', 'AMTSaliencyCrop',
+    'TrackedRandomFlip', 'TrackedRandomResizedCrop'
 ]

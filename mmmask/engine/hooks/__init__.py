@@ -1,3 +1,4 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
+from .amt_refresh_hook import AMTSaliencyRefreshHook
 
-__all__ = []
+__all__ = ['AMTSaliencyRefreshHook']

@@ -1,5 +1,8 @@
+from .amt_masker import AMTMasker
 from .base import BaseMasker, patch_grid
 from .color_noise_masker import ColorNoiseMasker
 from .random_masker import RandomMasker
 
-__all__ = ['BaseMasker', 'ColorNoiseMasker', 'RandomMasker', 'patch_grid']
+__all__ = [
+    'AMTMasker', 'BaseMasker', 'ColorNoiseMasker', 'RandomMasker', 'patch_grid'
+]

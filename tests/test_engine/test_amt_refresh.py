@@ -1,0 +1,203 @@
+"""AMT refresh hook in real runs: schedule, cache content, resume, DDP."""
+import hashlib
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from PIL import Image
+
+from mmmask.masks import cls_saliency, read_header
+from mmmask.models.utils import probe_attention
+from tests.helpers import tiny_mae_cfg, tiny_runner_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+AMT_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TrackedRandomResizedCrop', scale=32,
+         crop_ratio_range=(0.5, 1.0), backend='pillow'),
+    dict(type='TrackedRandomFlip', prob=0.5),
+    dict(type='AMTSaliencyCrop', cell_size=8),
+    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
+]
+
+
+def amt_runner_cfg(work_dir, data_root, max_epochs, warmup=1, interval=1,
+                   **kw):
+    """Tiny MAE + AMT (0.45 / 0.40) with a refresh hook."""
+    cfg = tiny_runner_cfg(
+        work_dir, data_root, max_epochs=max_epochs,
+        model=tiny_mae_cfg(masker=dict(
+            type='AMTMasker', mask_ratio=0.45, throw_ratio=0.40)),
+        custom_hooks=[
+            dict(type='AMTSaliencyRefreshHook', warmup_epochs=warmup,
+                 interval=interval, batch_size=16, num_workers=0,
+                 dtype='float32')
+        ],
+        **kw)
+    cfg['train_dataloader']['dataset']['pipeline'] = AMT_PIPELINE
+    return cfg
+
+
+class Recorder(Hook):
+    """Records, per epoch, the versions the batches carried and the plans."""
+
+    priority = 'LOW'
+
+    def __init__(self):
+        self.epochs = {}
+        self.reference = {}
+
+    def before_train_epoch(self, runner):
+        refresh = amt_hook(runner)
+        if refresh.version and refresh.version not in self.reference:
+            self.reference[refresh.version] = reference_saliency(
+                runner, refresh.read_cache())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        masker = runner.model.masker
+        versions = {int(s.saliency_version)
+                    for s in data_batch['data_samples']}
+        self.epochs.setdefault(runner.epoch, []).append(
+            (versions, masker.last_plan_warmup))
+
+
+def amt_hook(runner):
+    return next(h for h in runner.hooks
+                if type(h).__name__ == 'AMTSaliencyRefreshHook')
+
+
+def reference_saliency(runner, cache):
+    """Recompute rows of the cache independently: whole image, Eq. 3-4."""
+    dataset = runner.train_dataloader.dataset
+    model = runner.model
+    errors = []
+    for idx in (0, 7, 31):
+        path = dataset.get_data_info(idx)['img_path']
+        img = np.asarray(Image.open(path).convert('RGB').resize((32, 32)),
+                         dtype=np.float32)
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+        x = ((torch.from_numpy(img).permute(2, 0, 1) - mean) / std)[None]
+        ref = cls_saliency(
+            probe_attention(model.backbone, x).cls_attn, (4, 4))[0]
+        errors.append((ref - torch.from_numpy(cache[idx])).abs().max())
+    return max(errors).item()
+
+
+def train(cfg, *hooks):
+    runner = Runner.from_cfg(Config(cfg))
+    for h in hooks:
+        runner.register_hook(h)
+    runner.train()
+    return runner
+
+
+def test_random_until_first_refresh_then_amt_each_interval(
+        tmp_path, shapes_dir):
+    work = str(tmp_path / 'work')
+    rec = Recorder()
+    runner = train(amt_runner_cfg(work, shapes_dir, max_epochs=3), rec)
+    # epoch 0: no cache, random masks; refreshed before epochs 1 and 2
+    assert all(v == {0} and warm for v, warm in rec.epochs[0])
+    assert all(v == {1} and not warm for v, warm in rec.epochs[1])
+    assert all(v == {2} and not warm for v, warm in rec.epochs[2])
+    hook = amt_hook(runner)
+    assert (hook.version, hook.next_refresh) == (2, 3)
+    cache = osp.join(work, 'amt_saliency.bin')
+    assert read_header(cache)['version'] == 2
+    assert read_header(cache)['num'] == 32
+    # the cache equals an independent computation on the whole image
+    # (PIL bilinear vs cv2 resize differ slightly at pixel level)
+    assert rec.reference[1] < 0.15 and rec.reference[2] < 0.15
+    ckpt = torch.load(osp.join(work, 'epoch_3.pth'))
+    assert ckpt['amt_saliency'] == dict(version=2, next_refresh=3)
+
+
+@pytest.mark.parametrize('lose_cache', [False, True])
+def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
+    work = str(tmp_path / 'work')
+    # warm-up 0: refreshed before epoch 0 (version 1), next before epoch 2
+    train(amt_runner_cfg(work, shapes_dir, max_epochs=1, warmup=0,
+                         interval=2))
+    cache = osp.join(work, 'amt_saliency.bin')
+    assert read_header(cache)['version'] == 1
+    if lose_cache:
+        os.remove(cache)
+    rec = Recorder()
+    cfg = amt_runner_cfg(work, shapes_dir, max_epochs=3, warmup=0,
+                         interval=2, resume=True, experiment_name='resumed')
+    runner = train(cfg, rec)
+    hook = amt_hook(runner)
+    # version 1 kept (recomputed if lost), the next refresh before epoch 2
+    assert all(v == {1} and not warm for v, warm in rec.epochs[1])
+    assert all(v == {2} for v, _ in rec.epochs[2])
+    assert (hook.version, hook.next_refresh) == (2, 4)
+
+
+def test_stale_cache_of_another_run_is_removed(tmp_path, shapes_dir):
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
+    from mmmask.masks import write_saliency_cache
+    write_saliency_cache(osp.join(work, 'amt_saliency.bin'),
+                         torch.rand(32, 4, 4), version=7)
+    rec = Recorder()
+    train(amt_runner_cfg(work, shapes_dir, max_epochs=1), rec)
+    assert all(v == {0} and warm for v, warm in rec.epochs[0])
+
+
+def test_hook_without_saliency_transform_is_an_error(tmp_path, shapes_dir):
+    cfg = amt_runner_cfg(str(tmp_path), shapes_dir, max_epochs=1)
+    cfg['train_dataloader']['dataset']['pipeline'] = [
+        t for t in AMT_PIPELINE if t['type'] != 'AMTSaliencyCrop'
+    ]
+    with pytest.raises(ValueError, match='no AMTSaliencyCrop'):
+        train(cfg)
+
+
+def free_port() -> int:
+    """A TCP port that is free now (other suites may run in parallel)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
+    work = tmp_path / 'work'
+    cfg = amt_runner_cfg(str(work), shapes_dir, max_epochs=2)
+    cfg['custom_imports'] = dict(
+        imports=['mmmask', 'tests.test_engine.amt_rank_dump'],
+        allow_failed_imports=False)
+    cfg['custom_hooks'][0]['dtype'] = 'float16'  # gathered in float16
+    cfg['custom_hooks'].append(dict(type='AMTRankDumpHook'))
+    path = tmp_path / 'amt_ddp.py'
+    Config(cfg).dump(str(path))
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+               OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    out = subprocess.run(['bash', 'tools/dist_train.sh', str(path), '2'],
+                         cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    ranks = [json.loads((work / f'rank{r}.json').read_text())
+             for r in (0, 1)]
+    # epoch 0: no cache; before epoch 1 both ranks refreshed
+    assert [r[0]['version'] for r in ranks] == [0, 0]
+    after = [r[1] for r in ranks]
+    assert [a['version'] for a in after] == [1, 1]
+    assert sorted(a['shard_size'] for a in after) == [16, 16]  # 32 images
+    assert after[0]['digest'] == after[1]['digest']
+    assert after[0]['file_digest'] == after[1]['file_digest'] == \
+        after[0]['digest']
+    data = np.fromfile(work / 'amt_saliency.bin', dtype=np.float16,
+                       offset=64)
+    assert hashlib.sha1(data.tobytes()).hexdigest() == after[0]['digest']
