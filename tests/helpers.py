@@ -96,3 +96,31 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
     )
     cfg.update(kw)
     return cfg
+
+
+def tiny_camae_cfg(img_size: int = 32, patch_size: int = 8,
+                   masker: dict = None, **kw) -> dict:
+    """A CAMAE config (tiny ViT, BN projector/predictor) for unit tests."""
+    mae = tiny_mae_cfg(img_size, patch_size)
+    mae['neck']['decoder_embed_dim'] = 32
+    mlp = dict(type='NonLinearNeck', with_bias=False, with_last_bn=True,
+               with_last_bn_affine=False, with_last_bias=False,
+               with_avg_pool=False, norm_cfg=dict(type='BN1d'))
+    cfg = dict(
+        type='CAMAE',
+        backbone=mae['backbone'],
+        neck=mae['neck'],
+        head=mae['head'],
+        projector=dict(mlp, in_channels=32, hid_channels=64,
+                       out_channels=16, num_layers=3),
+        contrastive_head=dict(
+            type='MoCoV3Head',
+            predictor=dict(mlp, in_channels=16, hid_channels=64,
+                           out_channels=16, num_layers=2),
+            loss=dict(type='CrossEntropyLoss', loss_weight=2 * 0.2),
+            temperature=0.2),
+        masker=masker if masker is not None else dict(
+            type='IDMMasker', num_heads=TINY_VIT['num_heads']),
+        data_preprocessor=mae['data_preprocessor'])
+    cfg.update(kw)
+    return cfg
