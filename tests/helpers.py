@@ -124,3 +124,24 @@ def tiny_camae_cfg(img_size: int = 32, patch_size: int = 8,
         data_preprocessor=mae['data_preprocessor'])
     cfg.update(kw)
     return cfg
+
+
+def tiny_camae_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
+                          plb: bool = True, **kw) -> dict:
+    """A Runner config: tiny CAMAE (IDM masker, PLBHook) on 32 px images."""
+    view = [
+        dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
+             backend='pillow'),
+        dict(type='RandomFlip', prob=0.5),
+    ]
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='MultiView', num_views=2, transforms=[view]),
+        dict(type='PackInputs'),
+    ]
+    cfg = tiny_runner_cfg(work_dir, data_root, max_epochs=max_epochs)
+    cfg['model'] = tiny_camae_cfg()
+    cfg['train_dataloader']['dataset']['pipeline'] = pipeline
+    cfg['custom_hooks'] = [dict(type='PLBHook')] if plb else []
+    cfg.update(kw)
+    return cfg
