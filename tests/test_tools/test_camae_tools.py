@@ -9,7 +9,7 @@ from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CAMAE_DEMO = osp.join(ROOT, 'configs', 'demo',
-                      'camae_vit-tiny-p8_idm-plb_1xb32-60e_shapes-64px.py')
+                      'camae_vit-tiny-p8_idm-plb_1xb32-20e_shapes-64px.py')
 
 
 def test_visualize_masks_of_camae_draws_the_first_view(tmp_path, shapes_dir):
