@@ -71,28 +71,8 @@ view_pipeline1 = [
     dict(type='Solarize', thr=128, prob=0.),
     dict(type='RandomFlip', prob=0.5),
 ]
-view_pipeline2 = [
-    dict(
-        type='RandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.2, 1.),
-        backend='pillow'),
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(
-                type='ColorJitter',
-                brightness=0.4,
-                contrast=0.4,
-                saturation=0.2,
-                hue=0.1)
-        ],
-        prob=0.8),
-    dict(
-        type='RandomGrayscale',
-        prob=0.2,
-        keep_channels=True,
-        channel_weights=(0.114, 0.587, 0.2989)),
+# the second view: weaker blur, some solarisation (MoCo v3 / BYOL)
+view_pipeline2 = view_pipeline1[:3] + [
     dict(
         type='GaussianBlur',
         magnitude_range=(0.1, 2.0),
