@@ -1,6 +1,6 @@
 """Compatibility of the OpenMMLab 2023 releases with torch >= 2.6, numpy 2.
 
-Applied once when ``mmmask`` is imported. Two things, both small:
+Applied once when ``mmmask`` is imported. A few small fixes:
 
 1. **Safe checkpoint loading.** torch >= 2.6 loads with
    ``weights_only=True`` by default; mmengine 0.10.7 calls ``torch.load``
@@ -22,7 +22,11 @@ Applied once when ``mmmask`` is imported. Two things, both small:
    With CUDA available mmengine's own function runs unchanged.
 3. **numpy 2.4** removed ``np.in1d``, which mmpretrain's retrieval metric
    calls; it is restored as the documented equivalent
-   ``np.isin(a, b).ravel()`` when missing.
+   ``np.isin(a, b).ravel()`` when missing. mmcv 2.1.0's ``adjust_hue``
+   (MoCo v3's ``ColorJitter``) computes ``np.uint8(hue_factor * 255)``,
+   which numpy 2 refuses for negative factors (OverflowError) where numpy 1
+   wrapped it modulo 256; negative factors are handed over as a float whose
+   product with 255 wraps the same way, so the hue rotates as before.
 """
 import pickle
 import warnings
@@ -88,6 +92,34 @@ def _patch_numpy() -> None:
         np.in1d = in1d
 
 
+class _WrappingHueFactor(float):
+    """A negative hue factor whose product with 255 wraps modulo 256.
+
+    mmcv's ``adjust_hue`` rotates the uint8 hue channel by
+    ``np.uint8(hue_factor * 255)``; numpy 1 wrapped negative values modulo
+    256, numpy 2 raises. Comparisons (mmcv's range check) see the float.
+    """
+
+    def __mul__(self, other):
+        return int(float(self) * other) % 256
+
+
+def _patch_mmcv_hue() -> None:
+    import mmcv
+    original = mmcv.adjust_hue
+    if getattr(original, 'mmmask_numpy2', False):
+        return
+
+    def adjust_hue(img, hue_factor, backend=None):
+        """mmcv's ``adjust_hue``, also for negative factors on numpy 2."""
+        if -0.5 <= hue_factor < 0:
+            hue_factor = _WrappingHueFactor(hue_factor)
+        return original(img, hue_factor, backend=backend)
+
+    adjust_hue.mmmask_numpy2 = True
+    mmcv.adjust_hue = adjust_hue
+
+
 def _patch_cpu_distributed() -> None:
     import mmengine.dist.utils as dist_utils
     original = dist_utils._init_dist_pytorch
@@ -118,4 +150,5 @@ def apply() -> None:
         torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     _patch_cpu_distributed()
     _patch_numpy()
+    _patch_mmcv_hue()
     _APPLIED = True

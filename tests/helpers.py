@@ -96,3 +96,52 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
     )
     cfg.update(kw)
     return cfg
+
+
+def tiny_camae_cfg(img_size: int = 32, patch_size: int = 8,
+                   masker: dict = None, **kw) -> dict:
+    """A CAMAE config (tiny ViT, BN projector/predictor) for unit tests."""
+    mae = tiny_mae_cfg(img_size, patch_size)
+    mae['neck']['decoder_embed_dim'] = 32
+    mlp = dict(type='NonLinearNeck', with_bias=False, with_last_bn=True,
+               with_last_bn_affine=False, with_last_bias=False,
+               with_avg_pool=False, norm_cfg=dict(type='BN1d'))
+    cfg = dict(
+        type='CAMAE',
+        backbone=mae['backbone'],
+        neck=mae['neck'],
+        head=mae['head'],
+        projector=dict(mlp, in_channels=32, hid_channels=64,
+                       out_channels=16, num_layers=3),
+        contrastive_head=dict(
+            type='MoCoV3Head',
+            predictor=dict(mlp, in_channels=16, hid_channels=64,
+                           out_channels=16, num_layers=2),
+            loss=dict(type='CrossEntropyLoss', loss_weight=2 * 0.2),
+            temperature=0.2),
+        masker=masker if masker is not None else dict(
+            type='IDMMasker', num_heads=TINY_VIT['num_heads']),
+        data_preprocessor=mae['data_preprocessor'])
+    cfg.update(kw)
+    return cfg
+
+
+def tiny_camae_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
+                          plb: bool = True, **kw) -> dict:
+    """A Runner config: tiny CAMAE (IDM masker, PLBHook) on 32 px images."""
+    view = [
+        dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
+             backend='pillow'),
+        dict(type='RandomFlip', prob=0.5),
+    ]
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='MultiView', num_views=2, transforms=[view]),
+        dict(type='PackInputs'),
+    ]
+    cfg = tiny_runner_cfg(work_dir, data_root, max_epochs=max_epochs)
+    cfg['model'] = tiny_camae_cfg()
+    cfg['train_dataloader']['dataset']['pipeline'] = pipeline
+    cfg['custom_hooks'] = [dict(type='PLBHook')] if plb else []
+    cfg.update(kw)
+    return cfg

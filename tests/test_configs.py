@@ -5,6 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from mmpretrain.registry import MODELS, TRANSFORMS
 
@@ -32,8 +33,10 @@ def test_config_builds(path):
     with torch.no_grad():
         plan = model.get_plan(torch.randn(2, 3, *size), None)
     assert plan.batch_size == 2
-    pipeline = [TRANSFORMS.build(t) for t in
-                cfg.train_dataloader.dataset.pipeline]
-    # the mask comes from the pipeline or from an in-model masker
-    assert getattr(model, 'masker', None) is not None or any(
-        'MaskGenerator' in type(t).__name__ for t in pipeline)
+    # nested transforms (MultiView) resolve names in the default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = [TRANSFORMS.build(t) for t in
+                    cfg.train_dataloader.dataset.pipeline]
+    # masks come from the pipeline, or from an in-model masker (IDM, AMT...)
+    assert (any('MaskGenerator' in type(t).__name__ for t in pipeline)
+            or getattr(model, 'masker', None) is not None)

@@ -2,6 +2,8 @@
 from .amt import (amt_plan, amt_scores, cls_saliency, crop_saliency,
                   output_shape, shard_indices, shard_length, source_coords)
 from .generators import block_mask, block_masks, grid_scores, random_scores
+from .idm import (check_probabilities, credit_heads, head_mean_losses,
+                  idm_plan, plb_update, sample_heads, sampled_head_attention)
 from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
                    select_by_score, upsample_map)
 from .saliency_cache import (SaliencyCacheReader, read_header,
@@ -13,5 +15,7 @@ __all__ = [
     'block_mask', 'block_masks', 'amt_plan', 'amt_scores', 'cls_saliency',
     'crop_saliency', 'output_shape', 'source_coords', 'shard_indices',
     'shard_length', 'SaliencyCacheReader', 'read_header',
-    'write_saliency_cache'
+    'write_saliency_cache', 'check_probabilities', 'credit_heads',
+    'head_mean_losses', 'idm_plan', 'plb_update', 'sample_heads',
+    'sampled_head_attention'
 ]

@@ -50,10 +50,14 @@ def plan_images(config: str, num: int, images, seed: int,
     model.eval()
     batch, _ = build_train_batch(cfg, num, images)
     data = model.data_preprocessor(batch, training=True)
+    inputs, raw = data['inputs'], batch['inputs']
+    if isinstance(inputs, (list, tuple)):
+        # multi-view algorithms (CAMAE) mask the first view
+        inputs, raw = inputs[0], raw[0]
     with torch.no_grad():
-        plan = model.get_plan(data['inputs'], data['data_samples'])
+        plan = model.get_plan(inputs, data['data_samples'])
     rgb = [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
-           else img.permute(1, 2, 0).numpy() for img in batch['inputs']]
+           else img.permute(1, 2, 0).numpy() for img in raw]
     labels = plan.label_map().cpu().numpy()
     return [overlay_plan(img, lab) for img, lab in zip(rgb, labels)]
 

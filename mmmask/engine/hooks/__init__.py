@@ -1,4 +1,5 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
 from .amt_refresh_hook import AMTSaliencyRefreshHook
+from .plb_hook import PLBHook
 
-__all__ = ['AMTSaliencyRefreshHook']
+__all__ = ['AMTSaliencyRefreshHook', 'PLBHook']

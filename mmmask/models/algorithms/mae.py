@@ -55,4 +55,5 @@ class MAEWithMasker(MaskPlanSourceMixin, MAE):
         plan = self.get_plan(inputs, data_samples)
         latent = self.backbone(inputs, plan)
         pred = self.neck(latent, plan)
+        self.credit_masker(pred, inputs, plan)
         return dict(loss=self.head.loss(pred, inputs, plan.mask))

@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, random_scores, select_by_score
 from ..maskers.base import patch_grid
+from ..utils import per_image_reconstruction_loss
 
 
 def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:
@@ -56,21 +57,30 @@ class MaskPlanSourceMixin:
             check_can_throw(self.backbone,
                             f'{type(self.masker).__name__} (throw_ratio='
                             f'{self.masker.throw_ratio})')
+        # per-rank statistics of a masker (e.g. IDM's per-head loss sums)
+        # must not be overwritten by DDP's buffer broadcast from rank 0
+        local = getattr(self.masker, 'rank_local_buffers', ())
+        if local:
+            self._ddp_params_and_buffers_to_ignore = [
+                f'masker.{name}' for name in local]
 
-    def get_plan(self, inputs: Tensor,
-                 data_samples: Optional[List]) -> MaskPlan:
+    def get_plan(self, inputs: Tensor, data_samples: Optional[List],
+                 **masker_kwargs) -> MaskPlan:
         """Choose the mask plan for a batch.
 
         Args:
             inputs (Tensor): Normalised images ``(B, C, H, W)``.
             data_samples (list, optional): Data samples of the batch.
+            **masker_kwargs: Extra inputs for the masker only (e.g. IDM's
+                ``cls_attn`` from a forward pass the algorithm already ran).
 
         Returns:
             MaskPlan: The plan, on the device of ``inputs``.
         """
         grid = patch_grid(self.backbone)
         if self.masker is not None:
-            plan = self.masker(inputs, data_samples, self.backbone)
+            plan = self.masker(inputs, data_samples, self.backbone,
+                               **masker_kwargs)
         elif data_samples and 'mask' in data_samples[0]:
             plan = self._plan_from_samples(data_samples, grid)
         else:
@@ -85,6 +95,22 @@ class MaskPlanSourceMixin:
         if plan.num_thrown:
             check_can_throw(self.backbone, 'the mask plan')
         return plan.to(inputs.device)
+
+    def credit_masker(self, pred: Tensor, inputs: Tensor,
+                      plan: MaskPlan) -> None:
+        """Hand the per-image reconstruction losses to a masker that keeps
+        statistics (IDM's per-head bookkeeping for PLB); no-op otherwise.
+
+        Args:
+            pred (Tensor): ``(B, L, D)`` decoder predictions.
+            inputs (Tensor): The images the plan masked.
+            plan (MaskPlan): The plan from :meth:`get_plan`.
+        """
+        if self.masker is None or not hasattr(self.masker, 'credit'):
+            return
+        self.masker.credit(
+            per_image_reconstruction_loss(self.head, pred, inputs,
+                                          plan.mask))
 
     @staticmethod
     def _plan_from_samples(data_samples: List, grid) -> MaskPlan:

@@ -1,7 +1,10 @@
 from .attention_probe import (AttentionMaps, check_probeable, embed_full_grid,
                               layer_attention, probe_attention)
+from .layer_capture import LayerInput, capture_input, cls_attention
+from .reconstruction_loss import per_image_reconstruction_loss
 
 __all__ = [
     'AttentionMaps', 'check_probeable', 'embed_full_grid', 'layer_attention',
-    'probe_attention'
+    'probe_attention', 'LayerInput', 'capture_input', 'cls_attention',
+    'per_image_reconstruction_loss'
 ]

@@ -1,0 +1,39 @@
+"""Reconstruction loss of each image of a batch (for PLB bookkeeping)."""
+import torch
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def per_image_reconstruction_loss(head: nn.Module, pred: Tensor,
+                                  inputs: Tensor, mask: Tensor) -> Tensor:
+    """The head's masked reconstruction loss, one value per image (Eq. 2).
+
+    Uses the head's own target (``construct_target``, e.g. ``norm_pix``) and
+    criterion, so that with equal mask counts per image (always true for a
+    mask plan) the mean over images equals ``head.loss(pred, inputs, mask)``.
+
+    Args:
+        head (nn.Module): An ``MAEPretrainHead``-like head with
+            ``construct_target`` and ``loss_module``.
+        pred (Tensor): ``(B, L, D)`` predictions.
+        inputs (Tensor): ``(B, C, H, W)`` images.
+        mask (Tensor): ``(B, L)`` 1 where the patch is masked.
+
+    Returns:
+        Tensor: ``(B, )`` losses, without gradient.
+    """
+    target = head.construct_target(inputs)
+    loss_module = head.loss_module
+    penalty = getattr(loss_module, 'penalty', None)
+    if penalty is not None and hasattr(loss_module, 'channel'):
+        # PixelReconstructionLoss, batched: its formula per image
+        err = penalty(pred, target)
+        if err.dim() == 3:
+            err = err.mean(dim=-1)
+        mask = mask.to(err)
+        return ((err * mask).sum(1) / mask.sum(1) /
+                loss_module.channel).float()
+    return torch.stack([
+        loss_module(pred[i:i + 1], target[i:i + 1], mask[i:i + 1]).float()
+        for i in range(pred.shape[0])
+    ])

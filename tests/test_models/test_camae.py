@@ -1,0 +1,121 @@
+"""CAMAE with IDM masks: attention source, bookkeeping, losses."""
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MessageHub
+from mmengine.runner import Runner
+
+from mmpretrain.registry import MODELS
+
+from mmmask.models.utils import probe_attention
+from tests.helpers import (tiny_camae_cfg, tiny_camae_runner_cfg,
+                           tiny_mae_cfg)
+
+
+@pytest.fixture(autouse=True)
+def max_iters():
+    # CosineEMA reads the schedule length from the message hub
+    MessageHub.get_current_instance().update_info('max_iters', 100)
+
+
+def build(cfg):
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model.train()
+
+
+def views(batch=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, 32, 32, generator=g) for _ in range(2)]
+
+
+def test_idm_mask_is_top_75_percent_of_the_sampled_head_of_the_online_pass():
+    model = build(tiny_camae_cfg())
+    x = views()
+    calls = []
+    model.backbone.patch_embed.register_forward_hook(
+        lambda *a: calls.append(1))
+    seen = {}
+    get_plan = model.get_plan
+
+    def spy(inputs, data_samples, **kw):
+        plan = get_plan(inputs, data_samples, **kw)
+        seen.update(kw, plan=plan, heads=model.masker.last_heads.clone())
+        return plan
+
+    model.get_plan = spy
+    model.loss(x, None)
+    # two full views (contrastive) + one masked view (MAE): no probe pass
+    assert len(calls) == 3
+    # the attention handed to the masker is the last block's CLS attention
+    # of view 0 (no dropout in the tiny ViT: equal to a probe in eval mode)
+    expected = probe_attention(model.backbone, x[0]).cls_attn
+    assert torch.allclose(seen['cls_attn'], expected, atol=1e-6)
+    plan, heads = seen['plan'], seen['heads']
+    assert plan.ids_masked.shape == (4, 12)
+    for i in range(4):
+        top = expected[i, heads[i]].topk(12).indices
+        assert set(plan.ids_masked[i].tolist()) == set(top.tolist())
+
+
+def test_masks_from_different_heads_differ():
+    model = build(tiny_camae_cfg())
+    x = torch.randn(4, 3, 32, 32)
+    plans = []
+    for head in range(2):
+        model.masker.probs.zero_()[head] = 1.0
+        plans.append(model.get_plan(x, None))
+        assert model.masker.last_heads.eq(head).all()
+    differs = (plans[0].ids_masked != plans[1].ids_masked).any(dim=1)
+    assert differs.all()
+
+
+def test_each_image_loss_is_credited_to_its_head():
+    model = build(tiny_camae_cfg())
+    out = model.loss(views(batch=6), None)
+    masker = model.masker
+    assert masker.loss_count.sum() == 6
+    # the mean of the per-image losses is the batch reconstruction loss
+    assert torch.isclose(masker.loss_sum.sum() / 6,
+                         out['loss_reconstruction'].double(), atol=1e-5)
+    assert masker.last_heads is None  # consumed
+
+
+def test_random_masker_ablation_skips_attention():
+    model = build(tiny_camae_cfg(masker=dict(type='RandomMasker')))
+    out = model.loss(views(), None)
+    assert set(out) == {'loss_contrastive', 'loss_reconstruction'}
+
+
+def test_idm_with_mae_alone_probes_and_credits():
+    model = build(tiny_mae_cfg(masker=dict(type='IDMMasker', num_heads=2)))
+    x = torch.randn(3, 3, 32, 32)
+    model.loss(x, None)
+    assert model.masker.loss_count.sum() == 3
+
+
+def test_bad_inputs_have_clear_errors():
+    model = build(tiny_camae_cfg())
+    with pytest.raises(ValueError, match='MultiView'):
+        model.loss(torch.randn(2, 3, 32, 32), None)
+    bad = build(tiny_camae_cfg(masker=dict(type='IDMMasker', num_heads=3)))
+    with pytest.raises(ValueError, match='num_heads'):
+        bad.loss(views(), None)
+    with pytest.raises(ValueError, match='num_heads'):
+        MODELS.build(dict(type='IDMMasker', num_heads=0))
+
+
+def test_tiny_cpu_run_lowers_both_losses(tmp_path, shapes_dir):
+    cfg = tiny_camae_runner_cfg(str(tmp_path), shapes_dir, max_epochs=6,
+                                plb=True)
+    runner = Runner.from_cfg(Config(cfg))
+    runner.train()
+    per_epoch = len(runner.train_dataloader)
+    for key in ('train/loss_contrastive', 'train/loss_reconstruction'):
+        hist = runner.message_hub.get_scalar(key).data[0]
+        first, last = hist[:per_epoch].mean(), hist[-per_epoch:].mean()
+        assert last < first, (key, first, last)
+    probs = runner.model.masker.probs
+    assert torch.isclose(probs.sum(), torch.tensor(1.0, dtype=probs.dtype))
+    assert not torch.allclose(probs, torch.full_like(probs, 0.5))
