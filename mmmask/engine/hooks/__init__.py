@@ -1,3 +1,4 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
+from .mask_schedule_hook import MaskScheduleHook
 
-__all__ = []
+__all__ = ['MaskScheduleHook']

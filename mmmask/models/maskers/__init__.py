@@ -1,4 +1,10 @@
 from .base import BaseMasker, patch_grid
+from .ehm_masker import EvolvedHierarchicalMasker
+from .epm_masker import EvolvedPartMasker
 from .random_masker import RandomMasker
+from .scheduled import ScheduledMasker
 
-__all__ = ['BaseMasker', 'RandomMasker', 'patch_grid']
+__all__ = [
+    'BaseMasker', 'RandomMasker', 'patch_grid', 'ScheduledMasker',
+    'EvolvedHierarchicalMasker', 'EvolvedPartMasker'
+]
