@@ -34,4 +34,8 @@ def test_config_builds(path):
     assert plan.batch_size == 2
     pipeline = [TRANSFORMS.build(t) for t in
                 cfg.train_dataloader.dataset.pipeline]
-    assert any('MaskGenerator' in type(t).__name__ for t in pipeline)
+    # the mask comes from an in-model masker or from a pipeline generator
+    assert cfg.model.get('masker') is not None or any(
+        'MaskGenerator' in type(t).__name__ for t in pipeline)
+    if cfg.model.get('masker', {}).get('type', '').startswith('Evolved'):
+        assert any(h.type == 'MaskScheduleHook' for h in cfg.custom_hooks)
