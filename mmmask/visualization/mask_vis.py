@@ -43,6 +43,33 @@ def overlay_plan(img: np.ndarray,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def overlay_segments(img: np.ndarray,
+                     segments: np.ndarray,
+                     alpha: float = 0.55,
+                     seed: int = 0) -> np.ndarray:
+    """Colour each segment (EPM part, EHM tree node) of the patch grid.
+
+    Args:
+        img (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        segments (np.ndarray): ``(h, w)`` integer segment ids.
+        alpha (float): Weight of the segment colour.
+        seed (int): Seed of the random palette.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 image.
+    """
+    H, W = img.shape[:2]
+    h, w = segments.shape
+    if H % h or W % w:
+        raise ValueError(f'image {H}x{W} is not a multiple of grid {h}x{w}')
+    _, ids = np.unique(np.asarray(segments), return_inverse=True)
+    palette = np.random.default_rng(seed).integers(
+        0, 256, size=(ids.max() + 1, 3)).astype(np.float32)
+    colours = palette[ids.reshape(h, w)].repeat(H // h, 0).repeat(W // w, 1)
+    out = (1 - alpha) * img.astype(np.float32) + alpha * colours
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
                     path: str,
                     col_titles: Optional[Sequence[str]] = None,

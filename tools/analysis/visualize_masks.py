@@ -6,17 +6,24 @@ configured, else the pipeline's mask, else random masking.
 Usage:
     python tools/analysis/visualize_masks.py CONFIG [CONFIG ...]
         [--num 6] [--images DIR] [--out masks.png] [--seed 0]
+        [--progress 0 0.5 1] [--segments]
 
 Visible patches show the image, masked ones are grey, thrown ones dark red.
+For a masker with a schedule (EHM, EPM), ``--progress`` draws one row per
+training-progress value and ``--segments`` adds, per progress value, the
+regions it masks whole: EPM's parts or the nodes of EHM's tree cut, in
+random colours.
 """
 import argparse
 import os.path as osp
+from typing import List, Optional
 
 import torch
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, build_train_batch, load_config
-from mmmask.visualization import overlay_plan, save_image_grid
+from mmmask.visualization import (overlay_plan, overlay_segments,
+                                  save_image_grid)
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,30 +36,59 @@ def parse_args() -> argparse.Namespace:
         'instead of its dataset')
     parser.add_argument('--out', default='work_dirs/masks.png')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--progress',
+        type=float,
+        nargs='+',
+        help='training progress values (0..1) for maskers with a schedule')
+    parser.add_argument(
+        '--segments',
+        action='store_true',
+        help='also draw the parts / tree cut of scheduled maskers')
     return parser.parse_args()
 
 
-def plan_images(config: str, num: int, images, seed: int):
-    """Images of one config with its plans drawn over them."""
+def config_rows(config: str, num: int, images, seed: int,
+                progress: Optional[List[float]], segments: bool):
+    """Rows of images of one config with its plans drawn over them."""
     torch.manual_seed(seed)
     cfg = load_config(config)
     model = build_model(cfg)
     model.eval()
     batch, _ = build_train_batch(cfg, num, images)
     data = model.data_preprocessor(batch, training=True)
-    with torch.no_grad():
-        plan = model.get_plan(data['inputs'], data['data_samples'])
     rgb = [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
            else img.permute(1, 2, 0).numpy() for img in batch['inputs']]
-    labels = plan.label_map().cpu().numpy()
-    return [overlay_plan(img, lab) for img, lab in zip(rgb, labels)]
+    name = osp.splitext(osp.basename(config))[0]
+    masker = getattr(model, 'masker', None)
+    scheduled = hasattr(masker, 'set_progress')
+    rows, titles = [], []
+    for p in (progress if scheduled and progress else [None]):
+        if p is not None:
+            masker.set_progress(p)
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            plan = model.get_plan(data['inputs'], data['data_samples'])
+        labels = plan.label_map().cpu().numpy()
+        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
+        titles.append(name if p is None else f'{name}  progress {p:g}')
+        if segments and hasattr(masker, 'segments'):
+            with torch.no_grad():
+                seg = masker.segments(data['inputs'], model.backbone)
+            seg = seg.view(-1, *plan.grid).cpu().numpy()
+            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
+            titles.append(f'{type(masker).__name__} regions, progress {p:g}')
+    return rows, titles
 
 
 def main() -> None:
     args = parse_args()
-    rows = [plan_images(c, args.num, args.images, args.seed)
-            for c in args.configs]
-    titles = [osp.splitext(osp.basename(c))[0] for c in args.configs]
+    rows, titles = [], []
+    for config in args.configs:
+        r, t = config_rows(config, args.num, args.images, args.seed,
+                           args.progress, args.segments)
+        rows += r
+        titles += t
     path = save_image_grid(rows, args.out, row_titles=titles)
     print(f'saved {path}')
 

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, select_by_score
-from mmmask.masks.hierarchy import build_tree, ehm_scores, masking_level
+from mmmask.masks.hierarchy import (build_tree, cut_and_order, ehm_scores,
+                                    masking_level)
 from .base import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -58,6 +59,17 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
         scores = ehm_scores(tree, float(self.progress), self.depth_range)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
                                patch_grid(backbone))
+
+    @torch.no_grad()
+    def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """``(B, L)`` cut node of every patch at the current level (Eq. 15).
+
+        For pictures: the regions that EHM masks whole at this progress.
+        """
+        tree = build_tree(self.patch_attention(inputs, backbone))
+        level = masking_level(
+            float(self.progress), tree.height, self.depth_range)
+        return cut_and_order(tree, level)[0]
 
     def extra_repr(self) -> str:
         return f'{super().extra_repr()}, depth_range={self.depth_range}'

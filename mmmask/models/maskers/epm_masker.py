@@ -1,6 +1,7 @@
 """EPM: evolved part masking as an in-model masker."""
 from typing import List, Optional, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
@@ -66,8 +67,9 @@ class EvolvedPartMasker(ScheduledMasker):
         return epm_schedule(float(self.progress), self.gamma,
                             self.parts_range)
 
-    def parts(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
-        """``(B, L)`` part labels of the batch (Eq. 7-16)."""
+    @torch.no_grad()
+    def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """``(B, L)`` part labels at the current K (Eq. 7-16)."""
         _, num_parts = self.schedule()
         graph = attention_graph(self.patch_attention(inputs, backbone))
         return em_partition(graph, num_parts, self.num_iters, self.var_reg)
@@ -76,7 +78,7 @@ class EvolvedPartMasker(ScheduledMasker):
                 backbone: nn.Module) -> MaskPlan:
         alpha, _ = self.schedule()
         grid = patch_grid(backbone)
-        scores = epm_scores(self.parts(inputs, backbone), grid, alpha)
+        scores = epm_scores(self.segments(inputs, backbone), grid, alpha)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio, grid)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,146 @@
+"""Cost of EHM and EPM masks relative to one MAE training step, in one run.
+
+Prints, for MAE ViT-B/16 at 224 px (by default):
+
+- one training step (forward + backward + AdamW step, random masking);
+- EHM: attention probe (first 6 layers) + tree + selection, and its share
+  of a step;
+- EPM: attention probe (all layers) + EM + selection, and its share;
+- the batched tree build against a loop of ``scipy`` average linkage over
+  the same similarity matrices (the probe's attention, and a larger batch
+  of random matrices).
+
+Every number is the median of ``--reps`` timed repetitions after one
+warm-up, measured in the same process, so the ratios are comparable even
+on a loaded machine.
+
+Usage:
+    python tools/analysis/benchmark_evolving_masks.py \
+        [--config configs/mae/mae_vit-base-p16_ehm-mask_8xb512-amp-coslr-300e_in1k.py] \
+        [--batch 2] [--tree-batch 64] [--reps 3] [--device cpu]
+"""
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+import mmmask  # noqa: F401  (registers components)
+from mmmask.apis import build_model, load_config
+from mmmask.masks.hierarchy import build_tree
+
+DEFAULT_CONFIG = \
+    'configs/mae/mae_vit-base-p16_ehm-mask_8xb512-amp-coslr-300e_in1k.py'
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='an MAE config (its model is used)')
+    parser.add_argument('--batch', type=int, default=2,
+                        help='images per training step')
+    parser.add_argument('--tree-batch', type=int, default=64,
+                        help='random similarity matrices for the tree '
+                        'comparison')
+    parser.add_argument('--reps', type=int, default=3)
+    parser.add_argument('--device', default='cpu')
+    return parser.parse_args()
+
+
+def timed(fn: Callable, reps: int, device: str) -> float:
+    """Median seconds of ``fn()`` over ``reps`` runs after one warm-up."""
+
+    def sync():
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def scipy_loop(sim: torch.Tensor) -> None:
+    """Average linkage per image with scipy, as a per-image loop would."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+    for s in sim.double().cpu().numpy():
+        s = (s + s.T) / 2
+        dist = s.max() - s
+        np.fill_diagonal(dist, 0)
+        linkage(squareform(dist, checks=False), method='average')
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(0)
+    cfg = load_config(args.config)
+    cfg.model.pop('masker', None)
+    model = build_model(cfg).to(args.device)
+    model.train()
+    backbone = model.backbone
+    size = backbone.img_size if hasattr(backbone, 'img_size') else (224, 224)
+    inputs = torch.randn(args.batch, 3, *size, device=args.device)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        optim.zero_grad(set_to_none=True)
+        model.loss(inputs, None)['loss'].backward()
+        optim.step()
+
+    from mmpretrain.registry import MODELS
+    ehm = MODELS.build(dict(type='EvolvedHierarchicalMasker')).to(args.device)
+    epm = MODELS.build(dict(type='EvolvedPartMasker')).to(args.device)
+    ehm.set_progress(0.5)
+    epm.set_progress(0.5)
+    attn6 = ehm.patch_attention(inputs, backbone)
+
+    t_step = timed(step, args.reps, args.device)
+    t_ehm = timed(lambda: ehm(inputs, None, backbone), args.reps, args.device)
+    t_ehm_probe = timed(lambda: ehm.patch_attention(inputs, backbone),
+                        args.reps, args.device)
+    t_epm = timed(lambda: epm(inputs, None, backbone), args.reps, args.device)
+    t_epm_probe = timed(lambda: epm.patch_attention(inputs, backbone),
+                        args.reps, args.device)
+    t_tree = timed(lambda: build_tree(attn6), args.reps, args.device)
+    t_scipy = timed(lambda: scipy_loop(attn6), args.reps, args.device)
+    n = attn6.shape[1]
+    rand = torch.rand(args.tree_batch, n, n, device=args.device)
+    rand = (rand + rand.transpose(1, 2)) / 2
+    t_tree_big = timed(lambda: build_tree(rand), args.reps, args.device)
+    t_scipy_big = timed(lambda: scipy_loop(rand), args.reps, args.device)
+
+    threads = torch.get_num_threads()
+    print(f'config: {args.config}')
+    print(f'device: {args.device} (torch threads {threads}), batch '
+          f'{args.batch}, {size[0]}x{size[1]} px, {n} patches, median of '
+          f'{args.reps}')
+    print(f'training step (random mask)    {t_step * 1e3:9.1f} ms')
+    print(f'EHM masker (probe + tree)      {t_ehm * 1e3:9.1f} ms  '
+          f'{100 * t_ehm / t_step:5.1f}% of a step  (goal <= 4%)')
+    print(f'  probe, first 6 layers        {t_ehm_probe * 1e3:9.1f} ms')
+    print(f'  tree + selection             '
+          f'{(t_ehm - t_ehm_probe) * 1e3:9.1f} ms')
+    print(f'EPM masker (probe + EM)        {t_epm * 1e3:9.1f} ms  '
+          f'{100 * t_epm / t_step:5.1f}% of a step  (goal <= 6%)')
+    print(f'  probe, all layers            {t_epm_probe * 1e3:9.1f} ms')
+    print(f'  EM + selection               '
+          f'{(t_epm - t_epm_probe) * 1e3:9.1f} ms')
+    print(f'tree, batch {args.batch:3d} (probe attention): batched '
+          f'{t_tree * 1e3:8.2f} ms, scipy loop {t_scipy * 1e3:8.2f} ms, '
+          f'speed-up {t_scipy / t_tree:5.2f}x')
+    print(f'tree, batch {args.tree_batch:3d} (random):          batched '
+          f'{t_tree_big * 1e3:8.2f} ms, scipy loop '
+          f'{t_scipy_big * 1e3:8.2f} ms, speed-up '
+          f'{t_scipy_big / t_tree_big:5.2f}x')
+
+
+if __name__ == '__main__':
+    main()
