@@ -17,7 +17,7 @@ on a loaded machine.
 Usage:
     python tools/analysis/benchmark_evolving_masks.py \
         [--config configs/mae/mae_vit-base-p16_ehm-mask_8xb512-amp-coslr-300e_in1k.py] \
-        [--batch 2] [--tree-batch 64] [--reps 3] [--device cpu]
+        [--batch 2] [--tree-batch 64] [--reps 3] [--device cpu] [--threads 1]
 """
 import argparse
 import statistics
@@ -47,6 +47,12 @@ def parse_args() -> argparse.Namespace:
                         'comparison')
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (1 = the same footing as scipy, and no '
+        'thread contention on a shared machine; 0 = torch default)')
     return parser.parse_args()
 
 
@@ -82,6 +88,8 @@ def scipy_loop(sim: torch.Tensor) -> None:
 def main() -> None:
     args = parse_args()
     MMLogger.get_instance('mmengine', log_level='WARNING')  # quiet init
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = load_config(args.config)
     cfg.model.pop('masker', None)
