@@ -6,6 +6,6 @@ from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
 
 __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
-    'select_by_score', 'upsample_map', 'random_scores', 'grid_phase', 'grid_scores',
-    'block_mask', 'block_masks'
+    'select_by_score', 'upsample_map', 'random_scores', 'grid_phase',
+    'grid_scores', 'block_mask', 'block_masks'
 ]

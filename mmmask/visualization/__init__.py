@@ -3,5 +3,6 @@ from .mask_vis import (overlay_plan, overlay_segments, save_image_grid,
 from .reconstruction import mae_reconstruct
 
 __all__ = [
-    'overlay_plan', 'overlay_segments', 'save_image_grid', 'to_uint8_rgb', 'mae_reconstruct'
+    'overlay_plan', 'overlay_segments', 'save_image_grid', 'to_uint8_rgb',
+    'mae_reconstruct'
 ]
