@@ -15,7 +15,7 @@ def test_visualize_masks_at_progress_values_with_regions(tmp_path,
                                                          shapes_dir):
     out = tmp_path / 'evolving.png'
     res = tool('tools/analysis/visualize_masks.py', EHM_DEMO, EPM_DEMO,
-               '--images', shapes_dir, '--num', '2', '--progress', '0', '1',
+               '--images', shapes_dir, '--num', '1', '--progress', '0', '1',
                '--segments', '--out', str(out))
     assert 'saved' in res.stdout
     img = np.asarray(Image.open(out))
