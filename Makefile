@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mmmask-env
 DEMO_CFG := configs/demo/mae_vit-tiny-p8_random-mask_1xb32-60e_shapes-64px.py
 DEMO_DIR := work_dirs/demo_mae
 DEMO_DATA := data/shapes-64px
-MASK_CFGS := $(wildcard configs/mae/mae_vit-base-p16_*-mask_8xb512-amp-coslr-800e_in1k.py)
+MASK_CFGS := $(foreach m,random block grid,configs/mae/mae_vit-base-p16_$(m)-mask_8xb512-amp-coslr-800e_in1k.py)
 
 .PHONY: env test demo clean-demo
 

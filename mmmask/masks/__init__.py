@@ -1,7 +1,8 @@
 """Pure-torch mask logic: the mask plan, selection and score generators."""
 from .amt import (amt_plan, amt_scores, cls_saliency, crop_saliency,
                   output_shape, shard_indices, shard_length, source_coords)
-from .generators import block_mask, block_masks, grid_scores, random_scores
+from .generators import (block_mask, block_masks, grid_phase, grid_scores,
+                         random_scores)
 from .idm import (check_probabilities, credit_heads, head_mean_losses,
                   idm_plan, plb_update, sample_heads, sampled_head_attention)
 from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
@@ -11,10 +12,10 @@ from .saliency_cache import (SaliencyCacheReader, read_header,
 
 __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
-    'select_by_score', 'upsample_map', 'random_scores', 'grid_scores',
-    'block_mask', 'block_masks', 'amt_plan', 'amt_scores', 'cls_saliency',
-    'crop_saliency', 'output_shape', 'source_coords', 'shard_indices',
-    'shard_length', 'SaliencyCacheReader', 'read_header',
+    'select_by_score', 'upsample_map', 'random_scores', 'grid_phase',
+    'grid_scores', 'block_mask', 'block_masks', 'amt_plan', 'amt_scores',
+    'cls_saliency', 'crop_saliency', 'output_shape', 'source_coords',
+    'shard_indices', 'shard_length', 'SaliencyCacheReader', 'read_header',
     'write_saliency_cache', 'check_probabilities', 'credit_heads',
     'head_mean_losses', 'idm_plan', 'plb_update', 'sample_heads',
     'sampled_head_attention'

@@ -31,6 +31,23 @@ def random_scores(batch_size: int,
         batch_size, num_patches, generator=generator, device=device)
 
 
+def grid_phase(grid: Tuple[int, int]) -> Tensor:
+    """Position of every patch in its 2x2 cell (EPM Eq. 17).
+
+    ``r(i) = (floor(i / W) mod 2) * 2 + (i mod W) mod 2`` in raster order.
+
+    Args:
+        grid (tuple[int, int]): Patch grid ``(h, w)``.
+
+    Returns:
+        Tensor: ``(h * w,)`` long phases in {0, 1, 2, 3}.
+    """
+    h, w = grid
+    rows = torch.arange(h).view(h, 1) % 2
+    cols = torch.arange(w).view(1, w) % 2
+    return (rows * 2 + cols).flatten()
+
+
 def grid_scores(batch_size: int,
                 grid: Tuple[int, int],
                 generator: Optional[torch.Generator] = None) -> Tensor:
@@ -52,9 +69,7 @@ def grid_scores(batch_size: int,
         Tensor: ``(B, h * w)`` scores.
     """
     h, w = grid
-    rows = torch.arange(h).view(h, 1) % 2
-    cols = torch.arange(w).view(1, w) % 2
-    phase = (rows * 2 + cols).flatten()  # r(i), EPM Eq. 18
+    phase = grid_phase(grid)
     delta = torch.rand(batch_size, 4, generator=generator).argsort(dim=1)
     rank = delta.gather(1, phase.expand(batch_size, -1)).float()
     jitter = torch.rand(batch_size, h * w, generator=generator) * 0.5

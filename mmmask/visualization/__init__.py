@@ -1,6 +1,8 @@
-from .mask_vis import overlay_plan, save_image_grid, to_uint8_rgb
+from .mask_vis import (overlay_plan, overlay_segments, save_image_grid,
+                       to_uint8_rgb)
 from .reconstruction import mae_reconstruct
 
 __all__ = [
-    'overlay_plan', 'save_image_grid', 'to_uint8_rgb', 'mae_reconstruct'
+    'overlay_plan', 'overlay_segments', 'save_image_grid', 'to_uint8_rgb',
+    'mae_reconstruct'
 ]

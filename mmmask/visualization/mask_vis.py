@@ -13,6 +13,15 @@ MASKED_RGB = np.array([128, 128, 128], dtype=np.float32)
 THROWN_RGB = np.array([90, 0, 0], dtype=np.float32)
 
 
+def to_pixels(grid_map: np.ndarray, size) -> np.ndarray:
+    """Repeat a ``(h, w)`` patch-grid map to an ``(H, W)`` image size."""
+    H, W = size
+    h, w = grid_map.shape
+    if H % h or W % w:
+        raise ValueError(f'image {H}x{W} is not a multiple of grid {h}x{w}')
+    return np.asarray(grid_map).repeat(H // h, 0).repeat(W // w, 1)
+
+
 def overlay_plan(img: np.ndarray,
                  label_map: np.ndarray,
                  masked_alpha: float = 0.75,
@@ -30,16 +39,35 @@ def overlay_plan(img: np.ndarray,
     Returns:
         np.ndarray: ``(H, W, 3)`` uint8 image.
     """
-    H, W = img.shape[:2]
-    h, w = label_map.shape
-    if H % h or W % w:
-        raise ValueError(f'image {H}x{W} is not a multiple of grid {h}x{w}')
-    labels = np.asarray(label_map).repeat(H // h, 0).repeat(W // w, 1)
+    labels = to_pixels(label_map, img.shape[:2])
     out = img.astype(np.float32)
     for value, colour, alpha in ((1, MASKED_RGB, masked_alpha),
                                  (2, THROWN_RGB, thrown_alpha)):
         sel = labels == value
         out[sel] = (1 - alpha) * out[sel] + alpha * colour
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def overlay_segments(img: np.ndarray,
+                     segments: np.ndarray,
+                     alpha: float = 0.55,
+                     seed: int = 0) -> np.ndarray:
+    """Colour each segment (EPM part, EHM tree node) of the patch grid.
+
+    Args:
+        img (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        segments (np.ndarray): ``(h, w)`` integer segment ids.
+        alpha (float): Weight of the segment colour.
+        seed (int): Seed of the random palette.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 image.
+    """
+    _, ids = np.unique(np.asarray(segments), return_inverse=True)
+    palette = np.random.default_rng(seed).integers(
+        0, 256, size=(ids.max() + 1, 3)).astype(np.float32)
+    colours = palette[to_pixels(ids.reshape(segments.shape), img.shape[:2])]
+    out = (1 - alpha) * img.astype(np.float32) + alpha * colours
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

@@ -1,5 +1,6 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
 from .amt_refresh_hook import AMTSaliencyRefreshHook
+from .mask_schedule_hook import MaskScheduleHook
 from .plb_hook import PLBHook
 
-__all__ = ['AMTSaliencyRefreshHook', 'PLBHook']
+__all__ = ['AMTSaliencyRefreshHook', 'MaskScheduleHook', 'PLBHook']

@@ -1,10 +1,14 @@
 from .amt_masker import AMTMasker
 from .base import BaseMasker, patch_grid
 from .color_noise_masker import ColorNoiseMasker
+from .ehm_masker import EvolvedHierarchicalMasker
+from .epm_masker import EvolvedPartMasker
 from .idm_masker import IDMMasker
 from .random_masker import RandomMasker
+from .scheduled import ScheduledMasker
 
 __all__ = [
-    'AMTMasker', 'BaseMasker', 'ColorNoiseMasker', 'IDMMasker', 'RandomMasker',
+    'AMTMasker', 'BaseMasker', 'ColorNoiseMasker', 'EvolvedHierarchicalMasker',
+    'EvolvedPartMasker', 'IDMMasker', 'RandomMasker', 'ScheduledMasker',
     'patch_grid'
 ]

@@ -1,0 +1,57 @@
+"""Training progress for the maskers with a schedule (EHM depth, EPM a/K)."""
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module()
+class MaskScheduleHook(Hook):
+    """Set training progress on every masker that has a schedule.
+
+    Before each training iteration every submodule of the model with a
+    ``set_progress`` method (``ScheduledMasker``: EHM, EPM) gets
+    ``p = iter / max_iters`` (``by_epoch=False``, smooth), or
+    ``p = epoch / max_epochs`` (``by_epoch=True``, the papers' ``t / T``
+    with t the epoch). The progress is a buffer of the masker, so it is in
+    checkpoints; after a resume the hook recomputes it from the restored
+    iteration and epoch, i.e. training continues at the same progress.
+
+    Args:
+        by_epoch (bool): Step the progress once per epoch. Defaults to False.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, by_epoch: bool = False) -> None:
+        self.by_epoch = bool(by_epoch)
+
+    def progress(self, runner) -> float:
+        """Training progress in [0, 1] at the runner's current position."""
+        if self.by_epoch:
+            return min(1.0, runner.epoch / max(1, runner.max_epochs))
+        return min(1.0, runner.iter / max(1, runner.max_iters))
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not any(hasattr(m, 'set_progress') for m in model.modules()):
+            print_log(
+                'MaskScheduleHook: the model has no masker with a schedule '
+                '(set_progress); the hook does nothing. Configure '
+                'model.masker, e.g. EvolvedHierarchicalMasker.',
+                logger='current', level=30)
+
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: Optional[dict] = None) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        p = self.progress(runner)
+        for module in model.modules():
+            if hasattr(module, 'set_progress'):
+                module.set_progress(p)

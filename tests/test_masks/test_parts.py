@@ -1,0 +1,130 @@
+"""EPM: schedule values, EM partition (also on degenerate input), scores."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmmask.masks import grid_phase, plan_counts, select_by_score
+from mmmask.masks.parts import (attention_graph, em_partition,
+                                em_responsibilities, epm_schedule,
+                                epm_scores)
+from tests.test_masks.test_generators import regions
+
+
+@pytest.mark.parametrize('progress,gamma,alpha,k', [
+    (0.0, 2.0, 0.0, 40),
+    (0.5, 2.0, 0.25, 25),
+    (1 / 3, 2.0, 1 / 9, 30),
+    (0.9, 2.0, 0.81, 13),
+    (1.0, 2.0, 1.0, 10),
+    (0.25, 0.5, 0.5, 33),  # official code's exponent: sqrt(t / T)
+])
+def test_schedule_alpha_and_k(progress, gamma, alpha, k):
+    a, num_parts = epm_schedule(progress, gamma)
+    assert math.isclose(a, alpha, abs_tol=1e-12)
+    assert num_parts == k
+
+
+def test_schedule_refuses_bad_values():
+    with pytest.raises(ValueError, match='progress'):
+        epm_schedule(1.5)
+    with pytest.raises(ValueError, match='gamma'):
+        epm_schedule(0.5, gamma=0)
+
+
+def test_graph_is_positive_part_of_attention():
+    attn = torch.tensor([[[0.5, -0.2], [float('nan'), 1.0]]])
+    assert attention_graph(attn).tolist() == [[[0.5, 0.0], [0.0, 1.0]]]
+
+
+def blobs(batch: int, groups: int, per: int, dim: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(batch, groups, dim, generator=g) * 5
+    labels = torch.arange(groups).repeat_interleave(per)
+    x = centres[:, labels] + 0.1 * torch.randn(
+        batch, groups * per, dim, generator=g)
+    return x, labels
+
+
+def test_em_recovers_well_separated_parts():
+    x, labels = blobs(batch=3, groups=3, per=20, dim=8, seed=0)
+    parts = em_partition(x, 3, num_iters=20,
+                         generator=torch.Generator().manual_seed(1))
+    for b in range(3):
+        # same partition up to a renaming of the parts
+        pairs = set(zip(parts[b].tolist(), labels.tolist()))
+        assert len(pairs) == 3 and len({p for p, _ in pairs}) == 3
+
+
+@pytest.mark.parametrize('case', ['identical_rows', 'zero', 'one_hot',
+                                  'huge'])
+def test_em_never_returns_nan_on_degenerate_input(case):
+    n = 196
+    if case == 'identical_rows':
+        x = torch.rand(1, 1, n).expand(2, n, n).clone()
+    elif case == 'zero':
+        x = torch.zeros(2, n, n)
+    elif case == 'one_hot':  # attention of a token only to itself
+        x = torch.eye(n).expand(2, n, n).clone()
+    else:
+        x = torch.rand(2, n, n) * 1e30
+    resp = em_responsibilities(attention_graph(x), 40)
+    assert torch.isfinite(resp).all()
+    assert torch.allclose(resp.sum(-1), torch.ones(2, n), atol=1e-5)
+    parts = em_partition(attention_graph(x), 40)
+    assert parts.min() >= 0 and parts.max() < 40
+
+
+def test_more_parts_than_nodes_are_clamped():
+    resp = em_responsibilities(torch.rand(2, 16, 16), 40)
+    assert resp.shape == (2, 16, 16)
+
+
+def test_grid_term_alone_is_the_2x2_grid():
+    grid = (14, 14)
+    parts = torch.randint(0, 10, (4, 196))
+    plan = select_by_score(epm_scores(parts, grid, alpha=0.0), 0.75)
+    phase = grid_phase(grid)
+    for b in range(4):
+        visible_phases = phase[plan.ids_keep[b]].unique()
+        assert len(visible_phases) == 1  # one patch of every 2x2 cell
+        assert regions(1 - plan.mask_map()[b]) == [1] * 49
+
+
+def test_part_term_alone_masks_whole_parts_with_exact_count():
+    grid = (14, 14)
+    parts = torch.arange(196).view(14, 14) // 14 // 2  # 7 horizontal bands
+    parts = parts.flatten().expand(4, -1)
+    plan = select_by_score(epm_scores(parts, grid, alpha=1.0), 0.75)
+    assert (plan.mask.sum(1) == plan_counts(196, 0.75)[0]).all()
+    for b in range(4):
+        partial = [k for k in range(7)
+                   if 0 < plan.mask[b][parts[b] == k].sum() < 28]
+        assert len(partial) <= 1
+
+
+def spatial_attention(side: int, batch: int, seed: int) -> torch.Tensor:
+    """Attention to nearby patches with per-image random regions."""
+    g = torch.Generator().manual_seed(seed)
+    yx = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side),
+                                    indexing='ij'), -1).reshape(-1, 2).float()
+    d2 = torch.cdist(yx, yx)**2
+    noise = 0.1 * torch.rand(batch, side * side, side * side, generator=g)
+    return (-d2 / 8 + noise).softmax(-1)
+
+
+def test_masks_evolve_from_grid_to_parts():
+    side = 14
+    attn = spatial_attention(side, 4, seed=0)
+    g = torch.Generator().manual_seed(0)
+    sizes = {}
+    for p in (0.0, 1.0):
+        alpha, k = epm_schedule(p)
+        parts = em_partition(attention_graph(attn), k, generator=g)
+        plan = select_by_score(epm_scores(parts, (side, side), alpha, g),
+                               0.75)
+        sizes[p] = np.mean([np.mean(regions(1 - plan.mask_map()[b]))
+                            for b in range(4)])
+    assert sizes[0.0] == 1.0  # grid: isolated visible patches
+    assert sizes[1.0] > 4.0  # parts: visible regions of many patches

@@ -1,0 +1,113 @@
+"""EHM and EPM maskers inside MAE and SimMIM, configured by config only."""
+import pytest
+import torch
+
+from mmpretrain.registry import MODELS
+
+from mmmask.masks import grid_phase, plan_counts
+from tests.helpers import tiny_mae_cfg, tiny_simmim_cfg
+
+MASKERS = [
+    dict(type='EvolvedHierarchicalMasker'),
+    dict(type='EvolvedPartMasker'),
+]
+
+
+def build(cfg_fn, masker, **kw):
+    torch.manual_seed(0)
+    model = MODELS.build(cfg_fn(masker=masker, **kw))
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('cfg_fn', [tiny_mae_cfg, tiny_simmim_cfg])
+@pytest.mark.parametrize('masker', MASKERS, ids=lambda m: m['type'])
+def test_masker_in_algorithm_exact_counts_and_loss(cfg_fn, masker):
+    model = build(cfg_fn, masker)
+    x = torch.randn(3, 3, 32, 32)
+    n_mask = plan_counts(16, 0.75)[0]
+    for p in (0.0, 0.5, 1.0):
+        model.masker.set_progress(p)
+        plan = model.get_plan(x, None)
+        assert (plan.mask.sum(1) == n_mask).all()
+    loss = model.loss(x, None)['loss']
+    assert torch.isfinite(loss)
+    loss.backward()  # the probe is gradient-free, the model is not
+
+
+@pytest.mark.parametrize('masker', MASKERS, ids=lambda m: m['type'])
+def test_progress_is_a_checkpointed_buffer(masker):
+    model = build(tiny_mae_cfg, masker)
+    model.masker.set_progress(0.25)
+    state = model.state_dict()
+    assert float(state['masker.progress']) == 0.25
+    other = build(tiny_mae_cfg, masker)
+    other.load_state_dict(state)
+    assert float(other.masker.progress) == 0.25
+    with pytest.raises(ValueError, match='progress'):
+        model.masker.set_progress(1.5)
+
+
+def test_throwing_with_ehm_keeps_exact_counts():
+    model = build(tiny_mae_cfg, dict(type='EvolvedHierarchicalMasker',
+                                     mask_ratio=0.5, throw_ratio=0.25))
+    plan = model.get_plan(torch.randn(2, 3, 32, 32), None)
+    assert plan.ids_masked.shape[1] == 8 and plan.num_thrown == 4
+
+
+def test_epm_output_changes_with_progress():
+    model = build(tiny_mae_cfg, dict(type='EvolvedPartMasker'),
+                  backbone=dict(type='MaskableMAEViT',
+                                arch=dict(embed_dims=32, num_layers=2,
+                                          num_heads=2,
+                                          feedforward_channels=64),
+                                img_size=64, patch_size=8, mask_ratio=0.75),
+                  neck=dict(type='MaskPlanMAEDecoder', num_patches=64,
+                            patch_size=8, embed_dim=32,
+                            decoder_embed_dim=16, decoder_depth=1,
+                            decoder_num_heads=2))
+    x = torch.randn(4, 3, 64, 64)
+    phase = grid_phase((8, 8))
+    model.masker.set_progress(0.0)
+    torch.manual_seed(1)
+    early = model.get_plan(x, None)
+    for b in range(4):  # pure grid: one phase visible
+        assert len(phase[early.ids_keep[b]].unique()) == 1
+    model.masker.set_progress(1.0)
+    torch.manual_seed(1)
+    late = model.get_plan(x, None)
+    assert not torch.equal(early.mask, late.mask)
+    assert any(len(phase[late.ids_keep[b]].unique()) > 1 for b in range(4))
+
+
+def test_ehm_output_changes_with_progress():
+    model = build(tiny_mae_cfg, dict(type='EvolvedHierarchicalMasker'))
+    x = torch.randn(4, 3, 32, 32)
+    plans = []
+    for p in (0.0, 1.0):
+        model.masker.set_progress(p)
+        torch.manual_seed(1)
+        plans.append(model.get_plan(x, None).mask)
+    assert not torch.equal(*plans)
+
+
+def test_ehm_probes_at_most_six_layers():
+    masker = MODELS.build(dict(type='EvolvedHierarchicalMasker'))
+    deep = type('V', (), {'layers': list(range(12))})()
+    shallow = type('V', (), {'layers': list(range(2))})()
+    assert masker.probe_layers(deep) == list(range(6))
+    assert masker.probe_layers(shallow) == [0, 1]
+    assert MODELS.build(dict(type='EvolvedPartMasker')).probe_layers(
+        deep) == list(range(12))
+
+
+@pytest.mark.parametrize('bad,match', [
+    (dict(type='EvolvedHierarchicalMasker', depth_range=(0.1, 2.0)),
+     'depth_range'),
+    (dict(type='EvolvedHierarchicalMasker', num_layers=0), 'num_layers'),
+    (dict(type='EvolvedPartMasker', gamma=-1.0), 'gamma'),
+    (dict(type='EvolvedPartMasker', parts_range=(40, )), 'parts_range'),
+])
+def test_bad_arguments_say_what_to_fix(bad, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(bad)
