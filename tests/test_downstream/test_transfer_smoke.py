@@ -1,0 +1,99 @@
+"""Transfer smoke tests: convert a tiny pre-training checkpoint, load it into
+each downstream model, train 2 iterations and evaluate once (CPU)."""
+from typing import Callable, Dict, Optional
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmmask.downstream.convert import convert_file
+from tests.downstream_data import (make_ade20k, make_classification_folder,
+                                   make_coco, save_tiny_pretrain_checkpoint)
+from tests.test_downstream import transfer_cfgs as tc
+
+
+class CaptureHook(Hook):
+    """Keeps the loaded backbone weights (before the first step), the
+    number of training steps and the validation metrics."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.loaded: Optional[torch.Tensor] = None
+        self.iters = 0
+        self.metrics: Dict[str, float] = {}
+
+    def before_train(self, runner) -> None:
+        state = runner.model.backbone.state_dict()
+        self.loaded = state[self.key].detach().clone()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self.iters += 1
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.metrics = dict(metrics or {})
+
+
+@pytest.fixture(scope='module')
+def pretrain(tmp_path_factory):
+    path = tmp_path_factory.mktemp('pretrain') / 'epoch_1.pth'
+    state = save_tiny_pretrain_checkpoint(str(path))
+    return str(path), state
+
+
+def run(cfg, key: str) -> CaptureHook:
+    runner = Runner.from_cfg(cfg)
+    hook = CaptureHook(key)
+    runner.register_hook(hook)
+    runner.train()
+    return hook
+
+
+KEY = 'layers.1.attn.qkv.weight'
+
+
+def check(hook: CaptureHook, state: dict, metric: str) -> None:
+    # the downstream backbone starts from exactly the pre-trained tensor
+    assert torch.equal(hook.loaded, state['backbone.' + KEY])
+    assert hook.iters == 2
+    assert metric in hook.metrics, sorted(hook.metrics)
+
+
+@pytest.mark.parametrize('path,frozen', [(tc.LINEAR, True),
+                                         (tc.FINETUNE, False)],
+                         ids=['linear_probe', 'fine_tune'])
+def test_classification_transfer(tmp_path, pretrain, path, frozen):
+    src, state = pretrain
+    ckpt = str(tmp_path / 'vit.pth')
+    convert_file(src, ckpt, 'mmpretrain')
+    data = make_classification_folder(str(tmp_path / 'cls'))
+    cfg = tc.classification_cfg(path, str(tmp_path / 'work'), data, ckpt)
+    runner = Runner.from_cfg(cfg)
+    hook = CaptureHook(KEY)
+    runner.register_hook(hook)
+    runner.train()
+    check(hook, state, 'accuracy/top1')
+    after = runner.model.backbone.state_dict()[KEY]
+    # linear probe: the encoder stays the pre-trained one; fine-tune moves it
+    assert torch.equal(after, state['backbone.' + KEY]) == frozen
+
+
+def test_upernet_ade20k_transfer(tmp_path, pretrain):
+    src, state = pretrain
+    ckpt = str(tmp_path / 'vit_mmseg.pth')
+    convert_file(src, ckpt, 'mmseg')
+    data = make_ade20k(str(tmp_path / 'ade'))
+    hook = run(tc.upernet_cfg(str(tmp_path / 'work'), data, ckpt), KEY)
+    check(hook, state, 'mIoU')
+
+
+def test_mask_rcnn_coco_transfer(tmp_path, pretrain):
+    src, state = pretrain
+    ckpt = str(tmp_path / 'vit_det.pth')
+    convert_file(src, ckpt, 'mmdet')
+    data = make_coco(str(tmp_path / 'coco'))
+    hook = run(tc.mask_rcnn_cfg(str(tmp_path / 'work'), data, ckpt), KEY)
+    check(hook, state, 'coco/segm_mAP')
