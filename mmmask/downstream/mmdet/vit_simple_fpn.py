@@ -164,8 +164,11 @@ class PlainViTSimpleFPN(VisionTransformer):
         x = x + y
         return layer.ffn(layer.ln2(x), identity=x)
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Images ``(B, 3, H, W)`` -> pyramid maps, finest first."""
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Images ``(B, 3, H, W)`` -> the last block's map ``(B, C, h, w)``.
+
+        The position embedding is interpolated to the input's patch grid.
+        """
         B = x.shape[0]
         tokens, (h, w) = self.patch_embed(x)
         tokens = tokens + resize_pos_embed(
@@ -174,5 +177,9 @@ class PlainViTSimpleFPN(VisionTransformer):
         x = self.drop_after_pos(tokens).view(B, h, w, -1)
         for i in range(self.num_layers):
             x = self.run_block(i, x)
-        feature = x.permute(0, 3, 1, 2).contiguous()
+        return x.permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Images ``(B, 3, H, W)`` -> pyramid maps, finest first."""
+        feature = self.forward_features(x)
         return tuple(stage(feature) for stage in self.pyramid)
