@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS as DET_MODELS
 from mmpretrain.models import VisionTransformer
@@ -85,6 +86,7 @@ def test_loads_converted_weights_and_interpolates_pos_embed(tmp_path):
     ckpt = str(tmp_path / 'det.pth')
     convert_file(src, ckpt, 'mmdet')
     arch = dict(copy.deepcopy(TINY_VIT), num_layers=4)
+    init_default_scope('mmdet')  # as a detection config does
     model = DET_MODELS.build(
         dict(type='PlainViTSimpleFPN', arch=arch, img_size=128,
              patch_size=16, window_size=3, global_attn_indexes=(1, 3),
