@@ -49,22 +49,7 @@ def pretrain(tmp_path_factory):
     return str(path), state
 
 
-def run(cfg, key: str) -> CaptureHook:
-    runner = Runner.from_cfg(cfg)
-    hook = CaptureHook(key)
-    runner.register_hook(hook)
-    runner.train()
-    return hook
-
-
 KEY = 'layers.1.attn.qkv.weight'
-
-
-def check(hook: CaptureHook, state: dict, metric: str) -> None:
-    # the downstream backbone starts from exactly the pre-trained tensor
-    assert torch.equal(hook.loaded, state['backbone.' + KEY])
-    assert hook.iters == 2
-    assert metric in hook.metrics, sorted(hook.metrics)
 
 
 def test_linear_probe_in_one_command(tmp_path, pretrain):
@@ -97,36 +82,36 @@ def test_linear_probe_in_one_command(tmp_path, pretrain):
     assert any('accuracy/top1' in r for r in logs)
 
 
-def test_fine_tune_transfer(tmp_path, pretrain):
+def fine_tune_cfg(work_dir, data, ckpt):
+    return tc.classification_cfg(tc.FINETUNE, work_dir, data, ckpt)
+
+
+#: task -> (converter target, data maker, tiny config, metric)
+TASKS = {
+    'fine_tune': ('mmpretrain', make_classification_folder, fine_tune_cfg,
+                  'accuracy/top1'),
+    'upernet_ade20k': ('mmseg', make_ade20k, tc.upernet_cfg, 'mIoU'),
+    'mask_rcnn_coco': ('mmdet', make_coco, tc.mask_rcnn_cfg,
+                       'coco/segm_mAP'),
+}
+
+
+@pytest.mark.parametrize('task', list(TASKS))
+def test_transfer(tmp_path, pretrain, task):
+    """Convert, load (equal tensor), 2 iterations, one evaluation."""
+    target, make_data, make_cfg, metric = TASKS[task]
     src, state = pretrain
-    ckpt = str(tmp_path / 'vit.pth')
-    convert_file(src, ckpt, 'mmpretrain')
-    data = make_classification_folder(str(tmp_path / 'cls'))
-    cfg = tc.classification_cfg(tc.FINETUNE, str(tmp_path / 'work'), data,
-                                ckpt)
-    runner = Runner.from_cfg(cfg)
+    ckpt = str(tmp_path / f'vit_{target}.pth')
+    convert_file(src, ckpt, target)
+    data = make_data(str(tmp_path / 'data'))
+    runner = Runner.from_cfg(make_cfg(str(tmp_path / 'work'), data, ckpt))
     hook = CaptureHook(KEY)
     runner.register_hook(hook)
     runner.train()
-    check(hook, state, 'accuracy/top1')
-    # fine-tuning moves the encoder (layer decay keeps its lr above zero)
+    # the downstream backbone starts from exactly the pre-trained tensor
+    assert torch.equal(hook.loaded, state['backbone.' + KEY])
+    assert hook.iters == 2
+    assert metric in hook.metrics, sorted(hook.metrics)
+    # and training moves it (layer decay keeps the encoder's lr above 0)
     after = runner.model.backbone.state_dict()[KEY]
     assert not torch.equal(after, state['backbone.' + KEY])
-
-
-def test_upernet_ade20k_transfer(tmp_path, pretrain):
-    src, state = pretrain
-    ckpt = str(tmp_path / 'vit_mmseg.pth')
-    convert_file(src, ckpt, 'mmseg')
-    data = make_ade20k(str(tmp_path / 'ade'))
-    hook = run(tc.upernet_cfg(str(tmp_path / 'work'), data, ckpt), KEY)
-    check(hook, state, 'mIoU')
-
-
-def test_mask_rcnn_coco_transfer(tmp_path, pretrain):
-    src, state = pretrain
-    ckpt = str(tmp_path / 'vit_det.pth')
-    convert_file(src, ckpt, 'mmdet')
-    data = make_coco(str(tmp_path / 'coco'))
-    hook = run(tc.mask_rcnn_cfg(str(tmp_path / 'work'), data, ckpt), KEY)
-    check(hook, state, 'coco/segm_mAP')
