@@ -106,3 +106,29 @@ def test_bad_arguments():
         backbone(global_attn_indexes=(5, ))
     with pytest.raises(ValueError, match='scale 3.0'):
         backbone(scales=(3.0, ))
+
+
+def test_layer_decay_for_a_detector():
+    from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    init_default_scope('mmdet')
+    detector = torch.nn.Module()
+    detector.backbone = backbone()  # 2 blocks
+    detector.neck = torch.nn.Linear(2, 2)
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+        type='ViTBackboneLayerDecayOptimWrapperConstructor',
+        optim_wrapper_cfg=dict(
+            type='OptimWrapper',
+            optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.1)),
+        paramwise_cfg=dict(layer_decay_rate=0.5,
+                           custom_keys={'.bias': dict(decay_mult=0.0)})))
+    groups = {g['param_name']: g
+              for g in constructor(detector).optimizer.param_groups}
+    # depth: embeddings 0, block i -> i + 1, the rest 3; lr = 0.5**(3 - d)
+    assert groups['backbone.patch_embed.projection.weight']['lr'] == 0.125
+    assert groups['backbone.layers.0.attn.qkv.weight']['lr'] == 0.25
+    assert groups['backbone.layers.1.attn.qkv.weight']['lr'] == 0.5
+    assert groups['backbone.pyramid.0.0.weight']['lr'] == 1.0
+    assert groups['neck.weight']['lr'] == 1.0
+    assert groups['neck.bias']['weight_decay'] == 0.0
+    with pytest.raises(TypeError, match='get_layer_depth'):
+        constructor(torch.nn.Module())

@@ -1,8 +1,8 @@
 # Mask R-CNN on a plain mmmask pre-trained ViT-B/16 (ViTDet design: window
 # attention with 4 global blocks, simple feature pyramid), COCO, LSJ
 # 1024x1024, 100 epochs (25 x RepeatDataset(4)), batch 64 (8 GPUs x 8),
-# AdamW lr 1e-4, weight decay 0.1, drop path 0.1. Give the converted
-# checkpoint on the command line:
+# AdamW lr 1e-4, weight decay 0.1, layer decay 0.7, drop path 0.1. Give
+# the converted checkpoint on the command line:
 #   python tools/model_converters/mmmask2mmdet.py PRETRAIN.pth vit_det.pth
 #   bash tools/dist_train.sh THIS_CONFIG 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=vit_det.pth
@@ -58,12 +58,16 @@ optim_wrapper = dict(
         lr=1e-4,
         betas=(0.9, 0.999),
         weight_decay=0.1),
+    # ViTDet: layer-wise lr decay 0.7 for ViT-B, no decay on norms, biases
+    # and position embeddings
+    constructor='ViTBackboneLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
+        layer_decay_rate=0.7,
         custom_keys={
+            '.ln': dict(decay_mult=0.0),
             'norm': dict(decay_mult=0.0),
-            'ln': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0)
+            '.bias': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.0)
         }),
     clip_grad=None)
 
