@@ -46,8 +46,22 @@ def test_global_attention_equals_mmpretrain_vit():
     ref.load_state_dict(model.state_dict(), strict=False)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(model.forward_features(x), ref(x)[0],
-                              atol=1e-5)
+        feats = model.forward_features(x)
+        assert len(feats) == 4  # every level from the last block (ViTDet)
+        assert all(f is feats[0] for f in feats)
+        assert torch.allclose(feats[0], ref(x)[0], atol=1e-5)
+    # levels from several depths (BEiT/MAE split): block outputs of the ViT
+    model = backbone(window_size=0, feature_indices=(0, 0, 1, 1))
+    ref = VisionTransformer(arch=copy.deepcopy(TINY_VIT), img_size=64,
+                            patch_size=16, with_cls_token=False,
+                            out_type='featmap', final_norm=False,
+                            out_indices=(0, 1))
+    ref.eval()
+    ref.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        feats, maps = model.forward_features(x), ref(x)
+    assert torch.allclose(feats[0], maps[0], atol=1e-5)
+    assert torch.allclose(feats[3], maps[1], atol=1e-5)
 
 
 def test_window_attention_is_local():
@@ -58,14 +72,14 @@ def test_window_attention_is_local():
     y = x.clone()
     y[:, :, :32, :32] += 1.0
     with torch.no_grad():
-        fx, fy = model.forward_features(x), model.forward_features(y)
+        fx, fy = model.forward_features(x)[0], model.forward_features(y)[0]
     assert not torch.allclose(fx[..., :2, :2], fy[..., :2, :2])
     assert torch.allclose(fx[..., 2:, :], fy[..., 2:, :], atol=1e-6)
     assert torch.allclose(fx[..., :, 2:], fy[..., :, 2:], atol=1e-6)
     # one global block spreads the change everywhere
     model = backbone(window_size=2, global_attn_indexes=(1, ))
     with torch.no_grad():
-        fx, fy = model.forward_features(x), model.forward_features(y)
+        fx, fy = model.forward_features(x)[0], model.forward_features(y)[0]
     assert not torch.allclose(fx[..., 2:, 2:], fy[..., 2:, 2:])
 
 
@@ -105,7 +119,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='global_attn_indexes'):
         backbone(global_attn_indexes=(5, ))
     with pytest.raises(ValueError, match='scale 3.0'):
-        backbone(scales=(3.0, ))
+        backbone(scales=(3.0, ), feature_indices=(1, ))
+    with pytest.raises(ValueError, match='feature_indices'):
+        backbone(feature_indices=(0, 1))
 
 
 def test_layer_decay_for_a_detector():

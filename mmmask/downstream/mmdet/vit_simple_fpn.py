@@ -9,7 +9,7 @@ map itself for p, max pooling for 2p, each followed by a 1x1 and a 3x3
 convolution with LayerNorm2d (ViTDet Fig. 1/2: no hierarchical backbone,
 no FPN top-down path needed).
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -96,6 +96,11 @@ class PlainViTSimpleFPN(VisionTransformer):
             stride-``patch_size`` map. Defaults to (4.0, 2.0, 1.0, 0.5):
             strides 4, 8, 16, 32 for ``patch_size=16``.
         drop_path_rate (float): Stochastic depth. Defaults to 0.1.
+        feature_indices (Sequence[int], optional): The block whose output
+            feeds each pyramid level. None (ViTDet) feeds every level from
+            the last block; e.g. ``(3, 5, 7, 11)`` feeds them from four
+            depths, the BEiT/MAE split of the blocks into 4 subsets (EHM
+            Sec. 4). Defaults to None.
         **kwargs: Other ``VisionTransformer`` arguments.
     """
 
@@ -108,6 +113,7 @@ class PlainViTSimpleFPN(VisionTransformer):
                  out_channels: int = 256,
                  scales: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
                  drop_path_rate: float = 0.1,
+                 feature_indices: Optional[Sequence[int]] = None,
                  init_cfg=None,
                  **kwargs) -> None:
         super().__init__(
@@ -126,6 +132,15 @@ class PlainViTSimpleFPN(VisionTransformer):
                 f'global_attn_indexes {bad} are not blocks of a '
                 f'{self.num_layers}-layer ViT: use indexes in '
                 f'[0, {self.num_layers - 1}]')
+        if feature_indices is None:
+            feature_indices = [self.num_layers - 1] * len(scales)
+        if len(feature_indices) != len(scales) or any(
+                not 0 <= i < self.num_layers for i in feature_indices):
+            raise ValueError(
+                f'feature_indices {tuple(feature_indices)} must name one '
+                f'block in [0, {self.num_layers - 1}] per pyramid scale '
+                f'{tuple(scales)}, or be None for the last block')
+        self.feature_indices = tuple(feature_indices)
         self.window_size = window_size
         self.global_attn_indexes = tuple(global_attn_indexes)
         self.scales = tuple(float(s) for s in scales)
@@ -164,8 +179,9 @@ class PlainViTSimpleFPN(VisionTransformer):
         x = x + y
         return layer.ffn(layer.ln2(x), identity=x)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Images ``(B, 3, H, W)`` -> the last block's map ``(B, C, h, w)``.
+    def forward_features(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Images ``(B, 3, H, W)`` -> one ``(B, C, h, w)`` map per pyramid
+        level: the outputs of the blocks in ``feature_indices``.
 
         The position embedding is interpolated to the input's patch grid.
         """
@@ -175,11 +191,15 @@ class PlainViTSimpleFPN(VisionTransformer):
             self.pos_embed, self.patch_resolution, (h, w),
             mode=self.interpolate_mode, num_extra_tokens=0)
         x = self.drop_after_pos(tokens).view(B, h, w, -1)
-        for i in range(self.num_layers):
+        maps = {}
+        for i in range(max(self.feature_indices) + 1):
             x = self.run_block(i, x)
-        return x.permute(0, 3, 1, 2).contiguous()
+            if i in self.feature_indices:
+                maps[i] = x.permute(0, 3, 1, 2).contiguous()
+        return tuple(maps[i] for i in self.feature_indices)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Images ``(B, 3, H, W)`` -> pyramid maps, finest first."""
-        feature = self.forward_features(x)
-        return tuple(stage(feature) for stage in self.pyramid)
+        return tuple(
+            stage(feature)
+            for stage, feature in zip(self.pyramid, self.forward_features(x)))
