@@ -98,7 +98,6 @@ def classification_cfg(path: str, work_dir: str, data_root: str,
 def upernet_cfg(work_dir: str, data_root: str, checkpoint: str) -> Config:
     """UperNet on 64 px ADE20K-format data: 2 iterations, batch 2."""
     cfg = Config.fromfile(UPERNET)
-    bn = dict(type='BN', requires_grad=True)  # SyncBN needs a process group
     cfg.model.backbone.update(
         img_size=(PRETRAIN_SIZE, PRETRAIN_SIZE), patch_size=PRETRAIN_PATCH,
         embed_dims=DIMS, num_layers=PRETRAIN_LAYERS,
@@ -107,11 +106,10 @@ def upernet_cfg(work_dir: str, data_root: str, checkpoint: str) -> Config:
         out_indices=list(range(PRETRAIN_LAYERS)))
     cfg.model.backbone.init_cfg.checkpoint = checkpoint
     cfg.model.data_preprocessor.size = (PRETRAIN_SIZE, PRETRAIN_SIZE)
-    cfg.model.neck.update(embed_dim=DIMS, norm_cfg=bn)
-    cfg.model.decode_head.update(in_channels=[DIMS] * 4, channels=DIMS,
-                                 norm_cfg=bn)
-    cfg.model.auxiliary_head.update(in_channels=DIMS, channels=16,
-                                    norm_cfg=bn)
+    # SyncBN (as shipped) runs as BatchNorm in one process
+    cfg.model.neck.embed_dim = DIMS
+    cfg.model.decode_head.update(in_channels=[DIMS] * 4, channels=DIMS)
+    cfg.model.auxiliary_head.update(in_channels=DIMS, channels=16)
     cfg.model.test_cfg.update(crop_size=(64, 64), stride=(43, 43))
     cfg.optim_wrapper.paramwise_cfg.num_layers = PRETRAIN_LAYERS
     sizes = {(2048, 512): (128, 64), (512, 512): (64, 64)}
