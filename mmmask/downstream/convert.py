@@ -84,11 +84,12 @@ def check_pretrain_checkpoint(state: Mapping[str, Tensor],
     missing = [k for k in REQUIRED_ENCODER_KEYS if prefix + k not in state]
     if missing:
         bare = all(k in state for k in REQUIRED_ENCODER_KEYS)
+        heads = sorted({k.split('.')[0] + '.' for k in state})[:8]
         hint = ('its keys have no prefix: it looks like an already '
                 'converted backbone, which needs no conversion'
                 if bare else
-                f'pass the encoder prefix with --prefix (keys start with: '
-                f'{", ".join(sorted({k.split(".")[0] + "." for k in state})[:8])})')
+                'pass the encoder prefix with --prefix (keys start with: '
+                f'{", ".join(heads)})')
         raise KeyError(
             f'not a ViT pre-training checkpoint with the encoder under '
             f'{prefix!r}: missing {", ".join(prefix + k for k in missing)}; '
@@ -159,13 +160,14 @@ def infer_vit_arch(encoder: Mapping[str, Tensor]) -> dict:
     num_layers = 1 + max(
         int(k.split('.')[1]) for k in encoder if k.startswith('layers.'))
     tokens = encoder['pos_embed'].shape[1]
+    fc1 = encoder['layers.0.ffn.layers.0.0.weight']
     side = int(round(tokens**0.5))
     grid = side if side * side == tokens else int(round((tokens - 1)**0.5))
     return dict(
         embed_dims=embed_dims,
         num_layers=num_layers,
         num_heads=max(embed_dims // 64, 1),
-        feedforward_channels=encoder['layers.0.ffn.layers.0.0.weight'].shape[0],
+        feedforward_channels=fc1.shape[0],
         patch_size=patch_size,
         img_size=grid * patch_size)
 

@@ -12,7 +12,8 @@ from typing import Any, Dict
 
 from mmengine.config import Config
 
-from tests.downstream_data import PRETRAIN_LAYERS, PRETRAIN_PATCH, PRETRAIN_SIZE
+from tests.downstream_data import (PRETRAIN_LAYERS, PRETRAIN_PATCH,
+                                   PRETRAIN_SIZE)
 from tests.helpers import TINY_VIT
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -1,10 +1,12 @@
 """Pre-training checkpoint -> mmdet backbone weights.
 
 Usage:
-    python tools/model_converters/mmmask2mmdet.py PRETRAIN.pth OUT.pth [--prefix backbone.]
+    python tools/model_converters/mmmask2mmdet.py PRETRAIN.pth OUT.pth \
+        [--prefix backbone.]
 
-Prints the keys the mmdet model will miss or ignore; refuses a checkpoint that
-is not a pre-training checkpoint and never overwrites its input.
+Prints the keys the mmdet model will miss or ignore; refuses a
+checkpoint that is not a pre-training checkpoint and never overwrites its
+input.
 """
 import sys
 

@@ -1,10 +1,12 @@
 """Pre-training checkpoint -> mmpretrain backbone weights.
 
 Usage:
-    python tools/model_converters/mmmask2mmpretrain.py PRETRAIN.pth OUT.pth [--prefix backbone.]
+    python tools/model_converters/mmmask2mmpretrain.py PRETRAIN.pth OUT.pth \
+        [--prefix backbone.]
 
-Prints the keys the mmpretrain model will miss or ignore; refuses a checkpoint that
-is not a pre-training checkpoint and never overwrites its input.
+Prints the keys the mmpretrain model will miss or ignore; refuses a
+checkpoint that is not a pre-training checkpoint and never overwrites its
+input.
 """
 import sys
 

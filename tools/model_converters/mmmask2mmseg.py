@@ -1,10 +1,12 @@
 """Pre-training checkpoint -> mmseg backbone weights.
 
 Usage:
-    python tools/model_converters/mmmask2mmseg.py PRETRAIN.pth OUT.pth [--prefix backbone.]
+    python tools/model_converters/mmmask2mmseg.py PRETRAIN.pth OUT.pth \
+        [--prefix backbone.]
 
-Prints the keys the mmseg model will miss or ignore; refuses a checkpoint that
-is not a pre-training checkpoint and never overwrites its input.
+Prints the keys the mmseg model will miss or ignore; refuses a
+checkpoint that is not a pre-training checkpoint and never overwrites its
+input.
 """
 import sys
 

@@ -48,17 +48,21 @@ def window_unpartition(windows: Tensor, window: int, padded: Tuple[int, int],
     return x[:, :size[0], :size[1]]
 
 
-def pyramid_stage(in_channels: int, out_channels: int, scale: float) -> nn.Sequential:
+def pyramid_stage(in_channels: int, out_channels: int,
+                  scale: float) -> nn.Sequential:
     """Resample a stride-p map by ``scale`` and project it (ViTDet SFP)."""
     if scale == 4.0:
         layers = [
             nn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2),
             LayerNorm2d(in_channels // 2), nn.GELU(),
-            nn.ConvTranspose2d(in_channels // 2, in_channels // 4, 2, stride=2)
+            nn.ConvTranspose2d(
+                in_channels // 2, in_channels // 4, 2, stride=2)
         ]
         dim = in_channels // 4
     elif scale == 2.0:
-        layers = [nn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)]
+        layers = [
+            nn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)
+        ]
         dim = in_channels // 2
     elif scale == 1.0:
         layers, dim = [], in_channels
