@@ -116,3 +116,20 @@ def test_converter_tool_reports_keys_and_refuses(tmp_path, pretrain, capsys):
     assert main('mmdet', [str(tmp_path / 'nope.pth'),
                           str(tmp_path / 'x.pth')]) == 2
     assert 'no such checkpoint' in capsys.readouterr().err
+
+
+def test_converts_a_checkpoint_written_by_training(tmp_path, shapes_dir):
+    """A real mmengine checkpoint (message hub, optimizer state) loads
+    with weights_only=True and converts to every target."""
+    from mmengine.runner import Runner
+
+    from tests.helpers import tiny_runner_cfg
+    runner = Runner.from_cfg(
+        tiny_runner_cfg(str(tmp_path / 'work'), shapes_dir, max_epochs=1))
+    runner.train()
+    src = str(tmp_path / 'work' / 'epoch_1.pth')
+    trained = runner.model.state_dict()
+    for target in ('mmpretrain', 'mmseg', 'mmdet'):
+        state = convert_file(src, str(tmp_path / f'{target}.pth'), target)
+        assert torch.equal(state['layers.1.attn.proj.weight'],
+                           trained['backbone.layers.1.attn.proj.weight'])
