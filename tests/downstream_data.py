@@ -65,16 +65,16 @@ def make_classification_folder(root: str, num: int = 8, size: int = 64,
     return root
 
 
-def make_ade20k(root: str, num: int = 4, size: int = 64,
+def make_ade20k(root: str, num: int = 4, num_val: int = 2, size: int = 64,
                 seed: int = 0) -> str:
     """ADE20K layout: ``images/{training,validation}/*.jpg`` and
     ``annotations/{training,validation}/*.png`` with labels 0..150 (0 =
     other, ignored through ``reduce_zero_label``)."""
     rng = np.random.default_rng(seed)
-    for split in ('training', 'validation'):
+    for split, count in (('training', num), ('validation', num_val)):
         for sub in ('images', 'annotations'):
             os.makedirs(osp.join(root, sub, split), exist_ok=True)
-        for i in range(num):
+        for i in range(count):
             boxes = random_boxes(rng, size, 2)
             img = rect_image(rng, size, boxes)
             label = np.full((size, size), 1, np.uint8)  # ADE 'wall'
@@ -89,17 +89,18 @@ def make_ade20k(root: str, num: int = 4, size: int = 64,
     return root
 
 
-def make_coco(root: str, num: int = 4, size: int = 64, seed: int = 0) -> str:
+def make_coco(root: str, num: int = 4, num_val: int = 2, size: int = 64,
+              seed: int = 0) -> str:
     """COCO layout: ``train2017/``, ``val2017/`` and
     ``annotations/instances_{train,val}2017.json`` with boxes and polygon
     masks of two categories (person, car)."""
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     categories = [dict(id=1, name='person'), dict(id=3, name='car')]
-    for split in ('train2017', 'val2017'):
+    for split, count in (('train2017', num), ('val2017', num_val)):
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
-        for i in range(num):
+        for i in range(count):
             boxes = random_boxes(rng, size, 2)
             name = f'{i:012d}.jpg'
             Image.fromarray(rect_image(rng, size, boxes)).save(
