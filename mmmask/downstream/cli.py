@@ -1,0 +1,52 @@
+"""The command line shared by ``tools/model_converters/mmmask2*.py``."""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+from .convert import convert_file, summarise
+from .targets import key_reports
+
+DESCRIPTIONS = {
+    'mmpretrain': 'mmpretrain VisionTransformer (linear probe / fine-tune)',
+    'mmseg': 'mmseg MAE backbone (UperNet on ADE20K)',
+    'mmdet': 'mmmask PlainViTSimpleFPN (Mask R-CNN on COCO)',
+}
+
+
+def parse_args(target: str, argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=f'Convert an mmmask pre-training checkpoint to the '
+        f'{DESCRIPTIONS[target]} key layout.')
+    parser.add_argument('src', help='pre-training checkpoint (.pth)')
+    parser.add_argument('dst', help='output file; never the input')
+    parser.add_argument(
+        '--prefix',
+        default='backbone.',
+        help="prefix of the encoder's keys (default: backbone.; CAMAE's "
+        'online encoder is there too)')
+    return parser.parse_args(argv)
+
+
+def main(target: str, argv: Optional[List[str]] = None) -> int:
+    """Convert, save atomically, print missing/unexpected keys.
+
+    Returns:
+        int: 0 on success, 2 when the input is refused (message on stderr).
+    """
+    args = parse_args(target, argv)
+    if not osp.isfile(args.src):
+        print(f'error: no such checkpoint {args.src}', file=sys.stderr)
+        return 2
+    try:
+        converted = convert_file(args.src, args.dst, target, args.prefix)
+    except (KeyError, ValueError, TypeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f'error: {args.src}: {msg}', file=sys.stderr)
+        return 2
+    print(f'converted {len(converted)} tensors from {args.src} '
+          f'(prefix {args.prefix!r}) -> {args.dst}')
+    for name, report in key_reports(converted, target).items():
+        for block in summarise(report, name):
+            print(block)
+    return 0
