@@ -9,7 +9,7 @@ from tests.helpers import tiny_mae_cfg, tiny_simmim_cfg
 
 MASKERS = [
     dict(type='EvolvedHierarchicalMasker'),
-    dict(type='EvolvedPartMasker'),
+    dict(type='EvolvedPartMasker', parts_range=(12, 4)),
 ]
 
 

@@ -57,6 +57,9 @@ class MaskPlanSourceMixin:
             check_can_throw(self.backbone,
                             f'{type(self.masker).__name__} (throw_ratio='
                             f'{self.masker.throw_ratio})')
+        if hasattr(self.masker, 'check_backbone'):
+            # e.g. attention probing on Swin, EPM's K > patches
+            self.masker.check_backbone(self.backbone)
         # per-rank statistics of a masker (e.g. IDM's per-head loss sums)
         # must not be overwritten by DDP's buffer broadcast from rank 0
         local = getattr(self.masker, 'rank_local_buffers', ())

@@ -42,6 +42,9 @@ class AMTMasker(BaseMasker):
             Defaults to 1e-6.
     """
 
+    #: its refresh hook probes the backbone's CLS attention (Eq. 3-4)
+    probes_attention = True
+
     def __init__(self,
                  mask_ratio: float = 0.45,
                  throw_ratio: float = 0.40,

@@ -27,6 +27,10 @@ class BaseMasker(nn.Module):
         throw_ratio (float): Throw ratio t in [0, 1) with r + t < 1.
     """
 
+    #: whether the masker (or its refresh hook) reads the backbone's
+    #: attention with :func:`probe_attention` (needs a plain ViT with CLS)
+    probes_attention = False
+
     def __init__(self, mask_ratio: float = 0.75,
                  throw_ratio: float = 0.0) -> None:
         super().__init__()
@@ -47,6 +51,20 @@ class BaseMasker(nn.Module):
             MaskPlan: A plan on ``patch_grid(backbone)``.
         """
         raise NotImplementedError
+
+    def check_backbone(self, backbone: nn.Module) -> None:
+        """Refuse a backbone this masker cannot work with (at build time).
+
+        Args:
+            backbone (nn.Module): The algorithm's backbone.
+
+        Raises:
+            TypeError: If the masker probes attention and the backbone has
+                no global CLS attention (e.g. Swin).
+        """
+        if self.probes_attention:
+            from ..utils import check_probeable
+            check_probeable(backbone, type(self).__name__)
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}'

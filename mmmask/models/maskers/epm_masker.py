@@ -62,6 +62,24 @@ class EvolvedPartMasker(ScheduledMasker):
         self.num_iters = int(num_iters)
         self.var_reg = float(var_reg)
 
+    def check_backbone(self, backbone: nn.Module) -> None:
+        """Also refuse a K larger than the number of patches (config error).
+
+        Raises:
+            TypeError: For a backbone without CLS attention (e.g. Swin).
+            ValueError: If ``max(parts_range)`` exceeds the patch count L.
+        """
+        super().check_backbone(backbone)
+        grid = patch_grid(backbone)
+        num_patches = grid[0] * grid[1]
+        if max(self.parts_range) > num_patches:
+            raise ValueError(
+                f'EvolvedPartMasker parts_range={self.parts_range} asks for '
+                f'more parts K than the {num_patches} patches of the '
+                f'{grid[0]}x{grid[1]} grid: set parts_range to at most '
+                f'({num_patches}, ...) (the paper uses (40, 10) for 14x14; '
+                'the 8x8 demo uses (12, 4)).')
+
     def schedule(self):
         """``(alpha, K)`` at the current progress (Eq. 4, Sec. 4.1)."""
         return epm_schedule(float(self.progress), self.gamma,

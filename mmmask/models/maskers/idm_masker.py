@@ -45,6 +45,7 @@ class IDMMasker(BaseMasker):
     """
 
     uses_attention = True
+    probes_attention = True
     rank_local_buffers = ('loss_sum', 'loss_count')
 
     def __init__(self, num_heads: int, mask_ratio: float = 0.75) -> None:

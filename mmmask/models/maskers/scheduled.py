@@ -24,6 +24,8 @@ class ScheduledMasker(BaseMasker):
             fewer layers uses all of its layers. None = all layers.
     """
 
+    probes_attention = True
+
     def __init__(self, mask_ratio: float = 0.75, throw_ratio: float = 0.0,
                  num_layers: Optional[int] = None) -> None:
         super().__init__(mask_ratio=mask_ratio, throw_ratio=throw_ratio)

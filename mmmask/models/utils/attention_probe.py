@@ -56,17 +56,23 @@ def layer_attention(layer: nn.Module, x: Tensor) -> Tensor:
     return logits.float().softmax(dim=-1)
 
 
-def check_probeable(backbone: nn.Module) -> None:
-    """Refuse backbones the probe cannot read (e.g. Swin)."""
+def check_probeable(backbone: nn.Module, user: str = 'attention probing') -> None:
+    """Refuse backbones the probe cannot read (e.g. Swin).
+
+    Args:
+        backbone (nn.Module): The backbone to probe.
+        user (str): Who needs the probe, for the message (e.g. a masker).
+    """
     ok = all(
         hasattr(backbone, name)
         for name in ('patch_embed', 'pos_embed', 'cls_token', 'layers'))
     if not ok or getattr(backbone, 'cls_token', None) is None:
         raise TypeError(
-            f'attention probing needs a plain ViT with a CLS token; '
+            f'{user} needs the attention of a plain ViT with a CLS token; '
             f'{type(backbone).__name__} is not one: use MaskableMAEViT or '
             'SimMIMViT (a windowed backbone such as Swin has no global '
-            'CLS attention).')
+            'CLS attention), or a masker that does not read attention '
+            '(RandomMasker, ColorNoiseMasker).')
 
 
 def embed_full_grid(backbone: nn.Module, inputs: Tensor) -> Tensor:
