@@ -27,6 +27,10 @@ Applied once when ``mmmask`` is imported. A few small fixes:
    which numpy 2 refuses for negative factors (OverflowError) where numpy 1
    wrapped it modulo 256; negative factors are handed over as a float whose
    product with 255 wraps the same way, so the hue rotates as before.
+4. **Unreadable images are named.** mmcv's ``LoadImageFromFile`` raises an
+   ``AssertionError`` (truncated file) or a bare ``cv2.error`` without the
+   path (empty file); both become a ``ValueError`` that names the file and
+   says what to do. Missing files still raise ``FileNotFoundError``.
 """
 import pickle
 import warnings
@@ -120,6 +124,31 @@ def _patch_mmcv_hue() -> None:
     mmcv.adjust_hue = adjust_hue
 
 
+def _patch_image_errors() -> None:
+    from mmcv.transforms.loading import LoadImageFromFile
+    original = LoadImageFromFile.transform
+    if getattr(original, 'mmmask_names_file', False):
+        return
+
+    def transform(self, results: dict):
+        """mmcv's image loading; a file it cannot decode is named."""
+        try:
+            return original(self, results)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # AssertionError, cv2.error, PIL errors
+            path = results.get('img_path')
+            raise ValueError(
+                f'cannot decode the image file {path} ({type(err).__name__}:'
+                f' {str(err).strip()}): it is truncated, empty or not an '
+                'image; replace or remove it from the dataset (or set '
+                'ignore_empty=True in LoadImageFromFile to skip unreadable '
+                'files)') from err
+
+    transform.mmmask_names_file = True
+    LoadImageFromFile.transform = transform
+
+
 def _patch_cpu_distributed() -> None:
     import mmengine.dist.utils as dist_utils
     original = dist_utils._init_dist_pytorch
@@ -151,4 +180,5 @@ def apply() -> None:
     _patch_cpu_distributed()
     _patch_numpy()
     _patch_mmcv_hue()
+    _patch_image_errors()
     _APPLIED = True

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 import mmmask  # noqa: F401  (compatibility layer, registers components)
 from mmmask.apis import adapt_to_cpu, set_work_dir
+from mmmask.apis.checkpoint import check_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,6 +44,7 @@ def main() -> None:
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint} does not exist: give the path of '
             'a .pth file written by tools/train.py')
+    check_checkpoint_file(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.work_dir, args.config)

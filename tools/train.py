@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 
 import mmmask  # noqa: F401  (compatibility layer, registers components)
 from mmmask.apis import adapt_to_cpu, set_work_dir
+from mmmask.apis.checkpoint import check_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,6 +71,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                 f'--resume {args.resume}: no such checkpoint; give an '
                 'existing .pth file or --resume alone for the latest one in '
                 'the work dir')
+        check_checkpoint_file(args.resume, '--resume')
         cfg.resume = True
         cfg.load_from = args.resume
     if args.no_validate:
@@ -79,6 +81,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     adapt_to_cpu(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from, 'load_from')
     return cfg
 
 

@@ -27,6 +27,8 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
 import torch
 from torch import Tensor
 
+from mmmask.apis.checkpoint import load_checkpoint_file
+
 TARGETS = ('mmpretrain', 'mmseg', 'mmdet')
 
 #: encoder keys only pre-training uses; no downstream model has them
@@ -217,13 +219,14 @@ def convert_file(src: str, dst: str, target: str,
         ``{'state_dict': ..., 'meta': {...}}``.
 
     Raises:
-        ValueError: If ``dst`` is ``src``.
+        ValueError: If ``dst`` is ``src`` or ``src`` is not a readable
+            checkpoint (the message names it); ``dst`` is then untouched.
     """
     if same_file(src, dst):
         raise ValueError(
             f'output {dst} is the input checkpoint: choose another output '
             'path (the converter never overwrites its input)')
-    checkpoint = torch.load(src, map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(src, 'converter input')
     state = to_target(extract_encoder(unwrap_state_dict(checkpoint), prefix),
                       target)
     meta = dict(converted_from=osp.basename(src), target=target,

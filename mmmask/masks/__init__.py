@@ -7,8 +7,8 @@ from .idm import (check_probabilities, credit_heads, head_mean_losses,
                   idm_plan, plb_update, sample_heads, sampled_head_attention)
 from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
                    select_by_score, upsample_map)
-from .saliency_cache import (SaliencyCacheReader, read_header,
-                             write_saliency_cache)
+from .saliency_cache import (SaliencyCacheReader, check_cache_size,
+                             read_header, write_saliency_cache)
 
 __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
@@ -16,7 +16,7 @@ __all__ = [
     'grid_scores', 'block_mask', 'block_masks', 'amt_plan', 'amt_scores',
     'cls_saliency', 'crop_saliency', 'output_shape', 'source_coords',
     'shard_indices', 'shard_length', 'SaliencyCacheReader', 'read_header',
-    'write_saliency_cache', 'check_probabilities', 'credit_heads',
-    'head_mean_losses', 'idm_plan', 'plb_update', 'sample_heads',
-    'sampled_head_attention'
+    'write_saliency_cache', 'check_cache_size', 'check_probabilities',
+    'credit_heads', 'head_mean_losses', 'idm_plan', 'plb_update',
+    'sample_heads', 'sampled_head_attention'
 ]

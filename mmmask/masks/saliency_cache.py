@@ -88,6 +88,26 @@ def read_header(path: str) -> dict:
     return dict(version=version, num=num, h=h, w=w, dtype=_DTYPES[code])
 
 
+def check_cache_size(path: str, num_images: int) -> None:
+    """Refuse a cache written for a dataset of another size.
+
+    Args:
+        path (str): An existing cache file.
+        num_images (int): Images in the training dataset.
+
+    Raises:
+        ValueError: If the cache has another number of rows (the file is
+            left as it is).
+    """
+    num = int(read_header(path)['num'])
+    if num != int(num_images):
+        raise ValueError(
+            f'the AMT saliency cache {path} holds {num} images but the '
+            f'training dataset has {num_images}: it was written for another '
+            'dataset. Point cache_file at a new file (or another work dir), '
+            'or delete this cache if it is no longer needed.')
+
+
 class SaliencyCacheReader:
     """Read rows of a cache file; follows atomic replacements.
 

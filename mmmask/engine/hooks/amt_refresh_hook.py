@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmpretrain.registry import HOOKS, TRANSFORMS
 
-from mmmask.masks import (SaliencyCacheReader, cls_saliency, read_header,
-                          shard_indices, shard_length, write_saliency_cache)
+from mmmask.masks import (SaliencyCacheReader, check_cache_size,
+                          cls_saliency, read_header, shard_indices,
+                          shard_length, write_saliency_cache)
 
 CACHE_NAME = 'amt_saliency.bin'
 
@@ -163,6 +164,11 @@ class AMTSaliencyRefreshHook(Hook):
             self.cache_file or osp.join(runner.work_dir, CACHE_NAME))
         self._wire_transforms(runner.train_dataloader.dataset)
         on_disk = self._disk_version()
+        if on_disk > 0:  # refuse (and keep) a cache of another dataset
+            dataset = base_dataset(runner.train_dataloader.dataset)
+            if not getattr(dataset, '_fully_initialized', True):
+                dataset.full_init()
+            check_cache_size(self.cache_path, len(dataset))
         barrier()  # every rank has read the file before anyone changes it
         if self.version == 0 and on_disk:
             # a cache left by another run: the warm-up must be random

@@ -56,7 +56,8 @@ def layer_attention(layer: nn.Module, x: Tensor) -> Tensor:
     return logits.float().softmax(dim=-1)
 
 
-def check_probeable(backbone: nn.Module, user: str = 'attention probing') -> None:
+def check_probeable(backbone: nn.Module,
+                    user: str = 'attention probing') -> None:
     """Refuse backbones the probe cannot read (e.g. Swin).
 
     Args:

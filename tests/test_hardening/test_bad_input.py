@@ -1,0 +1,279 @@
+"""Bad input: each kind raises a clear error that says what to change, and
+nothing already written (checkpoints, caches) is lost or truncated."""
+import argparse
+import hashlib
+import importlib.util
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmpretrain.registry import MODELS, TRANSFORMS
+
+from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.datasets.synthetic import make_shapes_dataset
+from mmmask.downstream.cli import main as convert_main
+from mmmask.masks import check_cache_size, write_saliency_cache
+from tests.helpers import tiny_mae_cfg, tiny_runner_cfg
+from tests.test_engine.test_amt_refresh import amt_hook, amt_runner_cfg
+from tests.test_models.test_simmim import SWIN_CFG
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def digest(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def truncate(path: str, keep: int) -> None:
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:keep])
+
+
+@pytest.fixture(scope='module')
+def pretrain_ckpt(tmp_path_factory):
+    """A pre-training checkpoint of a tiny MAE, as mmengine saves it."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_mae_cfg())
+    path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_1.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), path)
+    return path
+
+
+def train_tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmmask_train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_args(**kw) -> argparse.Namespace:
+    args = dict(launcher='none', work_dir=None, config='x.py', amp=False,
+                resume=None, no_validate=False, auto_scale_lr=False,
+                cfg_options=None)
+    args.update(kw)
+    return argparse.Namespace(**args)
+
+
+# 1. wrong ratios ----------------------------------------------------------
+@pytest.mark.parametrize('kw,match', [
+    (dict(mask_ratio=1.2), r'mask_ratio=1.2 is outside \(0, 1\): set'),
+    (dict(mask_ratio=0.0), r'mask_ratio=0.0 is outside'),
+    (dict(mask_ratio=0.5, throw_ratio=-0.1), 'throw_ratio=-0.1 is outside'),
+    (dict(mask_ratio=0.6, throw_ratio=0.4), r'mask_ratio \+ throw_ratio'),
+])
+def test_wrong_ratios(kw, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='RandomMasker', **kw))
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='AMTMasker', **kw))
+
+
+# 2. unsupported backbone for attention probing or throwing ---------------
+@pytest.mark.parametrize('masker', [
+    dict(type='AMTMasker', mask_ratio=0.6, throw_ratio=0.0),
+    dict(type='EvolvedHierarchicalMasker'),
+    dict(type='EvolvedPartMasker', parts_range=(12, 4)),
+    dict(type='IDMMasker', num_heads=2),
+], ids=lambda m: m['type'])
+def test_swin_refused_at_build_for_attention_maskers(masker):
+    with pytest.raises(TypeError) as err:
+        MODELS.build(dict(SWIN_CFG, masker=masker))
+    msg = str(err.value)
+    assert masker['type'] in msg and 'SimMIMSwinTransformer' in msg
+    assert 'use MaskableMAEViT or SimMIMViT' in msg
+
+
+def test_swin_refuses_throwing():
+    masker = dict(type='RandomMasker', mask_ratio=0.5, throw_ratio=0.25)
+    with pytest.raises(ValueError, match='cannot drop tokens.*throw_ratio=0'):
+        MODELS.build(dict(SWIN_CFG, masker=masker))
+    # masking without attention and without throwing stays allowed on Swin
+    MODELS.build(dict(SWIN_CFG, masker=dict(type='RandomMasker')))
+
+
+# 3. image size not divisible by the patch size --------------------------
+def test_image_size_not_divisible_by_patch():
+    with pytest.raises(ValueError,
+                       match=r'img_size=\(30, 30\) is not divisible by the '
+                       r'patch size \(8, 8\).*multiple of the patch size'):
+        MODELS.build(tiny_mae_cfg(img_size=30))
+    with pytest.raises(ValueError, match='not divisible'):
+        TRANSFORMS.build(dict(type='RandomMaskGenerator', input_size=30,
+                              mask_patch_size=8, model_patch_size=8))
+
+
+# 4. missing or corrupt checkpoint ----------------------------------------
+def test_missing_checkpoint_for_resume(tmp_path):
+    cfg = Config(tiny_runner_cfg(str(tmp_path), str(tmp_path)))
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(FileNotFoundError, match='--resume .*nope.pth.*give'):
+        train_tool().merge_args(cfg, train_args(resume=missing))
+
+
+@pytest.mark.parametrize('what', ['resume', 'load_from'])
+def test_truncated_checkpoint_named_for_train(tmp_path, pretrain_ckpt, what):
+    bad = str(tmp_path / 'epoch_3.pth')
+    shutil.copy(pretrain_ckpt, bad)
+    truncate(bad, 1000)
+    before = digest(bad)
+    cfg = Config(tiny_runner_cfg(str(tmp_path), str(tmp_path)))
+    if what == 'resume':
+        args = train_args(resume=bad)
+    else:
+        args = train_args(cfg_options={'load_from': bad})
+    with pytest.raises(ValueError, match=r'epoch_3.pth is not a readable '
+                       'checkpoint.*use another checkpoint'):
+        train_tool().merge_args(cfg, args)
+    assert digest(bad) == before  # the evidence is kept as it was
+
+
+def test_check_checkpoint_file_kinds(tmp_path, pretrain_ckpt):
+    check_checkpoint_file(pretrain_ckpt)  # a good one passes
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(ValueError, match='empty.pth.*empty file'):
+        check_checkpoint_file(str(empty))
+    text = tmp_path / 'notes.pth'
+    text.write_text('hello')
+    with pytest.raises(ValueError, match='notes.pth.*not a torch checkpoint'):
+        check_checkpoint_file(str(text))
+
+
+def test_converter_names_truncated_input_and_keeps_output(
+        tmp_path, pretrain_ckpt, capsys):
+    bad = str(tmp_path / 'cut.pth')
+    shutil.copy(pretrain_ckpt, bad)
+    truncate(bad, 500)
+    dst = tmp_path / 'out.pth'
+    dst.write_bytes(b'an earlier conversion')
+    before = digest(str(dst))
+    assert convert_main('mmpretrain', [bad, str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert 'cut.pth is not a readable checkpoint' in err
+    assert digest(str(dst)) == before
+
+
+# 5. converter given the wrong checkpoint ---------------------------------
+def test_converter_refuses_converted_and_finetuned(tmp_path, pretrain_ckpt,
+                                                   capsys):
+    converted = str(tmp_path / 'backbone.pth')
+    assert convert_main('mmpretrain', [pretrain_ckpt, converted]) == 0
+    capsys.readouterr()
+    again = str(tmp_path / 'again.pth')
+    assert convert_main('mmpretrain', [converted, again]) == 2
+    assert 'already converted backbone' in capsys.readouterr().err
+    assert not osp.exists(again)
+    finetuned = str(tmp_path / 'finetuned.pth')
+    state = torch.load(pretrain_ckpt, weights_only=True)['state_dict']
+    state['head.fc.weight'] = torch.zeros(10, 32)
+    torch.save(dict(state_dict=state), finetuned)
+    assert convert_main('mmseg', [finetuned, again]) == 2
+    assert 'not a pre-training checkpoint' in capsys.readouterr().err
+
+
+def test_converter_never_overwrites_its_input(pretrain_ckpt, capsys):
+    before = digest(pretrain_ckpt)
+    assert convert_main('mmdet', [pretrain_ckpt, pretrain_ckpt]) == 2
+    assert 'never overwrites its input' in capsys.readouterr().err
+    assert digest(pretrain_ckpt) == before
+
+
+# 6. AMT cache from a dataset of another size -----------------------------
+@pytest.fixture
+def eight_images(tmp_path):
+    root = str(tmp_path / 'data')
+    make_shapes_dataset(root, num_images=8, size=32, seed=2)
+    return root
+
+
+def test_amt_cache_of_another_dataset_size(tmp_path, eight_images):
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
+    cache = osp.join(work, 'amt_saliency.bin')
+    write_saliency_cache(cache, np.random.rand(12, 4, 4), 1, 'float32')
+    before = digest(cache)
+    with pytest.raises(ValueError,
+                       match=r'amt_saliency.bin holds 12 images but the '
+                       'training dataset has 8.*Point cache_file'):
+        check_cache_size(cache, 8)
+    runner = Runner.from_cfg(Config(amt_runner_cfg(work, eight_images, 2)))
+    for version in (0, 1):  # a fresh run and a resumed one
+        amt_hook(runner).version = version
+        with pytest.raises(ValueError, match='holds 12 images but the '
+                           'training dataset has 8'):
+            amt_hook(runner).before_train(runner)
+        assert digest(cache) == before
+
+
+def test_failed_refresh_keeps_the_cache(tmp_path, eight_images):
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
+    cache = osp.join(work, 'amt_saliency.bin')
+    write_saliency_cache(cache, np.random.rand(8, 4, 4), 1, 'float32')
+    before = digest(cache)
+    runner = Runner.from_cfg(Config(amt_runner_cfg(work, eight_images, 2)))
+    hook = amt_hook(runner)
+    hook.version = 1
+    hook.before_train(runner)  # a matching cache is accepted
+    victim = sorted(os.listdir(eight_images))[3]
+    truncate(osp.join(eight_images, victim), 60)
+    with pytest.raises(ValueError, match=f'{victim}.*replace or remove'):
+        hook.refresh(runner)
+    assert digest(cache) == before and hook.version == 1
+
+
+# 7. unknown colour -------------------------------------------------------
+def test_unknown_colour():
+    match = "unknown noise colour 'pink': use one of red, blue, green"
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='ColorNoiseMasker', color='pink'))
+    with pytest.raises(ValueError, match=match):
+        TRANSFORMS.build(dict(type='ColorNoiseMaskGenerator', color='pink',
+                              input_size=32, mask_patch_size=8,
+                              model_patch_size=8, bank_num=1, bank_size=8))
+
+
+# 8. K larger than the number of patches -----------------------------------
+def test_epm_parts_more_than_patches_refused_at_build():
+    with pytest.raises(ValueError,
+                       match=r'parts_range=\(40, 10\) asks for more parts K '
+                       'than the 16 patches of the 4x4 grid: set '
+                       r'parts_range to at most \(16'):
+        MODELS.build(tiny_mae_cfg(masker=dict(type='EvolvedPartMasker')))
+    MODELS.build(tiny_mae_cfg(masker=dict(type='EvolvedPartMasker',
+                                          parts_range=(16, 4))))
+
+
+# 9. corrupt image file ---------------------------------------------------
+@pytest.mark.parametrize('keep', [0, 60])
+def test_corrupt_image_names_the_file(tmp_path, keep):
+    root = str(tmp_path / 'imgs')
+    make_shapes_dataset(root, num_images=1, size=32, seed=3)
+    path = osp.join(root, os.listdir(root)[0])
+    truncate(path, keep)
+    load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    with pytest.raises(ValueError, match=f'cannot decode the image file '
+                       f'{path}.*replace or remove it'):
+        load(dict(img_path=path))
+    with pytest.raises(FileNotFoundError):
+        load(dict(img_path=path + '.missing'))
+
+
+# 10. config typos in type names ------------------------------------------
+def test_masker_type_typo_lists_registered():
+    with pytest.raises(KeyError) as err:
+        MODELS.build(tiny_mae_cfg(masker=dict(type='RandomMaskr')))
+    msg = str(err.value)
+    assert "'RandomMaskr' is not registered" in msg
+    for name in ('RandomMasker', 'AMTMasker', 'EvolvedPartMasker',
+                 'IDMMasker', 'ColorNoiseMasker'):
+        assert name in msg
