@@ -1,16 +1,33 @@
-"""Timing helpers for the benchmark scripts (ratios measured in one run)."""
+"""Timing helpers shared by the benchmark scripts (ratios in one run).
+
+``tools/analysis/benchmark_masks.py`` (every strategy in one table) and the
+per-method scripts (``benchmark_{colormae,amt,evolving_masks,idm_cost}``)
+measure with these functions, so their numbers come from the same code.
+"""
+import platform
 import statistics
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
 
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock times are honest."""
-    if device.type == 'cuda':
+    if torch.device(device).type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+def describe_device(device: torch.device) -> str:
+    """The machine in words: GPU name, or CPU model and torch threads."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return f'cuda ({torch.cuda.get_device_name(device)})'
+    return (f'cpu ({platform.processor() or platform.machine()}, '
+            f'{torch.get_num_threads()} torch threads)')
 
 
 def median_time(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
@@ -28,14 +45,48 @@ def median_time(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
     return statistics.median(times)
 
 
-def train_step_fn(model: nn.Module, inputs: torch.Tensor, data_samples,
-                  lr: float = 1e-4) -> Callable[[], float]:
-    """One optimisation step of ``model.loss`` (forward, backward, AdamW)."""
-    optim = torch.optim.AdamW(model.parameters(), lr=lr)
+def timed_round_robin(jobs: Dict[str, Callable[[], object]], reps: int,
+                      device: torch.device = torch.device('cpu'),
+                      warmup: int = 1) -> Dict[str, float]:
+    """Median seconds of every job; one run of each job per round.
+
+    Interleaving the jobs spreads slow phases of a shared machine over all
+    of them, so that their ratios stay comparable.
+    """
+
+    def run(fn: Callable) -> float:
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        return time.perf_counter() - start
+
+    for _ in range(warmup):
+        for fn in jobs.values():
+            run(fn)
+    times = {name: [] for name in jobs}
+    for _ in range(reps):
+        for name, fn in jobs.items():
+            times[name].append(run(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def train_step_fn(model: nn.Module, inputs, data_samples,
+                  lr: float = 1e-4, amp: bool = False) -> Callable[[], float]:
+    """One optimisation step of ``model.loss`` (forward, backward, AdamW).
+
+    ``amp``: float16 autocast on CUDA for the forward (as the recipes).
+    """
+    optim = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
+    device = next(model.parameters()).device
+    use_amp = amp and device.type == 'cuda'
 
     def step() -> float:
-        losses = model.loss(inputs, data_samples)
+        with torch.autocast(device.type, dtype=torch.float16,
+                            enabled=use_amp):
+            losses = model.loss(inputs, data_samples)
         loss = sum(v for v in losses.values() if v.requires_grad)
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -43,3 +94,116 @@ def train_step_fn(model: nn.Module, inputs: torch.Tensor, data_samples,
         return float(loss.detach())
 
     return step
+
+
+def per_image_fn(transform: Callable[[dict], dict], img: np.ndarray,
+                 batch: int) -> Callable[[], None]:
+    """A pipeline transform run once per image of a batch (loader cost)."""
+
+    def run() -> None:
+        for _ in range(batch):
+            transform(dict(img=img))
+
+    return run
+
+
+def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
+    """Data samples as ``AMTSaliencyCrop`` packs them, random saliency."""
+    from mmpretrain.structures import DataSample
+    out = []
+    for _ in range(batch):
+        sample = DataSample()
+        sample.set_field(torch.rand(*grid).numpy(), 'saliency')
+        sample.set_field(version, 'saliency_version')
+        out.append(sample)
+    return out
+
+
+def amt_refresh_fn(backbone: nn.Module, inputs: torch.Tensor,
+                   amp: bool = False) -> Callable[[], torch.Tensor]:
+    """One AMT saliency refresh pass of a batch: the no-grad full-grid probe
+    and AMT Eq. 3-4, as ``AMTSaliencyRefreshHook.compute`` runs them."""
+    from mmmask.masks import cls_saliency
+    from mmmask.models.maskers import patch_grid
+    from mmmask.models.utils import probe_attention
+    grid = patch_grid(backbone)
+
+    def refresh() -> torch.Tensor:
+        with torch.autocast(inputs.device.type, dtype=torch.float16,
+                            enabled=amp):
+            maps = probe_attention(backbone, inputs)
+        return cls_saliency(maps.cls_attn, grid)
+
+    return refresh
+
+
+class Timer:
+    """Accumulates the wall time of the wrapped calls (synchronising CUDA)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+        self.total = 0.0
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        sync(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            sync(self.device)
+            self.total += time.perf_counter() - start
+
+    def wrap(self, fn: Callable) -> Callable:
+        """``fn`` with its calls timed into :attr:`total`."""
+
+        def timed(*args, **kwargs):
+            with self.measure():
+                return fn(*args, **kwargs)
+
+        return timed
+
+
+def instrument_idm(model: nn.Module, timer: Timer) -> None:
+    """Time IDM's work inside real CAMAE steps: the last block's attention
+    from the captured input, the masker (Eq. 5 + Eq. 3) and the PLB
+    bookkeeping. Patches the CAMAE module's ``cls_attention`` (for the
+    process) and the model's masker and ``credit_masker``."""
+    from mmmask.models.algorithms import camae as camae_module
+    if not getattr(model.masker, 'uses_attention', False):
+        raise ValueError(
+            f'{type(model.masker).__name__} is not IDM: give a CAMAE config '
+            "with masker=dict(type='IDMMasker', ...)")
+    if not getattr(camae_module.cls_attention, 'mmmask_timed', False):
+        camae_module.cls_attention = timer.wrap(camae_module.cls_attention)
+        camae_module.cls_attention.mmmask_timed = True
+    model.masker.forward = timer.wrap(model.masker.forward)
+    model.credit_masker = timer.wrap(model.credit_masker)
+
+
+def idm_step_fns(model: nn.Module, views: List[torch.Tensor],
+                 device: torch.device) -> Tuple[Callable, List[float]]:
+    """A CAMAE training step and the IDM seconds of each call of it.
+
+    Returns:
+        tuple: ``(step, idm_times)``; every call of ``step`` appends the
+        seconds IDM took inside it to ``idm_times``.
+    """
+    from mmengine.logging import MessageHub
+    MessageHub.get_current_instance().update_info('max_iters', 1000)
+    timer = Timer(device)
+    instrument_idm(model, timer)
+    optim = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+    idm_times: List[float] = []
+
+    def step() -> None:
+        timer.total = 0.0
+        losses = model.loss(views, None)
+        sum(losses.values()).backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        idm_times.append(timer.total)
+
+    return step, idm_times

@@ -22,7 +22,6 @@ Usage:
 """
 import argparse
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
@@ -34,12 +33,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from mmpretrain.registry import MODELS  # noqa: E402
-from mmpretrain.structures import DataSample  # noqa: E402
 
+from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,  # noqa
+                                   describe_device, sync)
 from mmmask.apis.inspect import build_model, load_config  # noqa: E402
-from mmmask.masks import cls_saliency  # noqa: E402
 from mmmask.models.maskers import patch_grid  # noqa: E402
-from mmmask.models.utils import probe_attention  # noqa: E402
 
 DEFAULT_CFG = osp.join(
     ROOT, 'configs', 'mae',
@@ -60,29 +58,6 @@ def parse_args() -> argparse.Namespace:
                         help='cpu or cuda (default: cuda if available)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
-
-
-def samples(batch: int, grid, version: int = 1):
-    """Data samples as AMTSaliencyCrop packs them, with random saliency."""
-    out = []
-    for _ in range(batch):
-        s = DataSample()
-        s.set_field(torch.rand(*grid).numpy(), 'saliency')
-        s.set_field(version, 'saliency_version')
-        out.append(s)
-    return out
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def describe(device: torch.device) -> str:
-    if device.type == 'cuda':
-        return f'cuda ({torch.cuda.get_device_name(device)})'
-    return (f'cpu ({platform.processor() or platform.machine()}, '
-            f'{torch.get_num_threads()} threads)')
 
 
 def main() -> None:
@@ -107,7 +82,7 @@ def main() -> None:
     B = args.batch_size
     x = torch.randn(B, 3, *size, device=device)
     grid = patch_grid(model.backbone)
-    data = samples(B, grid)
+    data = amt_samples(B, grid)
 
     def step(masker):
         """(forward + backward, optimizer step) seconds of one step."""
@@ -135,13 +110,12 @@ def main() -> None:
     t_opt = statistics.median(t[1] for t in times['random'] + times['amt'])
     plan = amt(x, data, model.backbone)
 
+    refresh_pass = amt_refresh_fn(model.backbone, x, use_amp)
+
     def refresh() -> float:
         sync(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.float16,
-                            enabled=use_amp):
-            maps = probe_attention(model.backbone, x)
-        cls_saliency(maps.cls_attn, grid)
+        refresh_pass()
         sync(device)
         return time.perf_counter() - start
 
@@ -156,7 +130,8 @@ def main() -> None:
     schedule = refreshes * t_refresh / (
         warmup * t_random + (max_epochs - warmup) * t_amt)
 
-    print(f'device: {describe(device)}; ViT-B/16 at {size[0]}x{size[1]}, '
+    print(f'device: {describe_device(device)}; ViT-B/16 at '
+          f'{size[0]}x{size[1]}, '
           f'batch {B}, median of {args.steps} steps per mode, '
           f'torch {torch.__version__}, amp={use_amp}')
     print(f'AMT plan: {plan.ids_masked.shape[1]} masked, {plan.num_thrown} '

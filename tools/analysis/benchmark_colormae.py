@@ -17,6 +17,7 @@ import torch
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config, median_time, train_step_fn
+from mmmask.apis.benchmark import describe_device
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
@@ -54,9 +55,8 @@ def main() -> None:
         lambda: masker(inputs, None, model.backbone), repeats=50,
         device=device)
 
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' \
-        else f'CPU ({torch.get_num_threads()} threads)'
-    print(f'device: {name}; MAE ViT-B/16, 224 px, batch {args.batch}, '
+    print(f'device: {describe_device(device)}; MAE ViT-B/16, 224 px, '
+          f'batch {args.batch}, '
           f'colour {args.color}')
     print(f'training step                  {t_step * 1e3:10.1f} ms')
     print(f'transform, per image           {t_transform * 1e3:10.3f} ms')

@@ -23,9 +23,6 @@ Usage:
         [--batch 2] [--tree-batch 64] [--reps 3] [--device cpu] [--threads 1]
 """
 import argparse
-import statistics
-import time
-from typing import Callable, Dict
 
 import numpy as np
 import torch
@@ -33,6 +30,7 @@ from mmengine.logging import MMLogger
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
+from mmmask.apis.benchmark import timed_round_robin
 from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import build_tree, ehm_scores
 from mmmask.masks.parts import attention_graph, em_partition, epm_scores
@@ -60,30 +58,6 @@ def parse_args() -> argparse.Namespace:
         help='torch CPU threads (1 = the same footing as scipy, and no '
         'thread contention on a shared machine; 0 = torch default)')
     return parser.parse_args()
-
-
-def timed_round_robin(jobs: Dict[str, Callable], reps: int,
-                      device: str) -> Dict[str, float]:
-    """Median seconds of every job; one run of each job per round.
-
-    Interleaving the jobs spreads slow phases of a shared machine over all
-    of them, so that their ratios stay comparable.
-    """
-
-    def run(fn: Callable) -> float:
-        start = time.perf_counter()
-        fn()
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    for fn in jobs.values():  # warm-up
-        run(fn)
-    times = {name: [] for name in jobs}
-    for _ in range(reps):
-        for name, fn in jobs.items():
-            times[name].append(run(fn))
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def scipy_loop(sim: torch.Tensor) -> None:
