@@ -93,7 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='float16 autocast for the training steps '
                         '(CUDA; the recipes train with AMP)')
     parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.batch < 2:
+        parser.error(f'--batch {args.batch}: use at least 2 (CAMAE\'s '
+                     'BatchNorm projector needs two images)')
+    return args
 
 
 def generator_cfg(path: str, img_size: int, patch_size: int) -> dict:
