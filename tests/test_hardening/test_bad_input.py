@@ -195,17 +195,24 @@ def eight_images(tmp_path):
     return root
 
 
-def test_amt_cache_of_another_dataset_size(tmp_path, eight_images):
+def runner_with_cache(tmp_path, data_root, cache_rows):
+    """An AMT runner whose work dir holds a version-1 cache of
+    ``cache_rows`` images; returns ``(runner, cache path, its digest)``."""
     work = str(tmp_path / 'work')
     os.makedirs(work)
     cache = osp.join(work, 'amt_saliency.bin')
-    write_saliency_cache(cache, np.random.rand(12, 4, 4), 1, 'float32')
-    before = digest(cache)
+    write_saliency_cache(cache, np.random.rand(cache_rows, 4, 4), 1,
+                         'float32')
+    runner = Runner.from_cfg(Config(amt_runner_cfg(work, data_root, 2)))
+    return runner, cache, digest(cache)
+
+
+def test_amt_cache_of_another_dataset_size(tmp_path, eight_images):
+    runner, cache, before = runner_with_cache(tmp_path, eight_images, 12)
     with pytest.raises(ValueError,
                        match=r'amt_saliency.bin holds 12 images but the '
                        'training dataset has 8.*Point cache_file'):
         check_cache_size(cache, 8)
-    runner = Runner.from_cfg(Config(amt_runner_cfg(work, eight_images, 2)))
     for version in (0, 1):  # a fresh run and a resumed one
         amt_hook(runner).version = version
         with pytest.raises(ValueError, match='holds 12 images but the '
@@ -215,12 +222,7 @@ def test_amt_cache_of_another_dataset_size(tmp_path, eight_images):
 
 
 def test_failed_refresh_keeps_the_cache(tmp_path, eight_images):
-    work = str(tmp_path / 'work')
-    os.makedirs(work)
-    cache = osp.join(work, 'amt_saliency.bin')
-    write_saliency_cache(cache, np.random.rand(8, 4, 4), 1, 'float32')
-    before = digest(cache)
-    runner = Runner.from_cfg(Config(amt_runner_cfg(work, eight_images, 2)))
+    runner, cache, before = runner_with_cache(tmp_path, eight_images, 8)
     hook = amt_hook(runner)
     hook.version = 1
     hook.before_train(runner)  # a matching cache is accepted
