@@ -31,6 +31,9 @@ Applied once when ``mmmask`` is imported. A few small fixes:
    ``AssertionError`` (truncated file) or a bare ``cv2.error`` without the
    path (empty file); both become a ``ValueError`` that names the file and
    says what to do. Missing files still raise ``FileNotFoundError``.
+5. **Typos in type names get hints.** mmengine's ``KeyError`` for a type
+   that is not registered (a hook, transform, model, ...) gets the closest
+   registered names and the names mmmask registered in that registry.
 """
 import pickle
 import warnings
@@ -149,6 +152,55 @@ def _patch_image_errors() -> None:
     LoadImageFromFile.transform = transform
 
 
+def registered_names_hint(registry, name: str) -> str:
+    """Close matches of ``name`` in a registry (and its parent), and the
+    names mmmask registered there, for a typo's error message."""
+    import difflib
+    modules = dict(getattr(registry.parent, 'module_dict', {}))
+    modules.update(registry.module_dict)
+    close = difflib.get_close_matches(name, sorted(modules), n=3, cutoff=0.6)
+    ours = sorted(k for k, v in registry.module_dict.items()
+                  if getattr(v, '__module__', '').startswith('mmmask'))
+    hint = f' Did you mean {" or ".join(close)}?' if close else ''
+    if ours:
+        hint += f' Registered by mmmask in this registry: {ours}.'
+    return hint
+
+
+def _scoped(registry):
+    """The registry a build searches: the default scope's (e.g. the
+    runner's root ``HOOKS`` builds in ``mmpretrain``'s)."""
+    from mmengine.registry import DefaultScope
+    scope = DefaultScope.get_current_instance()
+    if scope is None:
+        return registry
+    child = registry._get_root_registry()._search_child(scope.scope_name)
+    return child or registry
+
+
+def _patch_registry_typos() -> None:
+    from mmengine.registry import Registry
+    original = Registry.build
+    if getattr(original, 'mmmask_hints', False):
+        return
+
+    def build(self, cfg, *args, **kwargs):
+        """mmengine's ``Registry.build``; an unknown type gets hints."""
+        try:
+            return original(self, cfg, *args, **kwargs)
+        except KeyError as err:
+            name = cfg.get('type') if hasattr(cfg, 'get') else None
+            if not isinstance(name, str) or self.get(name) is not None:
+                raise
+            hint = registered_names_hint(_scoped(self), name)
+            if not hint or not str(err).startswith(repr(name)[:-1]):
+                raise
+            raise KeyError(f'{err.args[0]}{hint}') from err
+
+    build.mmmask_hints = True
+    Registry.build = build
+
+
 def _patch_cpu_distributed() -> None:
     import mmengine.dist.utils as dist_utils
     original = dist_utils._init_dist_pytorch
@@ -181,4 +233,5 @@ def apply() -> None:
     _patch_numpy()
     _patch_mmcv_hue()
     _patch_image_errors()
+    _patch_registry_typos()
     _APPLIED = True

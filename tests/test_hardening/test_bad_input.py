@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
-from mmpretrain.registry import MODELS, TRANSFORMS
+from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.datasets.synthetic import make_shapes_dataset
@@ -279,3 +279,23 @@ def test_masker_type_typo_lists_registered():
     for name in ('RandomMasker', 'AMTMasker', 'EvolvedPartMasker',
                  'IDMMasker', 'ColorNoiseMasker'):
         assert name in msg
+
+
+@pytest.mark.parametrize('registry,typo,right', [
+    (HOOKS, 'AMTSaliencyRefreshHok', 'AMTSaliencyRefreshHook'),
+    (HOOKS, 'MaskSchedulerHook', 'MaskScheduleHook'),
+    (TRANSFORMS, 'ColorNoiseMaskGenerater', 'ColorNoiseMaskGenerator'),
+])
+def test_hook_and_transform_typos_get_hints(registry, typo, right):
+    with pytest.raises(KeyError) as err:
+        registry.build(dict(type=typo))
+    msg = str(err.value)
+    assert f'Did you mean {right}' in msg
+    assert 'Registered by mmmask in this registry' in msg
+
+
+def test_typo_in_a_runner_config_hook(tmp_path, shapes_dir):
+    cfg = tiny_runner_cfg(str(tmp_path), shapes_dir, max_epochs=1,
+                          custom_hooks=[dict(type='PLBHok')])
+    with pytest.raises(KeyError, match='Did you mean PLBHook'):
+        Runner.from_cfg(Config(cfg))
