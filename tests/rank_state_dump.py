@@ -112,3 +112,19 @@ def load_ranks(work_dir: str, world_size: int = 2) -> list:
         torch.load(osp.join(str(work_dir), f'rank{r}.pt'),
                    weights_only=False) for r in range(world_size)
     ]
+
+
+def assert_same(a, b, where=''):
+    """Exact equality of nested dicts/lists of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f'{where}.{k}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f'{where}[{i}]')
+    else:
+        assert a == b, where

@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 
 from tests.helpers import (amt_runner_cfg, tiny_camae_runner_cfg,
                            tiny_mae_cfg, tiny_runner_cfg)
-from tests.rank_state_dump import RankStateDumpHook
+from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
 
@@ -81,22 +81,6 @@ def train(make, work, data, kill_after=None, **kw):
         with pytest.raises(Killed):
             runner.train()
     return runner, recorder.record
-
-
-def assert_same(a, b, where=''):
-    """Exact equality of nested dicts/lists of tensors and plain values."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f'{where}.{k}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f'{where}[{i}]')
-    else:
-        assert a == b, where
 
 
 @pytest.mark.parametrize('name', sorted(STRATEGIES))
