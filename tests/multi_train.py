@@ -17,7 +17,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-import mmmask  # noqa: F401
+from mmmask.apis import finish_distributed
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -45,6 +45,7 @@ def main() -> None:
             no_validate=False, auto_scale_lr=False, cfg_options=None,
             launcher=args.launcher)
         Runner.from_cfg(tool.merge_args(Config.fromfile(path), one)).train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

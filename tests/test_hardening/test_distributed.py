@@ -76,7 +76,9 @@ def write_configs(root, data) -> list:
         cfg['randomness'] = dict(seed=0, diff_rank_seed=True)
         cfg['custom_imports']['imports'].append('tests.rank_state_dump')
         cfg['custom_hooks'] = cfg.get('custom_hooks', []) + [
-            dict(type='RankStateDumpHook')]
+            dict(type='RandomStateHook'),
+            dict(type='RankStateDumpHook')
+        ]
         cfg['experiment_name'] = f'{root.name}_{name}'
         path = root / f'{name}.py'
         Config(cfg).dump(str(path))
@@ -86,13 +88,15 @@ def write_configs(root, data) -> list:
 
 @pytest.fixture(scope='module')
 def launches(tmp_path_factory, shapes_dir):
-    """``{pair: [ranks of launch 1, ranks of launch 2]}``."""
+    """``{pair: [ranks of launch 1, ranks of launch 2]}``, and the work
+    dirs of the first launch under ``'dirs'``."""
     out = {name: [] for name in PAIRS}
     for launch in ('first', 'second'):
         root = tmp_path_factory.mktemp(launch)
         dist_train_many(write_configs(root, shapes_dir), timeout=400)
         for name in PAIRS:
             out[name].append(load_ranks(root / name))
+        out.setdefault('dirs', {name: root / name for name in PAIRS})
     return out
 
 
@@ -128,3 +132,12 @@ def test_ranks_mask_differently_and_reproducibly(launches, pair):
                     f'{pair} rank {rank} plans')
         assert_same(first[rank]['final'], second[rank]['final'],
                     f'{pair} rank {rank} states')
+
+
+def test_checkpoint_holds_the_random_states_of_both_ranks(launches):
+    ckpt = torch.load(launches['dirs']['mae_ehm'] / 'epoch_1.pth')
+    saved = ckpt['random_states']
+    assert saved['iter'] == 2 and len(saved['states']) == 2
+    # diff_rank_seed: each rank has its own generators
+    assert not torch.equal(saved['states'][0]['torch'],
+                           saved['states'][1]['torch'])

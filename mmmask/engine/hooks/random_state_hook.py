@@ -54,28 +54,41 @@ def set_random_state(state: dict) -> None:
 class RandomStateHook(Hook):
     """Make a resumed run draw the same random numbers as an uninterrupted one.
 
-    On every checkpoint the generator states of all ranks are gathered and
-    saved under ``checkpoint['random_states']`` (one entry per rank). When
-    the run resumes from that checkpoint, each rank restores its own states
-    right before the training loop starts (after the other hooks'
+    At the end of every epoch, just before ``CheckpointHook`` (VERY_LOW)
+    saves, the generator states of all ranks are gathered (mmengine saves
+    checkpoints on rank 0 only, so ``before_save_checkpoint`` runs there
+    alone and cannot gather); the checkpoint stores them under
+    ``checkpoint['random_states']`` (one entry per rank). When the run
+    resumes from that checkpoint, each rank restores its own states right
+    before the training loop starts (after the NORMAL hooks'
     ``before_train``), i.e. at the point where the uninterrupted run saved
     them. A checkpoint of another world size, or without states, leaves
     the generators as seeded (with a warning). ``load_from`` without
-    ``resume`` never restores states.
+    ``resume`` never restores states. Iteration-based checkpoints in a
+    multi-process run hold rank 0's states only and are resumed as seeded.
 
     With ``num_workers > 0`` the augmentations run in loader workers that
     mmengine seeds per worker and rank; those are reproducible by seeding
     and need no saved state.
     """
 
-    priority = 'LOWEST'
+    priority = 'LOW'  # after NORMAL hooks, before CheckpointHook
 
     def __init__(self) -> None:
         self._pending: Optional[dict] = None
+        self._gathered: Optional[dict] = None
+
+    def after_train_epoch(self, runner) -> None:
+        """Gather every rank's states (all ranks take part)."""
+        self._gathered = dict(
+            iter=runner.iter, states=all_gather_object(get_random_state()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[KEY] = dict(
-            iter=runner.iter, states=all_gather_object(get_random_state()))
+        saved = self._gathered
+        if saved is None or saved['iter'] != runner.iter:
+            # single process, or a checkpoint between epochs: this rank only
+            saved = dict(iter=runner.iter, states=[get_random_state()])
+        checkpoint[KEY] = saved
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get(KEY)
