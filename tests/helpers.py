@@ -1,6 +1,14 @@
-"""Tiny model configs for the tests."""
+"""Tiny model configs and launch helpers for the tests."""
 import copy
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
 import uuid
+from typing import List, Sequence
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)
@@ -145,3 +153,79 @@ def tiny_camae_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
     cfg['custom_hooks'] = [dict(type='PLBHook')] if plb else []
     cfg.update(kw)
     return cfg
+
+
+AMT_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TrackedRandomResizedCrop', scale=32,
+         crop_ratio_range=(0.5, 1.0), backend='pillow'),
+    dict(type='TrackedRandomFlip', prob=0.5),
+    dict(type='AMTSaliencyCrop', cell_size=8),
+    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
+]
+
+
+def amt_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
+                   warmup: int = 1, interval: int = 1, model: dict = None,
+                   **kw) -> dict:
+    """Tiny MAE + AMT (0.45 / 0.40) with a refresh hook."""
+    if model is None:
+        model = tiny_mae_cfg(masker=dict(
+            type='AMTMasker', mask_ratio=0.45, throw_ratio=0.40))
+    cfg = tiny_runner_cfg(
+        work_dir, data_root, max_epochs=max_epochs, model=model,
+        custom_hooks=[
+            dict(type='AMTSaliencyRefreshHook', warmup_epochs=warmup,
+                 interval=interval, batch_size=16, num_workers=0,
+                 dtype='float32')
+        ],
+        **kw)
+    cfg['train_dataloader']['dataset']['pipeline'] = copy.deepcopy(
+        AMT_PIPELINE)
+    return cfg
+
+
+def free_port() -> int:
+    """A TCP port that is free now (other suites may run in parallel)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _launch(cmd: List[str], env: dict, timeout: int) -> str:
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def dist_env() -> dict:
+    """Environment of a CPU multi-process launch from the worktree."""
+    return dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
+                OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+
+
+def dist_train(config: str, nproc: int = 2, timeout: int = 300) -> str:
+    """Run ``tools/dist_train.sh CONFIG nproc`` on CPU (gloo), free port."""
+    return _launch(['bash', 'tools/dist_train.sh', str(config), str(nproc)],
+                   dist_env(), timeout)
+
+
+def dist_train_many(configs: Sequence[str], nproc: int = 2,
+                    timeout: int = 300) -> str:
+    """Train several configs one after another in one torchrun launch.
+
+    Same launcher, arguments and config handling as ``tools/dist_train.sh``
+    (torchrun, ``--launcher pytorch``, ``tools/train.py``'s ``merge_args``),
+    one process group for all configs: each launch costs seconds of
+    imports, so grouping keeps the distributed suite short.
+    """
+    env = dist_env()
+    cmd = [
+        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
+        '--node_rank=0', '--master_addr=127.0.0.1',
+        f'--nproc_per_node={nproc}', f'--master_port={env["PORT"]}',
+        osp.join(ROOT, 'tests', 'multi_train.py'), *map(str, configs),
+        '--launcher', 'pytorch'
+    ]
+    return _launch(cmd, env, timeout)

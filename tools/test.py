@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmmask  # noqa: F401  (compatibility layer, registers components)
-from mmmask.apis import adapt_to_cpu, set_work_dir
+from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
 
 
@@ -54,6 +54,7 @@ def main() -> None:
         cfg.merge_from_dict(args.cfg_options)
     runner = Runner.from_cfg(cfg)
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

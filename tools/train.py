@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmmask  # noqa: F401  (compatibility layer, registers components)
-from mmmask.apis import adapt_to_cpu, set_work_dir
+from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
 
 
@@ -93,6 +93,7 @@ def main() -> None:
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

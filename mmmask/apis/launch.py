@@ -32,3 +32,18 @@ def adapt_to_cpu(cfg: Config) -> None:
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def finish_distributed() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    mmengine never destroys the group it initialised. Left to interpreter
+    shutdown, gloo's worker threads were seen to abort a rank ("terminate
+    called without an active exception", exit code -6) after a successful
+    run, and torchrun then reports the whole job as failed. No-op when not
+    distributed.
+    """
+    if torch.distributed.is_available() and \
+            torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

@@ -1,11 +1,7 @@
 """AMT refresh hook in real runs: schedule, cache content, resume, DDP."""
 import hashlib
-import json
 import os
 import os.path as osp
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,35 +13,8 @@ from PIL import Image
 
 from mmmask.masks import cls_saliency, read_header
 from mmmask.models.utils import probe_attention
-from tests.helpers import tiny_mae_cfg, tiny_runner_cfg
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-AMT_PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='TrackedRandomResizedCrop', scale=32,
-         crop_ratio_range=(0.5, 1.0), backend='pillow'),
-    dict(type='TrackedRandomFlip', prob=0.5),
-    dict(type='AMTSaliencyCrop', cell_size=8),
-    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
-]
-
-
-def amt_runner_cfg(work_dir, data_root, max_epochs, warmup=1, interval=1,
-                   **kw):
-    """Tiny MAE + AMT (0.45 / 0.40) with a refresh hook."""
-    cfg = tiny_runner_cfg(
-        work_dir, data_root, max_epochs=max_epochs,
-        model=tiny_mae_cfg(masker=dict(
-            type='AMTMasker', mask_ratio=0.45, throw_ratio=0.40)),
-        custom_hooks=[
-            dict(type='AMTSaliencyRefreshHook', warmup_epochs=warmup,
-                 interval=interval, batch_size=16, num_workers=0,
-                 dtype='float32')
-        ],
-        **kw)
-    cfg['train_dataloader']['dataset']['pipeline'] = AMT_PIPELINE
-    return cfg
+from tests.helpers import AMT_PIPELINE, amt_runner_cfg, dist_train
+from tests.rank_state_dump import load_ranks
 
 
 class Recorder(Hook):
@@ -165,35 +134,21 @@ def test_hook_without_saliency_transform_is_an_error(tmp_path, shapes_dir):
         train(cfg)
 
 
-def free_port() -> int:
-    """A TCP port that is free now (other suites may run in parallel)."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):
     work = tmp_path / 'work'
     cfg = amt_runner_cfg(str(work), shapes_dir, max_epochs=2)
-    cfg['custom_imports'] = dict(
-        imports=['mmmask', 'tests.test_engine.amt_rank_dump'],
-        allow_failed_imports=False)
+    cfg['custom_imports']['imports'].append('tests.rank_state_dump')
     cfg['custom_hooks'][0]['dtype'] = 'float16'  # gathered in float16
-    cfg['custom_hooks'].append(dict(type='AMTRankDumpHook'))
+    cfg['custom_hooks'].append(dict(type='RankStateDumpHook'))
     path = tmp_path / 'amt_ddp.py'
     Config(cfg).dump(str(path))
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()),
-               OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
-    out = subprocess.run(['bash', 'tools/dist_train.sh', str(path), '2'],
-                         cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    ranks = [json.loads((work / f'rank{r}.json').read_text())
-             for r in (0, 1)]
+    dist_train(path)
+    ranks = [[e['AMTSaliencyRefreshHook'] for e in r['epochs']]
+             for r in load_ranks(work)]
     # epoch 0: no cache; before epoch 1 both ranks refreshed
-    assert [r[0]['version'] for r in ranks] == [0, 0]
+    assert [r[0]['amt_saliency']['version'] for r in ranks] == [0, 0]
     after = [r[1] for r in ranks]
-    assert [a['version'] for a in after] == [1, 1]
+    assert [a['amt_saliency']['version'] for a in after] == [1, 1]
     assert sorted(a['shard_size'] for a in after) == [16, 16]  # 32 images
     assert after[0]['digest'] == after[1]['digest']
     assert after[0]['file_digest'] == after[1]['file_digest'] == \

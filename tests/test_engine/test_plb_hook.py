@@ -1,9 +1,6 @@
 """PLBHook: Eq. 4 after each epoch, across ranks, through checkpoints."""
 import logging
-import os
 import os.path as osp
-import subprocess
-import sys
 import uuid
 from types import SimpleNamespace
 
@@ -17,10 +14,9 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS, MODELS
 
 from mmmask.masks import plb_update
-from tests.helpers import tiny_camae_cfg, tiny_camae_runner_cfg, tiny_mae_cfg
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
+from tests.helpers import (dist_train, tiny_camae_cfg, tiny_camae_runner_cfg,
+                           tiny_mae_cfg)
+from tests.rank_state_dump import load_ranks
 
 def fake_runner(model):
     name = f'plb_test_{uuid.uuid4().hex[:8]}'
@@ -91,18 +87,12 @@ def test_probabilities_survive_save_and_resume_exactly(tmp_path, shapes_dir):
 def test_two_cpu_ranks_end_with_identical_probabilities(tmp_path, shapes_dir):
     work = tmp_path / 'work'
     cfg = tiny_camae_runner_cfg(str(work), shapes_dir, max_epochs=1)
-    cfg['custom_imports']['imports'] = [
-        'mmmask', 'tests.test_engine.plb_dump_hook']
-    cfg['custom_hooks'].append(dict(type='DumpMaskerStateHook'))
+    cfg['custom_imports']['imports'].append('tests.rank_state_dump')
+    cfg['custom_hooks'].append(dict(type='RankStateDumpHook'))
     path = tmp_path / 'camae.py'
     Config(cfg).dump(str(path))
-    env = dict(os.environ, PYTHON=sys.executable, PORT='29561',
-               OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
-    out = subprocess.run(['bash', 'tools/dist_train.sh', str(path), '2'],
-                         cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    r0, r1 = (torch.load(work / f'masker_rank{r}.pt') for r in (0, 1))
+    dist_train(path)
+    r0, r1 = (r['final']['masker'] for r in load_ranks(work))
     assert torch.equal(r0['probs'], r1['probs'])
     assert not torch.equal(r0['probs'], torch.full((2, ), 0.5,
                                                    dtype=torch.float64))

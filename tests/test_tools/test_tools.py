@@ -1,5 +1,4 @@
 """The command-line tools: training (also distributed), pictures, errors."""
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import random_scores, select_by_score
 from mmmask.visualization import mae_reconstruct
-from tests.helpers import tiny_mae_cfg, tiny_runner_cfg
+from tests.helpers import dist_train, tiny_mae_cfg, tiny_runner_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo',
@@ -77,12 +76,7 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_dir):
     work = tmp_path / 'work'
     Config(tiny_runner_cfg(str(work), shapes_dir, max_epochs=1)).dump(
         str(cfg))
-    env = dict(os.environ, PYTHON=sys.executable, PORT='29517',
-               OMP_NUM_THREADS='1')
-    out = subprocess.run(
-        ['bash', 'tools/dist_train.sh', str(cfg), '2'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    dist_train(cfg)
     ckpt = torch.load(work / 'epoch_1.pth')
     # 32 images, 2 ranks x batch 8 -> 2 iterations per epoch
     assert ckpt['meta']['iter'] == 2

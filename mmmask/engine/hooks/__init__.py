@@ -2,5 +2,8 @@
 from .amt_refresh_hook import AMTSaliencyRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
 from .plb_hook import PLBHook
+from .random_state_hook import RandomStateHook
 
-__all__ = ['AMTSaliencyRefreshHook', 'MaskScheduleHook', 'PLBHook']
+__all__ = [
+    'AMTSaliencyRefreshHook', 'MaskScheduleHook', 'PLBHook', 'RandomStateHook'
+]
