@@ -32,7 +32,8 @@ AMT_MAE = dict(type='AMTMasker', mask_ratio=0.45, throw_ratio=0.40)
 AMT_SIMMIM = dict(type='AMTMasker', mask_ratio=0.44, throw_ratio=0.26,
                   warmup_mask_ratio=0.6)
 EHM = dict(type='EvolvedHierarchicalMasker')
-EPM = dict(type='EvolvedPartMasker')
+# K must fit the 4x4 grid of the tiny model (the paper's 40 -> 10 is for 14x14)
+EPM = dict(type='EvolvedPartMasker', parts_range=(12, 4))
 IDM = dict(type='IDMMasker', num_heads=2)
 SCHEDULE = [dict(type='MaskScheduleHook')]
 PLB = [dict(type='PLBHook')]

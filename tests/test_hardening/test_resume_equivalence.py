@@ -40,7 +40,7 @@ STRATEGIES = {
     'amt': lambda work, data, max_epochs, **kw: amt_runner_cfg(
         work, data, max_epochs, warmup=0, interval=1, **kw),
     'ehm': schedule_cfg(dict(type='EvolvedHierarchicalMasker')),
-    'epm': schedule_cfg(dict(type='EvolvedPartMasker')),
+    'epm': schedule_cfg(dict(type='EvolvedPartMasker', parts_range=(12, 4))),
     'idm_plb': lambda work, data, max_epochs, **kw: tiny_camae_runner_cfg(
         work, data, max_epochs=max_epochs, **kw),
 }
