@@ -192,11 +192,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(cmd: List[str], env: dict, timeout: int) -> str:
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=timeout)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
+#: what a rank prints when gloo's threads abort it (std::terminate, exit -6)
+GLOO_ABORT = 'terminate called without an active exception'
+
+
+def _launch(make_cmd, timeout: int) -> str:
+    """Run a multi-process launch; ``make_cmd()`` gives ``(cmd, env)``.
+
+    On this 2-core CI machine a gloo rank is sometimes aborted by
+    std::terminate from gloo's own threads (seen about once in ten
+    launches, also with a single config and clean shutdown). Only that
+    signature is retried, once, on a fresh port; any other failure, and a
+    second abort, fail the test.
+    """
+    for attempt in range(2):
+        cmd, env = make_cmd()
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=timeout)
+        text = out.stdout + out.stderr
+        if out.returncode == 0:
+            return text
+        if attempt == 0 and GLOO_ABORT in text:
+            continue
+        break
+    raise AssertionError(out.stdout[-3000:] + out.stderr[-3000:])
 
 
 def dist_env() -> dict:
@@ -207,8 +226,9 @@ def dist_env() -> dict:
 
 def dist_train(config: str, nproc: int = 2, timeout: int = 300) -> str:
     """Run ``tools/dist_train.sh CONFIG nproc`` on CPU (gloo), free port."""
-    return _launch(['bash', 'tools/dist_train.sh', str(config), str(nproc)],
-                   dist_env(), timeout)
+    return _launch(
+        lambda: (['bash', 'tools/dist_train.sh',
+                  str(config), str(nproc)], dist_env()), timeout)
 
 
 def dist_train_many(configs: Sequence[str], nproc: int = 2,
@@ -220,12 +240,16 @@ def dist_train_many(configs: Sequence[str], nproc: int = 2,
     one process group for all configs: each launch costs seconds of
     imports, so grouping keeps the distributed suite short.
     """
-    env = dist_env()
-    cmd = [
-        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
-        '--node_rank=0', '--master_addr=127.0.0.1',
-        f'--nproc_per_node={nproc}', f'--master_port={env["PORT"]}',
-        osp.join(ROOT, 'tests', 'multi_train.py'), *map(str, configs),
-        '--launcher', 'pytorch'
-    ]
-    return _launch(cmd, env, timeout)
+
+    def make_cmd():
+        env = dist_env()
+        cmd = [
+            sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
+            '--node_rank=0', '--master_addr=127.0.0.1',
+            f'--nproc_per_node={nproc}', f'--master_port={env["PORT"]}',
+            osp.join(ROOT, 'tests', 'multi_train.py'), *map(str, configs),
+            '--launcher', 'pytorch'
+        ]
+        return cmd, env
+
+    return _launch(make_cmd, timeout)
