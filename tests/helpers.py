@@ -1,5 +1,6 @@
 """Tiny model configs and launch helpers for the tests."""
 import copy
+import importlib.util
 import os
 import os.path as osp
 import socket
@@ -9,6 +10,15 @@ import uuid
 from typing import List, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def train_tool():
+    """``tools/train.py`` as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        'mmmask_train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)

@@ -10,25 +10,13 @@ adaptation included) and is trained by a fresh ``Runner``; the process group
 is set up once. Used by :func:`tests.helpers.dist_train_many`.
 """
 import argparse
-import importlib.util
 import os
-import os.path as osp
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmmask.apis import finish_distributed
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def train_tool():
-    """``tools/train.py`` as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        'mmmask_train_tool', osp.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import train_tool
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 nothing already written (checkpoints, caches) is lost or truncated."""
 import argparse
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -18,11 +17,10 @@ from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
 from mmmask.masks import check_cache_size, write_saliency_cache
-from tests.helpers import tiny_mae_cfg, tiny_runner_cfg
+from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
 from tests.test_engine.test_amt_refresh import amt_hook, amt_runner_cfg
 from tests.test_models.test_simmim import SWIN_CFG
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def digest(path: str) -> str:
@@ -46,13 +44,6 @@ def pretrain_ckpt(tmp_path_factory):
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), path)
     return path
 
-
-def train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmmask_train_tool', osp.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def train_args(**kw) -> argparse.Namespace:
