@@ -71,6 +71,20 @@ def timed_round_robin(jobs: Dict[str, Callable[[], object]], reps: int,
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one ``fn()`` call (forward and backward).
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: matrix products,
+    convolutions and attention, i.e. what bounds a ViT step on any hardware;
+    element-wise work (softmax, norms, sorting) is not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def train_step_fn(model: nn.Module, inputs, data_samples,
                   lr: float = 1e-4, amp: bool = False) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).

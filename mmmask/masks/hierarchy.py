@@ -90,13 +90,150 @@ def _check_similarity(similarity: Tensor) -> Tensor:
             f'similarities, got shape {tuple(similarity.shape)}')
     if similarity.shape[1] < 2:
         raise ValueError('a tree needs at least 2 leaves (N >= 2)')
-    if not torch.isfinite(similarity).all():
+    if not bool(torch.isfinite(torch.stack(torch.aminmax(similarity)))
+                .all()):  # one pass; min/max propagate NaN
         raise ValueError(
             'similarity contains NaN or inf: clean it first, e.g. with '
             'torch.nan_to_num, before building a tree')
     if not similarity.is_floating_point():
         similarity = similarity.float()
     return similarity
+
+
+def _merged_rows(avg: Tensor, size: Tensor, bi: Tensor, i: Tensor,
+                 j: Tensor, rank: Tensor, per_img: Tensor) -> Tensor:
+    """Similarity rows of the clusters merged in one round (Eq. 7).
+
+    For a merge of ``i`` and ``j`` the row over the old clusters is the
+    size-weighted average ``(n_i s_i + n_j s_j) / (n_i + n_j)`` (the
+    Lance-Williams form of average linkage); columns of the pairs merged in
+    the same round of the same image are then averaged the same way, and
+    the absorbed columns drop out (``-inf``).
+
+    Args:
+        avg (Tensor): ``(B, m, m)`` current cluster similarities, ``-inf``
+            on the diagonal and for absorbed clusters.
+        size (Tensor): ``(B, m)`` cluster sizes before the round.
+        bi, i, j (Tensor): ``(P,)`` image, survivor and absorbed slot of
+            each merge.
+        rank (Tensor): ``(P,)`` rank of each merge inside its image.
+        per_img (Tensor): ``(B,)`` merges per image in this round.
+
+    Returns:
+        Tensor: ``(P, m)`` rows of the merged clusters.
+    """
+    B, m = size.shape
+    gi, gj = bi * m + i, bi * m + j
+    ni, nj = size.view(-1)[gi], size.view(-1)[gj]
+    merged = ni + nj
+    rows = avg.view(B * m, m)
+    row = rows.index_select(0, gi).mul_((ni / merged)[:, None])
+    row.add_(rows.index_select(0, gj).mul_((nj / merged)[:, None]))
+    # the round's pairs of every image in a padded table; padding repeats
+    # the image's first pair so that duplicate writes carry equal values
+    slots = int(per_img.max())
+    table = torch.zeros(4, B, slots, dtype=row.dtype, device=row.device)
+    table[:, bi, rank] = torch.stack([i.to(row.dtype), j.to(row.dtype),
+                                      ni, nj])
+    valid = torch.arange(slots, device=row.device) < per_img[:, None]
+    table = torch.where(valid, table, table[:, :, :1]).index_select(1, bi)
+    k, l = table[0].long(), table[1].long()
+    nk, nl = table[2], table[3]
+    value = (row.gather(1, k) * nk + row.gather(1, l) * nl) / (nk + nl)
+    row.scatter_(1, k, value)
+    row.scatter_(1, l, torch.full_like(value, -math.inf))
+    return row
+
+
+def _merge_rounds(avg: Tensor) -> Tuple[Tensor, ...]:
+    """Greedy average-linkage merges, many per round (Eq. 8-13).
+
+    Args:
+        avg (Tensor): ``(B, n, n)`` symmetric similarities with ``-inf`` on
+            the diagonal; consumed (overwritten).
+
+    Returns:
+        tuple[Tensor, ...]: ``(B, n - 1)`` merge events in round order: the
+        two node ids, the merge similarity, the new size and level (Eq. 10).
+        Node ids ``>= n`` are ``n + event``.
+    """
+    B, n, _ = avg.shape
+    dev, dt = avg.device, avg.dtype
+    size = torch.ones(B, n, dtype=dt, device=dev)
+    node = torch.arange(n, device=dev).expand(B, -1).clone()
+    lvl = torch.ones(B, n, dtype=torch.long, device=dev)
+    ev_a, ev_b, ev_l = (torch.zeros(B * (n - 1), dtype=torch.long,
+                                    device=dev) for _ in range(3))
+    ev_s, ev_n = (torch.zeros(B * (n - 1), dtype=dt, device=dev)
+                  for _ in range(2))
+    count = torch.zeros(B, dtype=torch.long, device=dev)
+    images = torch.arange(B, device=dev)
+    best, nn = avg.max(dim=2)  # nearest neighbour of every cluster (Eq. 9)
+    while True:
+        m = avg.shape[1]
+        idx = torch.arange(m, device=dev)
+        mutual = (nn.gather(1, nn) == idx) & (idx < nn) & (best > -math.inf)
+        bi, i = mutual.nonzero(as_tuple=True)
+        if bi.numel() == 0:
+            break
+        per_img = mutual.sum(1)
+        rank = (mutual.long().cumsum(1) - 1)[bi, i]
+        gi = bi * m + i
+        j = nn.view(-1)[gi]
+        gj = bi * m + j
+        # record the merges as events count + rank
+        e = count[bi] + rank
+        ge = bi * (n - 1) + e
+        size_f, node_f, lvl_f = size.view(-1), node.view(-1), lvl.view(-1)
+        new_level = torch.maximum(lvl_f[gi], lvl_f[gj]) + 1  # Eq. 10
+        ev_a[ge], ev_b[ge] = node_f[gi], node_f[gj]
+        ev_s[ge] = best.view(-1)[gi]
+        ev_l[ge] = new_level
+        row = _merged_rows(avg, size, bi, i, j, rank, per_img)
+        ev_n[ge] = size_f[gi] + size_f[gj]
+        size_f[gi] = ev_n[ge]
+        size_f[gj] = 0
+        node_f[gi] = n + e
+        lvl_f[gi] = new_level
+        count += per_img
+        # write the merged rows and columns; absorbed ones become -inf
+        rows = avg.view(B * m, m)
+        rows.index_copy_(0, gi, row)
+        cols = (bi * (m * m) + i)[:, None] + idx * m
+        avg.view(-1).index_copy_(0, cols.view(-1), row.view(-1))
+        rows.index_fill_(0, gj, -math.inf)
+        avg.view(-1).index_fill_(0, (cols + (j - i)[:, None]).view(-1),
+                                 -math.inf)
+        # nearest neighbours change only for merged rows and for rows whose
+        # neighbour was merged: a merged cluster's similarity to a third one
+        # is an average, never above the larger of the two (reducibility)
+        alive = size > 0
+        merged = torch.zeros(B, m, dtype=torch.bool, device=dev)
+        merged.view(-1)[gi] = True
+        merged.view(-1)[gj] = True
+        redo = (merged.gather(1, nn) | merged) & alive
+        best.view(-1)[gj] = -math.inf
+        rb, rr = redo.nonzero(as_tuple=True)
+        gr = rb * m + rr
+        best.view(-1)[gr], nn.view(-1)[gr] = rows.index_select(0, gr).max(1)
+        # compact: keep the live clusters first, drop trailing empties
+        keep = int(alive.sum(1).max())
+        if keep <= 0.75 * m:
+            order = torch.sort((~alive).to(torch.uint8), dim=1,
+                               stable=True).indices[:, :keep]
+            size, node, lvl, best = (
+                t.gather(1, order) for t in (size, node, lvl, best))
+            slot = torch.zeros(B, m, dtype=torch.long, device=dev)
+            slot.scatter_(1, order, idx[:keep].expand(B, -1))
+            nn = slot.gather(1, nn.gather(1, order))
+            avg = avg.view(B * m, m).index_select(
+                0, (images[:, None] * m + order).view(-1)).view(
+                    B, keep, m).gather(2, order[:, None, :].expand(
+                        -1, keep, -1))
+    if bool((count < n - 1).any()):
+        raise RuntimeError('average linkage stalled with clusters left; '
+                           'this cannot happen for finite input')
+    return tuple(t.view(B, n - 1) for t in (ev_a, ev_b, ev_s, ev_n, ev_l))
 
 
 def build_tree(similarity: Tensor) -> PatchTree:
@@ -111,83 +248,13 @@ def build_tree(similarity: Tensor) -> PatchTree:
         PatchTree: The merges (scipy layout) and the node levels.
     """
     sim = _check_similarity(similarity)
-    sim = (sim + sim.transpose(1, 2)) / 2
     B, n, _ = sim.shape
-    dev, dt = sim.device, sim.dtype
-    eye = torch.eye(n, dtype=torch.bool, device=dev)
-    top = sim.masked_fill(eye, -math.inf).amax(dim=(1, 2))  # for distances
+    dev = sim.device
+    avg = sim.add(sim.transpose(1, 2)).mul_(0.5)  # Eq. 6, symmetric
+    avg.diagonal(dim1=1, dim2=2).fill_(-math.inf)
+    top = avg.amax(dim=(1, 2))  # for scipy's distances max(S) - S
 
-    total = sim.clone()  # T_ij = n_i n_j s_ij (Eq. 7 unnormalised)
-    avg = sim.masked_fill(eye, -math.inf)  # s_ij of the current clusters
-    size = torch.ones(B, n, dtype=dt, device=dev)
-    node = torch.arange(n, device=dev).expand(B, -1).clone()
-    lvl = torch.ones(B, n, dtype=torch.long, device=dev)
-    ev_a = torch.zeros(B, n - 1, dtype=torch.long, device=dev)
-    ev_b = torch.zeros_like(ev_a)
-    ev_s = torch.zeros(B, n - 1, dtype=dt, device=dev)
-    ev_n = torch.zeros(B, n - 1, dtype=dt, device=dev)
-    ev_l = torch.zeros_like(ev_a)
-    count = torch.zeros(B, dtype=torch.long, device=dev)
-
-    while bool((count < n - 1).any()):
-        m = avg.shape[1]
-        best, nn = avg.max(dim=2)  # nearest neighbour (Eq. 9)
-        idx = torch.arange(m, device=dev).expand(B, -1)
-        mutual = (nn.gather(1, nn) == idx) & (idx < nn) & torch.isfinite(best)
-        if not bool(mutual.any()):
-            raise RuntimeError('no reciprocal nearest neighbours found; '
-                               'this cannot happen for finite input')
-        bi, i = mutual.nonzero(as_tuple=True)
-        gi = bi * m + i  # flat (image, slot) of the surviving cluster
-        j = nn.view(-1)[gi]
-        gj = bi * m + j  # flat (image, slot) of the absorbed cluster
-        # record the merges of this round as events count + rank (Eq. 9)
-        e = (count[:, None] + mutual.long().cumsum(1) - 1).view(-1)[gi]
-        ge = bi * (n - 1) + e
-        size_f, node_f, lvl_f = size.view(-1), node.view(-1), lvl.view(-1)
-        merged = size_f[gi] + size_f[gj]
-        new_level = torch.maximum(lvl_f[gi], lvl_f[gj]) + 1  # Eq. 10
-        ev_a.view(-1)[ge] = node_f[gi]
-        ev_b.view(-1)[ge] = node_f[gj]
-        ev_s.view(-1)[ge] = best.view(-1)[gi]
-        ev_n.view(-1)[ge] = merged
-        ev_l.view(-1)[ge] = new_level
-        node_f[gi] = n + e
-        lvl_f[gi] = new_level
-        size_f[gi] = merged
-        size_f[gj] = 0
-        count += mutual.sum(1)
-        # the merged row: sums of leaf similarities add (Eq. 7), over rows
-        # and then over the columns of clusters merged in the same round
-        rows2d = total.view(B * m, m)
-        row = rows2d.index_select(0, gi) + rows2d.index_select(0, gj)
-        target = idx.clone()
-        target.view(-1)[gj] = i
-        row = torch.zeros_like(row).scatter_add_(1, target[bi], row)
-        cols = (bi * m * m + i)[:, None] + idx[:1] * m  # column i, flat
-        rows2d.index_copy_(0, gi, row)
-        total.view(-1).index_copy_(0, cols.flatten(), row.flatten())
-        # the merged row of averages; absorbed clusters drop out
-        sizes = size[bi]
-        new_row = row / (merged[:, None] * sizes).clamp_min(1e-12)
-        new_row = new_row.masked_fill((sizes <= 0) | (idx[:1] == i[:, None]),
-                                      -math.inf)
-        avg2d = avg.view(B * m, m)
-        avg2d.index_copy_(0, gi, new_row)
-        avg.view(-1).index_copy_(0, cols.flatten(), new_row.flatten())
-        avg2d.index_fill_(0, gj, -math.inf)
-        dead = (bi * m * m + j)[:, None] + idx[:1] * m
-        avg.view(-1).index_fill_(0, dead.flatten(), -math.inf)
-        # compact: keep the active clusters first, drop trailing empties
-        keep = int((size > 0).sum(1).max())
-        if keep <= (3 * m) // 4:
-            order = torch.sort((size <= 0).to(torch.uint8), dim=1,
-                               stable=True).indices[:, :keep]
-            size, node, lvl = (t.gather(1, order) for t in (size, node, lvl))
-            r = order[:, :, None].expand(-1, -1, m)
-            c = order[:, None, :].expand(-1, keep, -1)
-            total = total.gather(1, r).gather(2, c)
-            avg = avg.gather(1, r).gather(2, c)
+    ev_a, ev_b, ev_s, ev_n, ev_l = _merge_rounds(avg)
 
     # scipy order: ascending distance = descending similarity; the stable
     # sort keeps a child (made in an earlier round) before an equal parent

@@ -19,12 +19,15 @@ counts are clamped away from 0, the E-step is a log-sum-exp softmax.
 Pure torch, no OpenMMLab imports.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from .generators import grid_phase
+
+#: Scale of the random tie-break added to EPM scores (same part and phase).
+JITTER = 1e-6
 
 
 def attention_graph(attn: Tensor) -> Tensor:
@@ -156,18 +159,22 @@ def epm_schedule(progress: float,
 def epm_scores(parts: Tensor,
                grid: Tuple[int, int],
                alpha: float,
-               generator: Optional[torch.Generator] = None) -> Tensor:
+               generator: Optional[torch.Generator] = None,
+               grid_delta: Optional[Tensor] = None) -> Tensor:
     """Masking probabilities ``P = (1 - a) P_grid + a P_part`` (Eq. 5).
 
     ``P_part_i = delta[S_i]`` (Eq. 6) and ``P_grid_i = delta'[r(i)]``
     (Eq. 17-18) with uniform ``delta, delta'`` drawn per image. A jitter of
-    1e-6 breaks ties (same part and phase) at random.
+    ``JITTER`` breaks ties (same part and phase) at random.
 
     Args:
         parts (Tensor): ``(B, L)`` long part labels.
         grid (tuple[int, int]): Patch grid ``(h, w)``, ``h * w = L``.
         alpha (float): Mixing weight in [0, 1] (Eq. 4).
         generator (torch.Generator, optional): Random source.
+        grid_delta (Tensor, optional): ``(B, 4)`` the grid scores
+            ``delta'`` of the four phases, when already drawn (see
+            :func:`parts_decide`); drawn here otherwise.
 
     Returns:
         Tensor: ``(B, L)`` scores, higher = masked first (Eq. 2-3).
@@ -179,6 +186,47 @@ def epm_scores(parts: Tensor,
     delta = torch.rand(B, n, generator=generator, device=dev)
     p_part = delta.gather(1, parts.long())  # Eq. 6 (labels < L)
     phase = grid_phase(grid).to(dev).expand(B, -1)
-    p_grid = torch.rand(B, 4, generator=generator, device=dev).gather(1, phase)
-    jitter = 1e-6 * torch.rand(B, n, generator=generator, device=dev)
+    if grid_delta is None:
+        grid_delta = torch.rand(B, 4, generator=generator, device=dev)
+    p_grid = grid_delta.to(dev).gather(1, phase)  # Eq. 17-18
+    jitter = JITTER * torch.rand(B, n, generator=generator, device=dev)
     return (1.0 - alpha) * p_grid + alpha * p_part + jitter
+
+
+def parts_decide(grid_delta: Tensor, grid: Tuple[int, int], alpha: float,
+                 cuts: Sequence[int]) -> Tensor:
+    """Which images need their parts for the top-k of Eq. 2-5.
+
+    The scores of :func:`epm_scores` are the grid term ``(1 - a) delta'``,
+    constant on each of the four phases, plus less than ``a + JITTER``. The
+    sets cut at ``cuts`` (the masked count, and the masked + thrown count)
+    are therefore fixed by the grid alone when every cut falls on a phase
+    boundary in descending ``delta'`` order and the grid gap there exceeds
+    ``a`` plus twice ``JITTER`` (float32 rounding of the scores stays
+    below one ``JITTER``): whatever the parts, the same patches are masked (and
+    thrown). For those images the attention probe and EM can be skipped
+    without changing a single mask. Early in training (``a = (t/T)^gamma``
+    small) this is most images.
+
+    Args:
+        grid_delta (Tensor): ``(B, 4)`` grid scores of the four phases.
+        grid (tuple[int, int]): Patch grid ``(h, w)``.
+        alpha (float): Mixing weight ``a`` (Eq. 4).
+        cuts (Sequence[int]): Counts at which the descending order is cut,
+            e.g. ``(n_mask, n_mask + n_throw)``; cuts at 0 or L are free.
+
+    Returns:
+        Tensor: ``(B,)`` bool, True where the parts can change the sets.
+    """
+    dev = grid_delta.device
+    n = grid[0] * grid[1]
+    sizes = torch.bincount(grid_phase(grid).flatten(), minlength=4).to(dev)
+    value, order = grid_delta.sort(dim=1, descending=True)
+    boundary = sizes[order].cumsum(dim=1)[:, :3]  # (B, 3) counts above gaps
+    gap = (1.0 - alpha) * (value[:, :3] - value[:, 1:])  # (B, 3)
+    safe = gap > alpha + 2 * JITTER
+    need = torch.zeros(grid_delta.shape[0], dtype=torch.bool, device=dev)
+    for cut in cuts:
+        if 0 < int(cut) < n:
+            need |= ~((boundary == int(cut)) & safe).any(dim=1)
+    return need

@@ -8,7 +8,7 @@ import torch
 from mmmask.masks import grid_phase, plan_counts, select_by_score
 from mmmask.masks.parts import (attention_graph, em_partition,
                                 em_responsibilities, epm_schedule,
-                                epm_scores)
+                                epm_scores, parts_decide)
 from tests.test_masks.test_generators import regions
 
 
@@ -128,3 +128,45 @@ def test_masks_evolve_from_grid_to_parts():
                             for b in range(4)])
     assert sizes[0.0] == 1.0  # grid: isolated visible patches
     assert sizes[1.0] > 4.0  # parts: visible regions of many patches
+
+
+@pytest.mark.parametrize('grid,mask_ratio,throw_ratio', [
+    ((14, 14), 0.75, 0.0),  # 147 = 3 phases of 49
+    ((14, 14), 0.5, 0.25),  # cuts at 98 and 147
+    ((8, 8), 0.75, 0.0),
+])
+@pytest.mark.parametrize('alpha', [0.0, 0.01, 0.1, 0.25])
+def test_images_the_grid_decides_get_the_same_mask_with_any_parts(
+        grid, mask_ratio, throw_ratio, alpha):
+    """Where parts_decide says False, the parts cannot move a patch between
+    masked, thrown and visible (Eq. 2-5), so the probe can be skipped."""
+    g = torch.Generator().manual_seed(int(alpha * 100) + grid[0])
+    B, n = 64, grid[0] * grid[1]
+    grid_delta = torch.rand(B, 4, generator=g)
+    n_mask, n_throw, _ = plan_counts(n, mask_ratio, throw_ratio)
+    need = parts_decide(grid_delta, grid, alpha, (n_mask, n_mask + n_throw))
+    assert (~need).any() or alpha > 0.2  # some images are decided by the grid
+    plans = []
+    for parts in (torch.zeros(B, n, dtype=torch.long),
+                  torch.randint(0, 40, (B, n), generator=g),
+                  torch.arange(n).expand(B, -1)):
+        scores = epm_scores(parts, grid, alpha, g, grid_delta=grid_delta)
+        plans.append(select_by_score(scores, mask_ratio, throw_ratio, grid))
+    free = ~need
+    for other in plans[1:]:
+        assert torch.equal(other.ids_masked[free], plans[0].ids_masked[free])
+        if throw_ratio:
+            assert torch.equal(other.ids_thrown[free],
+                               plans[0].ids_thrown[free])
+
+
+def test_parts_decide_needs_parts_late_and_off_phase_boundaries():
+    delta = torch.tensor([[0.9, 0.6, 0.3, 0.0]])
+    # gaps of 0.3: the grid decides while (1 - a) * 0.3 > a
+    assert not parts_decide(delta, (14, 14), 0.2, (147, ))[0]
+    assert parts_decide(delta, (14, 14), 0.25, (147, ))[0]
+    assert parts_decide(torch.rand(8, 4), (14, 14), 1.0, (147, )).all()
+    # 7x7 phases hold 16, 12, 12, 9 patches: a cut of 37 is inside a phase
+    assert parts_decide(delta, (7, 7), 0.0, (37, )).all()
+    assert not parts_decide(delta, (7, 7), 0.0, (16 + 12, )).any()
+    assert not parts_decide(delta, (14, 14), 0.0, (0, 196)).any()

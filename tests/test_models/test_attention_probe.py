@@ -3,7 +3,10 @@ import torch
 
 from mmpretrain.registry import MODELS
 
-from mmmask.models.utils import layer_attention, probe_attention
+from mmmask.models.utils.attention_probe import (embed_full_grid, fusable,
+                                                 layer_attention,
+                                                 layer_forward,
+                                                 probe_attention)
 from tests.helpers import tiny_mae_cfg, tiny_simmim_cfg
 from tests.test_models.test_simmim import SWIN_CFG
 
@@ -29,6 +32,38 @@ def test_layer_attention_reproduces_the_layer_output():
     out = (a @ v.transpose(1, 2)).transpose(1, 2).reshape(2, 17, 32)
     expected = attn.proj(out)
     assert torch.allclose(expected, attn(layer.ln1(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize('cfg', [tiny_mae_cfg(), tiny_simmim_cfg()])
+def test_fused_layer_pass_equals_the_layer_and_its_attention(cfg):
+    """One qkv gives both the layer output and its attention weights."""
+    torch.manual_seed(0)
+    vit = backbone(cfg)
+    vit.eval()
+    x = torch.randn(2, 17, 32)
+    for layer in vit.layers:
+        assert fusable(layer)
+        out, weights = layer_forward(layer, x)
+        torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(weights, layer_attention(layer, x))
+        x = out
+
+
+def test_fused_probe_equals_the_two_pass_probe():
+    """The probe's patch and CLS attention equal reading every layer's
+    weights and then running the layer itself (the unfused definition)."""
+    torch.manual_seed(0)
+    vit = backbone(tiny_mae_cfg())
+    images = torch.randn(3, 3, 32, 32)
+    maps = probe_attention(vit, images, num_layers=2, patch_layers=[0, 1])
+    vit.eval()
+    with torch.no_grad():
+        x = embed_full_grid(vit, images)
+        a0 = layer_attention(vit.layers[0], x)
+        a1 = layer_attention(vit.layers[1], vit.layers[0](x))
+    patch = (a0[:, :, 1:, 1:].mean(1) + a1[:, :, 1:, 1:].mean(1)) / 2
+    torch.testing.assert_close(maps.patch_attn, patch, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(maps.cls_attn, a1[:, :, 0, 1:])
 
 
 @pytest.mark.parametrize('cfg', [tiny_mae_cfg(), tiny_simmim_cfg()])

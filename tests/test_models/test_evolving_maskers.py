@@ -80,6 +80,32 @@ def test_epm_output_changes_with_progress():
     assert any(len(phase[late.ids_keep[b]].unique()) > 1 for b in range(4))
 
 
+def test_epm_skips_the_probe_only_where_the_grid_decides(monkeypatch):
+    """Skipped images get the masks of the full computation; early in
+    training no image is probed."""
+    from mmmask.models.maskers import epm_masker
+    model = build(tiny_mae_cfg, dict(type='EvolvedPartMasker',
+                                     parts_range=(12, 4)))
+    x = torch.randn(16, 3, 32, 32)
+    model.masker.set_progress(0.0)
+    model.get_plan(x, None)
+    assert model.masker.last_probed == 0
+    model.masker.set_progress(0.3)  # a = 0.09: some images need parts
+    torch.manual_seed(3)
+    grid_delta = torch.rand(16, 4)
+    need = epm_masker.parts_decide(grid_delta, (4, 4), 0.09, (12, 12))
+    assert 0 < int(need.sum()) < 16
+    torch.manual_seed(3)
+    fast = model.get_plan(x, None)
+    assert model.masker.last_probed == int(need.sum())
+    monkeypatch.setattr(epm_masker, 'parts_decide',
+                        lambda d, *a: torch.ones(len(d), dtype=torch.bool))
+    torch.manual_seed(3)
+    full = model.get_plan(x, None)
+    assert model.masker.last_probed == 16
+    assert torch.equal(fast.mask[~need], full.mask[~need])
+
+
 def test_ehm_output_changes_with_progress():
     model = build(tiny_mae_cfg, dict(type='EvolvedHierarchicalMasker'))
     x = torch.randn(4, 3, 32, 32)

@@ -2,15 +2,26 @@
 
 Prints, for MAE ViT-B/16 at 224 px (by default):
 
-- one training step (forward + backward + AdamW step, random masking);
-- EHM: attention probe (first 6 layers) + tree + selection, and its share
-  of a step;
-- EPM: attention probe (all layers) + EM + selection, and its share;
+- one training step (forward + backward + AdamW step, random masking), its
+  time and its matrix FLOPs;
+- EHM: attention probe (first 6 layers) + tree + selection, its share of a
+  step in time and in FLOPs;
+- EPM: attention probe (all layers) + EM + selection for a batch in which
+  every image needs its parts, its share of a step in time and in FLOPs,
+  and then the expected share along the schedule: EPM skips the probe for
+  the images whose mask the grid term alone decides (exact, see
+  ``mmmask.masks.parts.parts_decide``), so its cost follows the fraction of
+  images it has to probe at each training progress;
 - the batched tree build against a loop of ``scipy`` average linkage over
   the same similarity matrices (the probe's attention, and a larger batch
-  of random matrices).
+  of random matrices), with one torch thread (scipy's footing) and with
+  the torch default.
 
-Every number is the median of ``--reps`` rounds after one warm-up; each
+The FLOP share is the floor of the time share on any hardware: a no-grad
+pass of the probed layers over all 197 tokens, against a step whose encoder
+sees 50 tokens.
+
+Every time is the median of ``--reps`` rounds after one warm-up; each
 round runs every measurement once (interleaved), in the same process, so
 the ratios are comparable even on a loaded machine.
 
@@ -30,10 +41,11 @@ from mmengine.logging import MMLogger
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
-from mmmask.apis.benchmark import timed_round_robin
-from mmmask.masks import select_by_score
+from mmmask.apis.benchmark import count_flops, timed_round_robin
+from mmmask.masks import plan_counts, select_by_score
 from mmmask.masks.hierarchy import build_tree, ehm_scores
-from mmmask.masks.parts import attention_graph, em_partition, epm_scores
+from mmmask.masks.parts import (attention_graph, em_partition, epm_scores,
+                                parts_decide)
 from mmmask.models.maskers import patch_grid
 
 DEFAULT_CONFIG = \
@@ -55,8 +67,8 @@ def parse_args() -> argparse.Namespace:
         '--threads',
         type=int,
         default=1,
-        help='torch CPU threads (1 = the same footing as scipy, and no '
-        'thread contention on a shared machine; 0 = torch default)')
+        help='torch CPU threads for the step and maskers (1 = no thread '
+        'contention on a shared machine; 0 = torch default)')
     return parser.parse_args()
 
 
@@ -71,11 +83,25 @@ def scipy_loop(sim: torch.Tensor) -> None:
         linkage(squareform(dist, checks=False), method='average')
 
 
+def probed_fraction(masker, grid, progress: float, draws: int = 200000,
+                    seed: int = 0) -> float:
+    """Expected fraction of images EPM probes at ``progress``."""
+    masker.set_progress(progress)
+    alpha, _ = masker.schedule()
+    n_mask, n_throw, _ = plan_counts(grid[0] * grid[1], masker.mask_ratio,
+                                     masker.throw_ratio)
+    g = torch.Generator().manual_seed(seed)
+    delta = torch.rand(draws, 4, generator=g)
+    need = parts_decide(delta, grid, alpha, (n_mask, n_mask + n_throw))
+    return float(need.float().mean())
+
+
 def main() -> None:
     args = parse_args()
     MMLogger.get_instance('mmengine', log_level='WARNING')  # quiet init
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     torch.manual_seed(0)
     cfg = load_config(args.config)
     cfg.model.pop('masker', None)
@@ -94,21 +120,28 @@ def main() -> None:
     from mmpretrain.registry import MODELS
     ehm = MODELS.build(dict(type='EvolvedHierarchicalMasker')).to(args.device)
     epm = MODELS.build(dict(type='EvolvedPartMasker')).to(args.device)
-    epm6 = MODELS.build(dict(type='EvolvedPartMasker',
-                             num_layers=6)).to(args.device)
-    for masker in (ehm, epm, epm6):
+    for masker in (ehm, epm):
         masker.set_progress(0.5)
+    grid = patch_grid(backbone)
     attn6 = ehm.patch_attention(inputs, backbone)
     attn_all = epm.patch_attention(inputs, backbone)
-    grid = patch_grid(backbone)
 
     def ehm_rest():  # tree + Eq. 14-17 selection on the probe's attention
         scores = ehm_scores(build_tree(attn6), 0.5)
         return select_by_score(scores, ehm.mask_ratio, grid=grid)
 
-    def epm_rest():  # EM + Eq. 5 scores + selection
+    def epm_rest():  # EM + Eq. 5 scores + selection, every image
         alpha, k = epm.schedule()
         parts = em_partition(attention_graph(attn_all), k, epm.num_iters)
+        return select_by_score(epm_scores(parts, grid, alpha),
+                               epm.mask_ratio, grid=grid)
+
+    def ehm_full():
+        return ehm(inputs, None, backbone)
+
+    def epm_full():  # probe + EM for every image (no skipping)
+        alpha, _ = epm.schedule()
+        parts = epm.segments(inputs, backbone)
         return select_by_score(epm_scores(parts, grid, alpha),
                                epm.mask_ratio, grid=grid)
 
@@ -117,48 +150,72 @@ def main() -> None:
     rand = (rand + rand.transpose(1, 2)) / 2
     jobs = dict(
         step=step,
-        ehm=lambda: ehm(inputs, None, backbone),
+        ehm=ehm_full,
         ehm_probe=lambda: ehm.patch_attention(inputs, backbone),
         ehm_rest=ehm_rest,
-        epm=lambda: epm(inputs, None, backbone),
+        epm=epm_full,
         epm_probe=lambda: epm.patch_attention(inputs, backbone),
         epm_rest=epm_rest,
-        epm6=lambda: epm6(inputs, None, backbone),
         tree=lambda: build_tree(attn6),
         scipy=lambda: scipy_loop(attn6),
         tree_big=lambda: build_tree(rand),
         scipy_big=lambda: scipy_loop(rand))
     t = timed_round_robin(jobs, args.reps, args.device)
-    t_step, t_ehm, t_ehm_probe, t_ehm_rest = (
-        t[k] for k in ('step', 'ehm', 'ehm_probe', 'ehm_rest'))
-    t_epm, t_epm_probe, t_epm_rest, t_epm6 = (
-        t[k] for k in ('epm', 'epm_probe', 'epm_rest', 'epm6'))
-    t_tree, t_scipy, t_tree_big, t_scipy_big = (
-        t[k] for k in ('tree', 'scipy', 'tree_big', 'scipy_big'))
+    flops = {name: count_flops(fn) for name, fn in
+             dict(step=step, ehm=ehm_full, epm=epm_full).items()}
+    tree_threads = {}
+    if args.device == 'cpu':
+        default_threads = torch.get_num_threads() if args.threads == 0 \
+            else max(1, torch.multiprocessing.cpu_count())
+        torch.set_num_threads(default_threads)
+        tree_threads = timed_round_robin(
+            dict(tree=jobs['tree'], tree_big=jobs['tree_big']), args.reps,
+            args.device)
+        torch.set_num_threads(threads)
 
-    threads = torch.get_num_threads()
+    def share(name: str) -> str:
+        return (f'{100 * t[name] / t["step"]:5.1f}% of a step, FLOPs '
+                f'{100 * flops[name] / flops["step"]:5.1f}%')
+
     print(f'config: {args.config}')
     print(f'device: {args.device} (torch threads {threads}), batch '
           f'{args.batch}, {size[0]}x{size[1]} px, {n} patches, median of '
           f'{args.reps}')
-    print(f'training step (random mask)    {t_step * 1e3:9.1f} ms')
-    print(f'EHM masker (probe + tree)      {t_ehm * 1e3:9.1f} ms  '
-          f'{100 * t_ehm / t_step:5.1f}% of a step  (goal <= 4%)')
-    print(f'  probe, first 6 layers        {t_ehm_probe * 1e3:9.1f} ms')
-    print(f'  tree + selection             {t_ehm_rest * 1e3:9.1f} ms')
-    print(f'EPM masker (probe + EM)        {t_epm * 1e3:9.1f} ms  '
-          f'{100 * t_epm / t_step:5.1f}% of a step  (goal <= 6%)')
-    print(f'  probe, all layers            {t_epm_probe * 1e3:9.1f} ms')
-    print(f'  EM + selection               {t_epm_rest * 1e3:9.1f} ms')
-    print(f'EPM, first 6 layers only       {t_epm6 * 1e3:9.1f} ms  '
-          f'{100 * t_epm6 / t_step:5.1f}% of a step')
+    print(f'training step (random mask)    {t["step"] * 1e3:9.1f} ms  '
+          f'{flops["step"] / 1e9:8.1f} GFLOP')
+    print(f'EHM masker (probe + tree)      {t["ehm"] * 1e3:9.1f} ms  '
+          f'{share("ehm")}  (goal <= 4%)')
+    print(f'  probe, first 6 layers        {t["ehm_probe"] * 1e3:9.1f} ms')
+    print(f'  tree + selection             {t["ehm_rest"] * 1e3:9.1f} ms')
+    print(f'EPM masker, all images probed  {t["epm"] * 1e3:9.1f} ms  '
+          f'{share("epm")}  (goal <= 6%)')
+    print(f'  probe, all layers            {t["epm_probe"] * 1e3:9.1f} ms')
+    print(f'  EM + selection               {t["epm_rest"] * 1e3:9.1f} ms')
+    print('EPM along the schedule (images whose mask the grid decides skip '
+          'the probe):')
+    fracs = []
+    for p in np.linspace(0.0, 1.0, 21):
+        fracs.append(probed_fraction(epm, grid, float(p)))
+    for p in (0.1, 0.3, 0.5, 0.7, 0.9):
+        f = fracs[int(round(p * 20))]
+        print(f'  progress {p:.1f}: {100 * f:5.1f}% of images probed, '
+              f'{100 * f * t["epm"] / t["step"]:5.1f}% of a step')
+    mean = float(np.trapezoid(fracs, dx=1 / 20))
+    print(f'  whole run: {100 * mean:5.1f}% of images probed, '
+          f'{100 * mean * t["epm"] / t["step"]:5.1f}% of a step on average')
     print(f'tree, batch {args.batch:3d} (probe attention): batched '
-          f'{t_tree * 1e3:8.2f} ms, scipy loop {t_scipy * 1e3:8.2f} ms, '
-          f'speed-up {t_scipy / t_tree:5.2f}x')
+          f'{t["tree"] * 1e3:8.2f} ms, scipy loop {t["scipy"] * 1e3:8.2f} '
+          f'ms, speed-up {t["scipy"] / t["tree"]:5.2f}x')
     print(f'tree, batch {args.tree_batch:3d} (random):          batched '
-          f'{t_tree_big * 1e3:8.2f} ms, scipy loop '
-          f'{t_scipy_big * 1e3:8.2f} ms, speed-up '
-          f'{t_scipy_big / t_tree_big:5.2f}x')
+          f'{t["tree_big"] * 1e3:8.2f} ms, scipy loop '
+          f'{t["scipy_big"] * 1e3:8.2f} ms, speed-up '
+          f'{t["scipy_big"] / t["tree_big"]:5.2f}x')
+    if tree_threads:
+        nt = torch.multiprocessing.cpu_count() if args.threads else threads
+        print(f'tree with {nt} torch threads (scipy stays 1): batch '
+              f'{args.batch} {t["scipy"] / tree_threads["tree"]:5.2f}x, '
+              f'batch {args.tree_batch} '
+              f'{t["scipy_big"] / tree_threads["tree_big"]:5.2f}x')
 
 
 if __name__ == '__main__':

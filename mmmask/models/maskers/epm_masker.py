@@ -6,9 +6,9 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan, select_by_score
+from mmmask.masks import MaskPlan, plan_counts, select_by_score
 from mmmask.masks.parts import (attention_graph, em_partition, epm_schedule,
-                                epm_scores)
+                                epm_scores, parts_decide)
 from .base import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -25,6 +25,13 @@ class EvolvedPartMasker(ScheduledMasker):
 
     Progress comes from ``MaskScheduleHook``; without the hook it stays 0
     (pure grid masking).
+
+    Images whose masked (and thrown) set the grid term alone decides (a
+    wide gap between the phase scores at the cut, see
+    ``mmmask.masks.parts.parts_decide``) skip the attention probe and EM:
+    their masks are exactly what the full computation gives. Early in
+    training that is most images; the counter ``last_probed`` says how many
+    images of the last batch were probed.
 
     Args:
         mask_ratio (float): Mask ratio r. Defaults to 0.75 (paper).
@@ -61,6 +68,7 @@ class EvolvedPartMasker(ScheduledMasker):
         epm_schedule(0.0, self.gamma, self.parts_range)  # validates
         self.num_iters = int(num_iters)
         self.var_reg = float(var_reg)
+        self.last_probed = 0
 
     def check_backbone(self, backbone: nn.Module) -> None:
         """Also refuse a K larger than the number of patches (config error).
@@ -96,7 +104,19 @@ class EvolvedPartMasker(ScheduledMasker):
                 backbone: nn.Module) -> MaskPlan:
         alpha, _ = self.schedule()
         grid = patch_grid(backbone)
-        scores = epm_scores(self.segments(inputs, backbone), grid, alpha)
+        B, num_patches = inputs.shape[0], grid[0] * grid[1]
+        grid_delta = torch.rand(B, 4, device=inputs.device)  # Eq. 17-18
+        n_mask, n_throw, _ = plan_counts(num_patches, self.mask_ratio,
+                                         self.throw_ratio)
+        need = parts_decide(grid_delta, grid, alpha,
+                            (n_mask, n_mask + n_throw))
+        parts = torch.zeros(B, num_patches, dtype=torch.long,
+                            device=inputs.device)
+        probed = need.nonzero(as_tuple=True)[0]
+        self.last_probed = int(probed.numel())
+        if self.last_probed:
+            parts[probed] = self.segments(inputs[probed], backbone)
+        scores = epm_scores(parts, grid, alpha, grid_delta=grid_delta)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio, grid)
 
     def extra_repr(self) -> str:

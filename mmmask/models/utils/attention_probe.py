@@ -13,9 +13,14 @@ serves every adaptive strategy (ALGORITHMS.md, "Shared"):
   EPM uses all blocks).
 
 Always without gradient and in eval behaviour (no dropout, no drop-path).
+A probed layer that the probe also runs through is computed once: its
+attention weights are multiplied with its own values (:func:`layer_forward`)
+instead of running the layer again after reading the weights, so a probed
+layer costs what the layer costs. The last probed layer stops after
+``q k^T``.
 """
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +42,22 @@ class AttentionMaps:
     patch_attn: Optional[Tensor] = None
 
 
+def _qkv(layer: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-head ``q, k, v`` of one layer, each ``(B, H, N, d_h)``."""
+    attn = layer.attn
+    B, N, _ = x.shape
+    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
+                                          attn.head_dims)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    return q, k, v
+
+
+def _softmax_attention(layer: nn.Module, q: Tensor, k: Tensor) -> Tensor:
+    """``softmax(q k^T / sqrt(d_h))`` in float32 (AMT Eq. 3)."""
+    logits = (q @ k.transpose(-2, -1)) * layer.attn.head_dims**-0.5
+    return logits.float().softmax(dim=-1)
+
+
 def layer_attention(layer: nn.Module, x: Tensor) -> Tensor:
     """Attention weights of one ``TransformerEncoderLayer``.
 
@@ -47,13 +68,49 @@ def layer_attention(layer: nn.Module, x: Tensor) -> Tensor:
     Returns:
         Tensor: ``(B, H, N, N)`` softmax attention (AMT Eq. 3).
     """
+    q, k, _ = _qkv(layer, x)
+    return _softmax_attention(layer, q, k)
+
+
+def fusable(layer: nn.Module) -> bool:
+    """Whether :func:`layer_forward` reproduces ``layer(x)``.
+
+    True for mmpretrain's ``TransformerEncoderLayer`` with its
+    ``MultiheadAttention`` (``x + attn(ln1(x))``, then ``ffn(ln2(x))``),
+    which every ViT of mmmask uses.
+    """
+    from mmpretrain.models.backbones.vision_transformer import \
+        TransformerEncoderLayer
+    from mmpretrain.models.utils.attention import MultiheadAttention
+    return (type(layer) is TransformerEncoderLayer
+            and type(layer.attn) is MultiheadAttention)
+
+
+def layer_forward(layer: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor]:
+    """One layer's output and its attention weights from one ``qkv``.
+
+    Equals ``(layer(x), layer_attention(layer, x))`` in eval mode (tested)
+    while computing ``ln1``, ``qkv`` and ``q k^T`` once.
+
+    Args:
+        layer (nn.Module): A layer for which :func:`fusable` holds, in eval
+            mode.
+        x (Tensor): The layer's input tokens ``(B, N, C)``.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(B, N, C)`` output and ``(B, H, N, N)``
+        float32 attention.
+    """
     attn = layer.attn
-    h = layer.ln1(x)
-    B, N, _ = h.shape
-    qkv = attn.qkv(h).reshape(B, N, 3, attn.num_heads, attn.head_dims)
-    q, k = qkv.permute(2, 0, 3, 1, 4)[:2]
-    logits = (q @ k.transpose(-2, -1)) * attn.head_dims**-0.5
-    return logits.float().softmax(dim=-1)
+    q, k, v = _qkv(layer, x)
+    weights = _softmax_attention(layer, q, k)
+    B, N, C = x.shape
+    out = (weights.to(v.dtype) @ v).transpose(1, 2).reshape(B, N, C)
+    out = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(out))))
+    if attn.v_shortcut:
+        out = v.squeeze(1) + out
+    x = x + out
+    return layer.ffn(layer.ln2(x), identity=x), weights
 
 
 def check_probeable(backbone: nn.Module,
@@ -120,15 +177,19 @@ def probe_attention(backbone: nn.Module,
         patch_sum, cls_attn = None, None
         for i in range(n):
             layer = backbone.layers[i]
-            if i in patch_layers or i == n - 1:
+            attn = None
+            if i == n - 1:  # the last probed layer: weights only
                 attn = layer_attention(layer, x)
+                cls_attn = attn[:, :, 0, 1:]
+            elif i in patch_layers and fusable(layer):
+                x, attn = layer_forward(layer, x)
+            else:
                 if i in patch_layers:
-                    p = attn[:, :, 1:, 1:].mean(dim=1)
-                    patch_sum = p if patch_sum is None else patch_sum + p
-                if i == n - 1:
-                    cls_attn = attn[:, :, 0, 1:]
-            if i < n - 1:
+                    attn = layer_attention(layer, x)
                 x = layer(x)
+            if i in patch_layers:
+                p = attn[:, :, 1:, 1:].mean(dim=1)
+                patch_sum = p if patch_sum is None else patch_sum + p
     finally:
         backbone.train(was_training)
     patch_attn = None if patch_sum is None else patch_sum / len(patch_layers)
