@@ -1,4 +1,4 @@
-"""Install mmmask: masking strategies for masked image modeling on mmpretrain."""
+"""Install mmmask: mask strategies for masked image modeling (mmpretrain)."""
 from setuptools import find_packages, setup
 
 

@@ -91,7 +91,7 @@ def _patch_numpy() -> None:
     if not hasattr(np, 'in1d'):
 
         def in1d(ar1, ar2, assume_unique=False, invert=False, **kwargs):
-            """``np.in1d`` (removed in numpy 2.4) as ``np.isin(...).ravel()``."""
+            """``np.in1d`` (gone in numpy 2.4) as ``np.isin(...).ravel()``."""
             return np.isin(
                 ar1, ar2, assume_unique=assume_unique, invert=invert,
                 **kwargs).ravel()

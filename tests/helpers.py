@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from typing import List, Sequence
+from typing import Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -19,6 +19,7 @@ def train_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
 
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)

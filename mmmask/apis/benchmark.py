@@ -85,6 +85,46 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
+def epm_probed_fraction(masker: nn.Module, grid: Tuple[int, int],
+                        progress: float, draws: int = 200000,
+                        seed: int = 0) -> float:
+    """Expected share of images an ``EvolvedPartMasker`` probes.
+
+    EPM skips the probe for images whose mask the grid term decides
+    (``mmmask.masks.parts.parts_decide``); that depends only on the grid
+    scores, so sampling them gives the expected share at ``progress``.
+    Sets the masker's progress.
+    """
+    from mmmask.masks import plan_counts
+    from mmmask.masks.parts import parts_decide
+    masker.set_progress(progress)
+    alpha, _ = masker.schedule()
+    n_mask, n_throw, _ = plan_counts(grid[0] * grid[1], masker.mask_ratio,
+                                     masker.throw_ratio)
+    g = torch.Generator().manual_seed(seed)
+    delta = torch.rand(draws, 4, generator=g)
+    need = parts_decide(delta, grid, alpha, (n_mask, n_mask + n_throw))
+    return float(need.float().mean())
+
+
+def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
+                      backbone: nn.Module) -> Callable[[], object]:
+    """EPM's work when every image needs its parts: probe, EM (Eq. 7-16),
+    scores (Eq. 5) and selection; the masker's cost late in training."""
+    from mmmask.masks import select_by_score
+    from mmmask.masks.parts import epm_scores
+    from mmmask.models.maskers import patch_grid
+    grid = patch_grid(backbone)
+
+    def run() -> object:
+        alpha, _ = masker.schedule()
+        parts = masker.segments(inputs, backbone)
+        return select_by_score(epm_scores(parts, grid, alpha),
+                               masker.mask_ratio, masker.throw_ratio, grid)
+
+    return run
+
+
 def train_step_fn(model: nn.Module, inputs, data_samples,
                   lr: float = 1e-4, amp: bool = False) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).

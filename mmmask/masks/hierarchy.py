@@ -137,11 +137,12 @@ def _merged_rows(avg: Tensor, size: Tensor, bi: Tensor, i: Tensor,
                                       ni, nj])
     valid = torch.arange(slots, device=row.device) < per_img[:, None]
     table = torch.where(valid, table, table[:, :, :1]).index_select(1, bi)
-    k, l = table[0].long(), table[1].long()
-    nk, nl = table[2], table[3]
-    value = (row.gather(1, k) * nk + row.gather(1, l) * nl) / (nk + nl)
-    row.scatter_(1, k, value)
-    row.scatter_(1, l, torch.full_like(value, -math.inf))
+    keep, gone = table[0].long(), table[1].long()
+    n_keep, n_gone = table[2], table[3]
+    value = (row.gather(1, keep) * n_keep +
+             row.gather(1, gone) * n_gone) / (n_keep + n_gone)
+    row.scatter_(1, keep, value)
+    row.scatter_(1, gone, torch.full_like(value, -math.inf))
     return row
 
 

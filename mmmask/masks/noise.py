@@ -37,7 +37,10 @@ COLORS = ('red', 'blue', 'green', 'purple')
 #: Default Gaussian standard deviations, in noise pixels (one pixel = one
 #: patch of the mask grid). Red and blue take one sigma, green and purple the
 #: pair ``(sigma1, sigma2)`` of Eq. 3. See :func:`make_noise_bank` for why.
-DEFAULT_SIGMAS: Dict[str, Union[float, Tuple[float, float]]] = {
+#: A filter width: one sigma, or (low, high) for green and purple.
+Sigma = Union[float, Tuple[float, float]]
+
+DEFAULT_SIGMAS: Dict[str, Sigma] = {
     'red': 1.5,
     'blue': 1.0,
     'green': (0.5, 2.0),
@@ -127,7 +130,7 @@ def normalize_images(images: Tensor, eps: float = 1e-12) -> Tensor:
     return (images - mean) / std.clamp_min(eps)
 
 
-def _sigma_pair(sigma: Union[float, Tuple[float, float]],
+def _sigma_pair(sigma: Sigma,
                 color: str) -> Tuple[float, float]:
     if isinstance(sigma, (int, float)):
         raise ValueError(
@@ -141,7 +144,7 @@ def _sigma_pair(sigma: Union[float, Tuple[float, float]],
     return sigma1, sigma2
 
 
-def _sigma_single(sigma: Union[float, Tuple[float, float]],
+def _sigma_single(sigma: Sigma,
                   color: str) -> float:
     if not isinstance(sigma, (int, float)):
         raise ValueError(f'{color} noise takes one sigma, got {sigma}')
@@ -152,8 +155,7 @@ def _sigma_single(sigma: Union[float, Tuple[float, float]],
 
 def filter_white_noise(white: Tensor,
                        color: str,
-                       sigma: Optional[Union[float, Tuple[float,
-                                                         float]]] = None,
+                       sigma: Optional[Sigma] = None,
                        red_iterations: int = DEFAULT_RED_ITERATIONS
                        ) -> Tensor:
     """Filter white noise into one colour (Eq. 1-4) and normalise it.
@@ -202,7 +204,7 @@ def make_noise_bank(color: str,
                     size: int = 128,
                     seed: int = 0,
                     device: Optional[Union[str, torch.device]] = None,
-                    sigma: Optional[Union[float, Tuple[float, float]]] = None,
+                    sigma: Optional[Sigma] = None,
                     red_iterations: int = DEFAULT_RED_ITERATIONS) -> Tensor:
     """Precompute a bank of colour-noise images (ColorMAE Sec. 3, Eq. 1-4).
 

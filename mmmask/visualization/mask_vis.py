@@ -130,7 +130,8 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
     return path
 
 
-def to_uint8_rgb(images: Tensor, mean: Tensor, std: Tensor) -> List[np.ndarray]:
+def to_uint8_rgb(images: Tensor, mean: Tensor,
+                 std: Tensor) -> List[np.ndarray]:
     """Undo the data preprocessor's normalisation.
 
     Args:

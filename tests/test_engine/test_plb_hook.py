@@ -18,6 +18,7 @@ from tests.helpers import (dist_train, tiny_camae_cfg, tiny_camae_runner_cfg,
                            tiny_mae_cfg)
 from tests.rank_state_dump import load_ranks
 
+
 def fake_runner(model):
     name = f'plb_test_{uuid.uuid4().hex[:8]}'
     logger = MMLogger.get_instance(name, log_level=logging.WARNING)

@@ -22,7 +22,6 @@ from tests.test_engine.test_amt_refresh import amt_hook, amt_runner_cfg
 from tests.test_models.test_simmim import SWIN_CFG
 
 
-
 def digest(path: str) -> str:
     with open(path, 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -43,7 +42,6 @@ def pretrain_ckpt(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_1.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), path)
     return path
-
 
 
 def train_args(**kw) -> argparse.Namespace:

@@ -28,5 +28,6 @@ def test_benchmark_prints_costs_and_tree_speed():
                EHM_DEMO, '--batch', '2', '--tree-batch', '4', '--reps', '1')
     text = res.stdout
     for key in ('training step', 'EHM masker', 'EPM masker', '% of a step',
-                'scipy loop', 'speed-up'):
+                'FLOPs', 'images probed', 'whole run', 'scipy loop',
+                'speed-up'):
         assert key in text, text

@@ -60,7 +60,8 @@ def main() -> None:
           f'colour {args.color}')
     print(f'training step                  {t_step * 1e3:10.1f} ms')
     print(f'transform, per image           {t_transform * 1e3:10.3f} ms')
-    print(f'transform, whole batch         {t_transform * args.batch * 1e3:10.3f}'
+    batch_ms = t_transform * args.batch * 1e3
+    print(f'transform, whole batch         {batch_ms:10.3f}'
           f' ms  = {100 * t_transform * args.batch / t_step:.3f} % of a step'
           ' (in loader workers, off the training loop)')
     print(f'in-model masker, whole batch   {t_masker * 1e3:10.3f} ms  = '

@@ -41,11 +41,11 @@ from mmengine.logging import MMLogger
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
-from mmmask.apis.benchmark import count_flops, timed_round_robin
-from mmmask.masks import plan_counts, select_by_score
+from mmmask.apis.benchmark import (count_flops, epm_all_probed_fn,
+                                   epm_probed_fraction, timed_round_robin)
+from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import build_tree, ehm_scores
-from mmmask.masks.parts import (attention_graph, em_partition, epm_scores,
-                                parts_decide)
+from mmmask.masks.parts import attention_graph, em_partition, epm_scores
 from mmmask.models.maskers import patch_grid
 
 DEFAULT_CONFIG = \
@@ -81,19 +81,6 @@ def scipy_loop(sim: torch.Tensor) -> None:
         dist = s.max() - s
         np.fill_diagonal(dist, 0)
         linkage(squareform(dist, checks=False), method='average')
-
-
-def probed_fraction(masker, grid, progress: float, draws: int = 200000,
-                    seed: int = 0) -> float:
-    """Expected fraction of images EPM probes at ``progress``."""
-    masker.set_progress(progress)
-    alpha, _ = masker.schedule()
-    n_mask, n_throw, _ = plan_counts(grid[0] * grid[1], masker.mask_ratio,
-                                     masker.throw_ratio)
-    g = torch.Generator().manual_seed(seed)
-    delta = torch.rand(draws, 4, generator=g)
-    need = parts_decide(delta, grid, alpha, (n_mask, n_mask + n_throw))
-    return float(need.float().mean())
 
 
 def main() -> None:
@@ -139,11 +126,7 @@ def main() -> None:
     def ehm_full():
         return ehm(inputs, None, backbone)
 
-    def epm_full():  # probe + EM for every image (no skipping)
-        alpha, _ = epm.schedule()
-        parts = epm.segments(inputs, backbone)
-        return select_by_score(epm_scores(parts, grid, alpha),
-                               epm.mask_ratio, grid=grid)
+    epm_full = epm_all_probed_fn(epm, inputs, backbone)
 
     n = attn6.shape[1]
     rand = torch.rand(args.tree_batch, n, n, device=args.device)
@@ -193,9 +176,8 @@ def main() -> None:
     print(f'  EM + selection               {t["epm_rest"] * 1e3:9.1f} ms')
     print('EPM along the schedule (images whose mask the grid decides skip '
           'the probe):')
-    fracs = []
-    for p in np.linspace(0.0, 1.0, 21):
-        fracs.append(probed_fraction(epm, grid, float(p)))
+    fracs = [epm_probed_fraction(epm, grid, float(p))
+             for p in np.linspace(0.0, 1.0, 21)]
     for p in (0.1, 0.3, 0.5, 0.7, 0.9):
         f = fracs[int(round(p * 20))]
         print(f'  progress {p:.1f}: {100 * f:5.1f}% of images probed, '

@@ -7,7 +7,8 @@ Usage:
     python tools/analysis/mask_statistics.py CONFIG [CONFIG ...] [--num 256]
 
 Example (the four ColorMAE colours):
-    python tools/analysis/mask_statistics.py configs/colormae/mae_vit-base-p16_*-noise-mask_*.py
+    python tools/analysis/mask_statistics.py \
+        configs/colormae/mae_vit-base-p16_*-noise-mask_*.py
 """
 import argparse
 import os.path as osp

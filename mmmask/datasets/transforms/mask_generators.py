@@ -12,7 +12,7 @@ mask_patch_size``), upsamples it to the model's patch grid
 ``PackInputs`` puts ``mask`` into ``data_samples[i].mask`` (mmpretrain's
 SimMIM convention), where ``MAEWithMasker`` / ``SimMIMWithMasker`` read it.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -75,9 +75,10 @@ class BaseMaskGenerator(BaseTransform):
         img = results.get('img')
         if img is not None and tuple(img.shape[:2]) != self.input_size:
             raise ValueError(
-                f'the image is {tuple(img.shape[:2])} but {type(self).__name__}'
-                f' has input_size={self.input_size}: put the generator after '
-                'the crop/resize and give it the crop size.')
+                f'the image is {tuple(img.shape[:2])} but '
+                f'{type(self).__name__} has input_size={self.input_size}: '
+                'put the generator after the crop/resize and give it the '
+                'crop size.')
         plan = self.make_plan()
         results['mask'] = self._to_model_grid(plan.mask_map()[0])
         if self.throw_ratio > 0:

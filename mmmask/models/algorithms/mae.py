@@ -45,7 +45,8 @@ class MAEWithMasker(MaskPlanSourceMixin, MAE):
             raise TypeError(
                 f'MAEWithMasker needs a decoder that takes a mask plan; got '
                 f'{type(self.neck).__name__}: set model.neck.type='
-                '\'MaskPlanMAEDecoder\' (same arguments as MAEPretrainDecoder).')
+                '\'MaskPlanMAEDecoder\' (same arguments as '
+                'MAEPretrainDecoder).')
         self.fallback_mask_ratio = self.backbone.mask_ratio
         self._init_plan_source(masker)
 

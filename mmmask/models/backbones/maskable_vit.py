@@ -18,7 +18,7 @@ from .checks import check_divisible, check_input_size, to_pair
 
 
 def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
-    """Take ``tokens[b, ids[b]]`` for every image: ``(B, L, C) -> (B, n, C)``."""
+    """``tokens[b, ids[b]]`` for every image: ``(B, L, C) -> (B, n, C)``."""
     return tokens.gather(1, ids.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 

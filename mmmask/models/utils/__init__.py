@@ -6,6 +6,6 @@ from .reconstruction_loss import per_image_reconstruction_loss
 
 __all__ = [
     'AttentionMaps', 'check_probeable', 'embed_full_grid', 'fusable',
-    'layer_attention', 'layer_forward', 'probe_attention', 'LayerInput', 'capture_input', 'cls_attention',
-    'per_image_reconstruction_loss'
+    'layer_attention', 'layer_forward', 'probe_attention', 'LayerInput',
+    'capture_input', 'cls_attention', 'per_image_reconstruction_loss'
 ]

@@ -46,8 +46,8 @@ def _qkv(layer: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Per-head ``q, k, v`` of one layer, each ``(B, H, N, d_h)``."""
     attn = layer.attn
     B, N, _ = x.shape
-    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
-                                          attn.head_dims)
+    qkv = attn.qkv(layer.ln1(x))
+    qkv = qkv.reshape(B, N, 3, attn.num_heads, attn.head_dims)
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
     return q, k, v
 
@@ -147,7 +147,7 @@ def probe_attention(backbone: nn.Module,
                     num_layers: Optional[int] = None,
                     patch_layers: Optional[Sequence[int]] = None
                     ) -> AttentionMaps:
-    """Run the first ``num_layers`` layers on the whole grid and read attention.
+    """Run the first ``num_layers`` layers on the full grid, read attention.
 
     Args:
         backbone (nn.Module): A ViT with ``patch_embed``, ``pos_embed``,
@@ -156,8 +156,9 @@ def probe_attention(backbone: nn.Module,
             backbone was built for.
         num_layers (int, optional): Layers to run; the CLS attention is the
             last one's. Defaults to all layers.
-        patch_layers (Sequence[int], optional): Layer indices (``< num_layers``)
-            whose patch-to-patch attention is averaged. Defaults to none.
+        patch_layers (Sequence[int], optional): Layer indices
+            (``< num_layers``) whose patch-to-patch attention is averaged.
+            Defaults to none.
 
     Returns:
         AttentionMaps: CLS attention per head and patch attention.
