@@ -137,3 +137,10 @@ def test_backbone_that_cannot_drop_tokens_refuses_amt():
     cfg = dict(SWIN_CFG, masker=AMT_SIMMIM)
     with pytest.raises(ValueError, match='cannot drop tokens'):
         MODELS.build(cfg)
+    # throwing only during the warm-up is refused at build time too
+    warmup_only = dict(AMT_SIMMIM, throw_ratio=0.0, warmup_throw_ratio=0.2)
+    with pytest.raises(ValueError, match='cannot drop tokens'):
+        MODELS.build(dict(SWIN_CFG, masker=warmup_only))
+    # without throwing, Swin still has no CLS attention for the saliency
+    with pytest.raises(TypeError, match='plain ViT'):
+        MODELS.build(dict(SWIN_CFG, masker=dict(AMT_SIMMIM, throw_ratio=0.0)))

@@ -52,11 +52,14 @@ class MaskPlanSourceMixin:
 
     def _init_plan_source(self, masker: Optional[dict]) -> None:
         self.masker = build_masker(masker)
-        if self.masker is not None and getattr(self.masker, 'throw_ratio',
-                                               0.0) > 0:
+        # the largest ratio the masker may throw at any step (AMT also
+        # throws during its warm-up)
+        throw = getattr(self.masker, 'max_throw_ratio',
+                        getattr(self.masker, 'throw_ratio', 0.0))
+        if self.masker is not None and throw > 0:
             check_can_throw(self.backbone,
                             f'{type(self.masker).__name__} (throw_ratio='
-                            f'{self.masker.throw_ratio})')
+                            f'{throw})')
         if hasattr(self.masker, 'check_backbone'):
             # e.g. attention probing on Swin, EPM's K > patches
             self.masker.check_backbone(self.backbone)
