@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 
 from mmmask.models.utils import probe_attention
 from tests.helpers import (tiny_camae_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg)
+                           tiny_mae_cfg, tiny_simmim_cfg)
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +93,24 @@ def test_idm_with_mae_alone_probes_and_credits():
     x = torch.randn(3, 3, 32, 32)
     model.loss(x, None)
     assert model.masker.loss_count.sum() == 3
+
+
+def test_idm_with_simmim_credits_per_image_pixel_losses():
+    """SimMIM + IDM: every image's L1 loss goes to its head (PLB Eq. 4),
+    and the per-image losses average to the head's batch loss."""
+    from mmmask.models.utils import per_image_pixel_loss
+    model = build(tiny_simmim_cfg(masker=dict(type='IDMMasker', num_heads=2)))
+    x = torch.randn(3, 3, 32, 32)
+    loss = model.loss(x, None)['loss']
+    assert model.masker.loss_count.sum() == 3
+    assert float(model.masker.loss_sum.sum()) / 3 == pytest.approx(
+        float(loss), rel=1e-5)
+    img_rec = torch.rand(3, 3, 32, 32)
+    mask = torch.zeros(3, 4, 4)
+    mask[:, :2] = 1  # top half of every image masked
+    per_image = per_image_pixel_loss(model.head, img_rec, x, mask)
+    expected = (img_rec - x).abs()[:, :, :16].mean(dim=(1, 2, 3))
+    torch.testing.assert_close(per_image, expected)
 
 
 def test_bad_inputs_have_clear_errors():

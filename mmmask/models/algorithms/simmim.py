@@ -6,6 +6,7 @@ from torch import Tensor
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
 
+from ..utils import per_image_pixel_loss
 from .plan_source import MaskPlanSourceMixin
 
 
@@ -47,4 +48,9 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
         else:
             latent = self.backbone(inputs, mask_map)
         img_rec = self.neck(latent[0])
+        if self.masker is not None and hasattr(self.masker, 'credit'):
+            # per-image losses for a masker that keeps statistics (IDM's
+            # per-head losses, PLB Eq. 4)
+            self.masker.credit(
+                per_image_pixel_loss(self.head, img_rec, inputs, mask_map))
         return dict(loss=self.head.loss(img_rec, inputs, mask_map))

@@ -37,3 +37,33 @@ def per_image_reconstruction_loss(head: nn.Module, pred: Tensor,
         loss_module(pred[i:i + 1], target[i:i + 1], mask[i:i + 1]).float()
         for i in range(pred.shape[0])
     ])
+
+
+@torch.no_grad()
+def per_image_pixel_loss(head: nn.Module, img_rec: Tensor, inputs: Tensor,
+                         mask_map: Tensor) -> Tensor:
+    """SimMIM's masked pixel loss, one value per image.
+
+    ``SimMIMHead`` upsamples the patch mask to pixels and averages its
+    ``PixelReconstructionLoss`` over the masked pixels and channels; this is
+    the same per image, so that with equal mask counts per image (always
+    true for a mask plan) the mean over images equals
+    ``head.loss(img_rec, inputs, mask_map)``.
+
+    Args:
+        head (nn.Module): A ``SimMIMHead`` (``patch_size``, ``loss_module``
+            with ``penalty`` and ``channel``).
+        img_rec (Tensor): ``(B, C, H, W)`` reconstructed images.
+        inputs (Tensor): ``(B, C, H, W)`` target images.
+        mask_map (Tensor): ``(B, h, w)`` 1 where the patch is masked.
+
+    Returns:
+        Tensor: ``(B, )`` losses, without gradient.
+    """
+    size = head.patch_size
+    mask = mask_map.repeat_interleave(size, 1).repeat_interleave(size, 2)
+    mask = mask.unsqueeze(1).to(img_rec)
+    loss_module = head.loss_module
+    err = loss_module.penalty(img_rec, inputs)
+    return ((err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1) /
+            loss_module.channel).float()
