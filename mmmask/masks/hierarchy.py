@@ -13,11 +13,13 @@ never brings the result closer to a third cluster than the nearer of the two
 was. Hence every pair of reciprocal nearest neighbours (RNN) is a pair of
 siblings of the greedy tree, and all disjoint RNN pairs can be merged in the
 same round without changing the tree (the argument behind the NN-chain
-algorithm). Each round is a few dense ops over the whole batch:
-row arg-max, RNN test, index-add of the merged rows and columns of the sum
-matrix ``T_ij = n_i n_j s_ij`` (and the same rows of the average matrix).
-The matrices are compacted as clusters disappear, so the total work is a
-small multiple of one ``(B, N, N)`` pass; about 25 rounds for N = 196 in
+algorithm). Each round is a few tensor ops over the whole batch: the RNN
+test on the nearest-neighbour table, the merged rows by the Lance-Williams
+update ``(n_i s_i + n_j s_j) / (n_i + n_j)`` (Eq. 7), and new nearest
+neighbours only for the merged rows and the rows whose neighbour was
+merged (reducibility again: no other row's best similarity can change).
+The matrix is compacted as clusters disappear, so the total work is a
+small multiple of one ``(B, N, N)`` pass; about 20-25 rounds for N = 196 in
 our measurements (a chain-like tree needs more). The merge heights are sorted
 at the end, which gives scipy's merge order and labels (merges in
 ascending distance, new cluster ``N + i`` for row ``i``).
