@@ -9,7 +9,7 @@ DEMO_DIR := work_dirs/demo_mae
 DEMO_DATA := data/shapes-64px
 MASK_CFGS := $(foreach m,random block grid,configs/mae/mae_vit-base-p16_$(m)-mask_8xb512-amp-coslr-800e_in1k.py)
 
-.PHONY: env test demo clean-demo
+.PHONY: env test lint demo clean-demo
 
 env: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): requirements/*.txt setup.py tools/setup_env.sh
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
+
+# style check of the package, tools and tests (setup.cfg [flake8])
+lint: $(STAMP)
+	$(PY) -m flake8 mmmask tools tests setup.py
 
 demo: $(STAMP)
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
