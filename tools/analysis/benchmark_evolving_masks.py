@@ -86,6 +86,7 @@ def scipy_loop(sim: torch.Tensor) -> None:
 def main() -> None:
     args = parse_args()
     MMLogger.get_instance('mmengine', log_level='WARNING')  # quiet init
+    default_threads = torch.get_num_threads()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -147,9 +148,7 @@ def main() -> None:
     flops = {name: count_flops(fn) for name, fn in
              dict(step=step, ehm=ehm_full, epm=epm_full).items()}
     tree_threads = {}
-    if args.device == 'cpu':
-        default_threads = torch.get_num_threads() if args.threads == 0 \
-            else max(1, torch.multiprocessing.cpu_count())
+    if args.device == 'cpu' and default_threads != threads:
         torch.set_num_threads(default_threads)
         tree_threads = timed_round_robin(
             dict(tree=jobs['tree'], tree_big=jobs['tree_big']), args.reps,
@@ -193,9 +192,8 @@ def main() -> None:
           f'{t["scipy_big"] * 1e3:8.2f} ms, speed-up '
           f'{t["scipy_big"] / t["tree_big"]:5.2f}x')
     if tree_threads:
-        nt = torch.multiprocessing.cpu_count() if args.threads else threads
-        print(f'tree with {nt} torch threads (scipy stays 1): batch '
-              f'{args.batch} {t["scipy"] / tree_threads["tree"]:5.2f}x, '
+        print(f'tree with {default_threads} torch threads (scipy stays 1): '
+              f'batch {args.batch} {t["scipy"] / tree_threads["tree"]:5.2f}x, '
               f'batch {args.tree_batch} '
               f'{t["scipy_big"] / tree_threads["tree_big"]:5.2f}x')
 

@@ -25,6 +25,10 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from mmpretrain.models.backbones.vision_transformer import \
+    TransformerEncoderLayer
+from mmpretrain.models.utils.attention import MultiheadAttention
+
 
 @dataclass
 class AttentionMaps:
@@ -79,9 +83,6 @@ def fusable(layer: nn.Module) -> bool:
     ``MultiheadAttention`` (``x + attn(ln1(x))``, then ``ffn(ln2(x))``),
     which every ViT of mmmask uses.
     """
-    from mmpretrain.models.backbones.vision_transformer import \
-        TransformerEncoderLayer
-    from mmpretrain.models.utils.attention import MultiheadAttention
     return (type(layer) is TransformerEncoderLayer
             and type(layer.attn) is MultiheadAttention)
 
