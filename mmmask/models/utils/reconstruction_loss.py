@@ -3,6 +3,16 @@ import torch
 from torch import Tensor, nn
 
 
+def _per_image_masked_mean(err: Tensor, mask: Tensor,
+                           channel: int) -> Tensor:
+    """``PixelReconstructionLoss``'s reduction, one value per image: the
+    error summed over the masked positions, divided by the masked count and
+    by ``channel``."""
+    mask = mask.to(err)
+    return ((err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1) /
+            channel).float()
+
+
 @torch.no_grad()
 def per_image_reconstruction_loss(head: nn.Module, pred: Tensor,
                                   inputs: Tensor, mask: Tensor) -> Tensor:
@@ -30,9 +40,7 @@ def per_image_reconstruction_loss(head: nn.Module, pred: Tensor,
         err = penalty(pred, target)
         if err.dim() == 3:
             err = err.mean(dim=-1)
-        mask = mask.to(err)
-        return ((err * mask).sum(1) / mask.sum(1) /
-                loss_module.channel).float()
+        return _per_image_masked_mean(err, mask, loss_module.channel)
     return torch.stack([
         loss_module(pred[i:i + 1], target[i:i + 1], mask[i:i + 1]).float()
         for i in range(pred.shape[0])
@@ -62,8 +70,6 @@ def per_image_pixel_loss(head: nn.Module, img_rec: Tensor, inputs: Tensor,
     """
     size = head.patch_size
     mask = mask_map.repeat_interleave(size, 1).repeat_interleave(size, 2)
-    mask = mask.unsqueeze(1).to(img_rec)
     loss_module = head.loss_module
-    err = loss_module.penalty(img_rec, inputs)
-    return ((err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1) /
-            loss_module.channel).float()
+    return _per_image_masked_mean(loss_module.penalty(img_rec, inputs),
+                                  mask.unsqueeze(1), loss_module.channel)
