@@ -3,7 +3,8 @@ import torch
 
 from mmpretrain.registry import MODELS
 
-from mmmask.models.utils.attention_probe import (embed_full_grid, fusable,
+from mmmask.models.utils.attention_probe import (cls_row_attention,
+                                                 embed_full_grid, fusable,
                                                  layer_attention,
                                                  layer_forward,
                                                  probe_attention)
@@ -47,6 +48,16 @@ def test_fused_layer_pass_equals_the_layer_and_its_attention(cfg):
         torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(weights, layer_attention(layer, x))
         x = out
+
+
+def test_cls_row_is_row_zero_of_the_full_attention():
+    torch.manual_seed(0)
+    vit = backbone(tiny_mae_cfg())
+    vit.eval()
+    x = torch.randn(2, 17, 32)
+    layer = vit.layers[1]
+    torch.testing.assert_close(cls_row_attention(layer, x),
+                               layer_attention(layer, x)[:, :, 0, 1:])
 
 
 def test_fused_probe_equals_the_two_pass_probe():

@@ -1,12 +1,13 @@
-from .attention_probe import (AttentionMaps, check_probeable, embed_full_grid,
-                              fusable, layer_attention, layer_forward,
-                              probe_attention)
+from .attention_probe import (AttentionMaps, check_probeable,
+                              cls_row_attention, embed_full_grid, fusable,
+                              layer_attention, layer_forward, probe_attention)
 from .layer_capture import LayerInput, capture_input, cls_attention
 from .reconstruction_loss import (per_image_pixel_loss,
                                   per_image_reconstruction_loss)
 
 __all__ = [
-    'AttentionMaps', 'check_probeable', 'embed_full_grid', 'fusable',
+    'AttentionMaps', 'check_probeable', 'cls_row_attention',
+    'embed_full_grid', 'fusable',
     'layer_attention', 'layer_forward', 'probe_attention', 'LayerInput',
     'capture_input', 'cls_attention', 'per_image_pixel_loss',
     'per_image_reconstruction_loss'

@@ -76,6 +76,21 @@ def layer_attention(layer: nn.Module, x: Tensor) -> Tensor:
     return _softmax_attention(layer, q, k)
 
 
+def cls_row_attention(layer: nn.Module, x: Tensor) -> Tensor:
+    """CLS-to-patch attention per head, ``(B, H, L)`` (AMT Eq. 3-4).
+
+    Row 0 of ``A_h`` without its CLS column. The softmax is taken per row,
+    so only the CLS query is multiplied with the keys: the ``(B, H, N, N)``
+    matrix of :func:`layer_attention` is never formed.
+
+    Args:
+        layer (nn.Module): An mmpretrain ViT layer (``ln1``, ``attn.qkv``).
+        x (Tensor): The layer's input tokens ``(B, 1 + L, C)``, CLS first.
+    """
+    q, k, _ = _qkv(layer, x)
+    return _softmax_attention(layer, q[:, :, :1], k)[:, :, 0, 1:]
+
+
 def fusable(layer: nn.Module) -> bool:
     """Whether :func:`layer_forward` reproduces ``layer(x)``.
 
@@ -180,7 +195,9 @@ def probe_attention(backbone: nn.Module,
         for i in range(n):
             layer = backbone.layers[i]
             attn = None
-            if i == n - 1:  # the last probed layer: weights only
+            if i == n - 1 and i not in patch_layers:  # CLS row only
+                cls_attn = cls_row_attention(layer, x)
+            elif i == n - 1:  # the last probed layer: weights only
                 attn = layer_attention(layer, x)
                 cls_attn = attn[:, :, 0, 1:]
             elif i in patch_layers and fusable(layer):

@@ -3,9 +3,9 @@
 CAMAE's contrastive branch already runs the online encoder on the full view;
 IDM needs that pass's last-block attention (papers/idm-plb-camae.txt,
 Sec. III-C). A forward pre-hook keeps the last layer's input, and
-:func:`~mmmask.models.utils.attention_probe.layer_attention` turns it into
+:func:`~mmmask.models.utils.attention_probe.cls_row_attention` turns it into
 attention weights afterwards: no extra forward through the encoder, only the
-last layer's ``ln1``/``qkv`` and ``q k^T`` again, without gradient.
+last layer's ``ln1``/``qkv`` and the CLS row of ``q k^T``, without gradient.
 """
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor, nn
 
-from .attention_probe import layer_attention
+from .attention_probe import cls_row_attention
 
 
 class LayerInput:
@@ -69,4 +69,4 @@ def cls_attention(layer: nn.Module, x: Tensor) -> Tensor:
     Returns:
         Tensor: ``(B, H, L)``: row 0 of ``A_h`` without the CLS column.
     """
-    return layer_attention(layer, x)[:, :, 0, 1:]
+    return cls_row_attention(layer, x)
