@@ -7,7 +7,8 @@ from torch import Tensor, nn
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 
-from ..utils import capture_input, cls_attention
+from ..utils import (capture_input, cls_attention,
+                     per_image_reconstruction_loss)
 from .mae import MAEWithMasker
 
 
@@ -150,7 +151,8 @@ class CAMAE(MAEWithMasker):
         plan = self.get_plan(view, data_samples, **extra)
         pred = self.neck(self.backbone(view, plan), plan)
         loss_rec = self.head.loss(pred, view, plan.mask)
-        self.credit_masker(pred, view, plan)
+        self.credit_masker(per_image_reconstruction_loss, pred, view,
+                           plan.mask)
 
         with torch.no_grad():
             self.momentum_encoder.update_parameters(

@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 
 from ..backbones import MaskableMAEViT
 from ..necks import MaskPlanMAEDecoder
+from ..utils import per_image_reconstruction_loss
 from .plan_source import MaskPlanSourceMixin
 
 
@@ -56,5 +57,6 @@ class MAEWithMasker(MaskPlanSourceMixin, MAE):
         plan = self.get_plan(inputs, data_samples)
         latent = self.backbone(inputs, plan)
         pred = self.neck(latent, plan)
-        self.credit_masker(pred, inputs, plan)
+        self.credit_masker(per_image_reconstruction_loss, pred, inputs,
+                           plan.mask)
         return dict(loss=self.head.loss(pred, inputs, plan.mask))

@@ -1,5 +1,5 @@
 """Where an algorithm's mask plan comes from: masker, pipeline or random."""
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -8,7 +8,6 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, random_scores, select_by_score
 from ..maskers.base import patch_grid
-from ..utils import per_image_reconstruction_loss
 
 
 def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:
@@ -102,21 +101,23 @@ class MaskPlanSourceMixin:
             check_can_throw(self.backbone, 'the mask plan')
         return plan.to(inputs.device)
 
-    def credit_masker(self, pred: Tensor, inputs: Tensor,
-                      plan: MaskPlan) -> None:
+    def credit_masker(self, per_image_loss: Callable[..., Tensor],
+                      *args: Tensor) -> None:
         """Hand the per-image reconstruction losses to a masker that keeps
-        statistics (IDM's per-head bookkeeping for PLB); no-op otherwise.
+        statistics (IDM's per-head bookkeeping for PLB); no-op otherwise,
+        without computing them.
 
         Args:
-            pred (Tensor): ``(B, L, D)`` decoder predictions.
-            inputs (Tensor): The images the plan masked.
-            plan (MaskPlan): The plan from :meth:`get_plan`.
+            per_image_loss (Callable): ``per_image_loss(head, *args)`` gives
+                the ``(B, )`` losses, e.g. ``per_image_reconstruction_loss``
+                (MAE: predictions, images, ``plan.mask``) or
+                ``per_image_pixel_loss`` (SimMIM: reconstruction, images,
+                mask map).
+            *args (Tensor): Its arguments after the head.
         """
         if self.masker is None or not hasattr(self.masker, 'credit'):
             return
-        self.masker.credit(
-            per_image_reconstruction_loss(self.head, pred, inputs,
-                                          plan.mask))
+        self.masker.credit(per_image_loss(self.head, *args))
 
     @staticmethod
     def _plan_from_samples(data_samples: List, grid) -> MaskPlan:

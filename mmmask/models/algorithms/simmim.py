@@ -48,9 +48,5 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
         else:
             latent = self.backbone(inputs, mask_map)
         img_rec = self.neck(latent[0])
-        if self.masker is not None and hasattr(self.masker, 'credit'):
-            # per-image losses for a masker that keeps statistics (IDM's
-            # per-head losses, PLB Eq. 4)
-            self.masker.credit(
-                per_image_pixel_loss(self.head, img_rec, inputs, mask_map))
+        self.credit_masker(per_image_pixel_loss, img_rec, inputs, mask_map)
         return dict(loss=self.head.loss(img_rec, inputs, mask_map))
