@@ -150,6 +150,21 @@ class MaskPlan:
         """``(B, h, w)`` binary mask on the patch grid, 1 = predict."""
         return self.mask.view(self.batch_size, *self.grid)
 
+    def thrown_map(self) -> Tensor:
+        """``(B, h, w)`` binary map on the patch grid, 1 = thrown."""
+        return self.thrown.view(self.batch_size, *self.grid)
+
+    def upsample(self, scale: int) -> 'MaskPlan':
+        """The plan on a grid ``scale`` times finer: every cell becomes
+        ``scale x scale`` patches with its label (masks drawn on coarse
+        cells, e.g. AMT's saliency cells, applied to the model's patches).
+        """
+        if scale == 1:
+            return self
+        return MaskPlan.from_maps(
+            upsample_map(self.mask_map(), scale),
+            upsample_map(self.thrown_map(), scale))
+
     def label_map(self) -> Tensor:
         """``(B, h, w)`` long: 0 visible, 1 masked, 2 thrown."""
         labels = self.mask + 2 * self.thrown

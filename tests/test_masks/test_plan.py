@@ -91,3 +91,12 @@ def test_upsample_map():
     up = upsample_map(m, 2)
     assert up.shape == (4, 4)
     assert up.sum() == 8 and up[0, 1] == 1 and up[0, 2] == 0
+
+
+def test_plan_upsample_keeps_every_label_per_cell():
+    plan = select_by_score(torch.rand(3, 16), 0.5, 0.25, (4, 4))
+    up = plan.upsample(2)
+    assert up.grid == (8, 8)
+    assert torch.equal(up.mask_map(), upsample_map(plan.mask_map(), 2))
+    assert torch.equal(up.thrown_map(), upsample_map(plan.thrown_map(), 2))
+    assert plan.upsample(1) is plan

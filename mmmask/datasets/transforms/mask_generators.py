@@ -82,8 +82,7 @@ class BaseMaskGenerator(BaseTransform):
         plan = self.make_plan()
         results['mask'] = self._to_model_grid(plan.mask_map()[0])
         if self.throw_ratio > 0:
-            thrown = plan.thrown.view(1, *plan.grid)[0]
-            results['throw_mask'] = self._to_model_grid(thrown)
+            results['throw_mask'] = self._to_model_grid(plan.thrown_map()[0])
         return results
 
     def _to_model_grid(self, grid_map: torch.Tensor) -> np.ndarray:

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import (MaskPlan, amt_plan, check_ratios, random_scores,
-                          select_by_score, upsample_map)
+                          select_by_score)
 from .base import BaseMasker, patch_grid
 
 
@@ -81,24 +81,24 @@ class AMTMasker(BaseMasker):
         grid = patch_grid(backbone)
         B, device = inputs.shape[0], inputs.device
         if not data_samples:
-            return self._random_plan(B, grid, grid, device)
+            return self._random_plan(B, grid, 1, device)
         weights, versions = self._read_samples(data_samples, device)
         cells = tuple(weights.shape[1:])
         scale = self._cell_scale(cells, grid)
         if min(versions) == 0:
-            return self._random_plan(B, cells, grid, device)
+            return self._random_plan(B, cells, scale, device)
         self.last_plan_warmup = False
         plan = amt_plan(weights, self.mask_ratio, self.throw_ratio,
                         eps=self.eps)
-        return _expand(plan, scale)
+        return plan.upsample(scale)
 
-    def _random_plan(self, batch: int, cells: Tuple[int, int],
-                     grid: Tuple[int, int], device) -> MaskPlan:
+    def _random_plan(self, batch: int, cells: Tuple[int, int], scale: int,
+                     device) -> MaskPlan:
         self.last_plan_warmup = True
         scores = random_scores(batch, cells[0] * cells[1], device=device)
         plan = select_by_score(scores, self.warmup_mask_ratio,
                                self.warmup_throw_ratio, cells)
-        return _expand(plan, self._cell_scale(cells, grid))
+        return plan.upsample(scale)
 
     @staticmethod
     def _read_samples(data_samples: List, device) -> Tuple[Tensor, list]:
@@ -131,12 +131,3 @@ class AMTMasker(BaseMasker):
         return (f'{super().extra_repr()}, warmup_mask_ratio='
                 f'{self.warmup_mask_ratio}, warmup_throw_ratio='
                 f'{self.warmup_throw_ratio}')
-
-
-def _expand(plan: MaskPlan, scale: int) -> MaskPlan:
-    """A plan on cells of ``scale x scale`` patches, on the patch grid."""
-    if scale == 1:
-        return plan
-    thrown = plan.thrown.view(plan.batch_size, *plan.grid)
-    return MaskPlan.from_maps(
-        upsample_map(plan.mask_map(), scale), upsample_map(thrown, scale))
