@@ -42,7 +42,10 @@ def write_saliency_cache(path: str,
         ValueError: For a wrong shape, version or dtype.
     """
     if isinstance(saliency, torch.Tensor):
-        saliency = saliency.detach().cpu().float().numpy()
+        saliency = saliency.detach().cpu()
+        if saliency.dtype not in (torch.float16, torch.float32):
+            saliency = saliency.float()  # e.g. bfloat16, which numpy lacks
+        saliency = saliency.numpy()
     if saliency.ndim != 3:
         raise ValueError(
             f'saliency must be (num_images, h, w), got {saliency.shape}')
@@ -60,7 +63,7 @@ def write_saliency_cache(path: str,
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(header)
-            f.write(np.ascontiguousarray(saliency, dtype=np_dtype).tobytes())
+            f.write(np.ascontiguousarray(saliency, dtype=np_dtype))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -213,14 +213,14 @@ class AMTSaliencyRefreshHook(Hook):
         shards = all_gather(padded)
         full = local.new_zeros(num, *local.shape[1:])
         for r, shard in enumerate(shards):
-            n_r = len(shard_indices(num, r, world))
-            full[r::world] = shard[:n_r].cpu()
+            rows = shard_indices(num, r, world)
+            full[rows] = shard[:len(rows)].cpu()
         self.version += 1
         if self._writes_files():
             write_saliency_cache(self.cache_path, full, self.version,
                                  self.dtype)
         barrier()
-        self.last_digest = hashlib.sha1(full.numpy().tobytes()).hexdigest()
+        self.last_digest = hashlib.sha1(full.numpy()).hexdigest()
         self.last_shard_size = len(indices)
         self.last_seconds = time.perf_counter() - start
         runner.logger.info(
