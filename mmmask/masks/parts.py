@@ -98,13 +98,13 @@ def em_responsibilities(features: Tensor,
     B, n, _ = x.shape
     k = min(int(num_parts), n)
     x = x / (x.std(dim=(1, 2), keepdim=True) + 1e-12)
-    floor = var_reg * x.var(dim=1, unbiased=False).mean(
-        dim=1, keepdim=True)[:, :, None] + var_eps  # (B, 1, 1)
+    data_var = x.var(dim=1, unbiased=False, keepdim=True)  # (B, 1, D)
+    floor = var_reg * data_var.mean(dim=2, keepdim=True) + var_eps  # (B,1,1)
     x2 = x * x
     pick = torch.rand(B, n, generator=generator, device=x.device)
     pick = pick.argsort(dim=1)[:, :k]
     mean = x.gather(1, pick[:, :, None].expand(-1, -1, x.shape[2]))
-    var = x.var(dim=1, unbiased=False, keepdim=True).expand_as(mean) + floor
+    var = data_var.expand_as(mean) + floor
     log_pi = torch.full((B, 1, k), -math.log(k), device=x.device)
 
     def e_step() -> Tensor:
