@@ -1,9 +1,10 @@
 """Training progress for the maskers with a schedule (EHM depth, EPM a/K)."""
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from torch import nn
 
 from mmpretrain.registry import HOOKS
 
@@ -28,6 +29,18 @@ class MaskScheduleHook(Hook):
 
     def __init__(self, by_epoch: bool = False) -> None:
         self.by_epoch = bool(by_epoch)
+        self._scheduled: Optional[List[nn.Module]] = None
+
+    def scheduled_modules(self, runner) -> List[nn.Module]:
+        """The model's submodules with ``set_progress``, found once (the
+        module tree does not change during training)."""
+        if self._scheduled is None:
+            model = runner.model.module if is_model_wrapper(
+                runner.model) else runner.model
+            self._scheduled = [
+                m for m in model.modules() if hasattr(m, 'set_progress')
+            ]
+        return self._scheduled
 
     def progress(self, runner) -> float:
         """Training progress in [0, 1] at the runner's current position."""
@@ -36,9 +49,7 @@ class MaskScheduleHook(Hook):
         return min(1.0, runner.iter / max(1, runner.max_iters))
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        if not any(hasattr(m, 'set_progress') for m in model.modules()):
+        if not self.scheduled_modules(runner):
             print_log(
                 'MaskScheduleHook: the model has no masker with a schedule '
                 '(set_progress); the hook does nothing. Configure '
@@ -49,9 +60,6 @@ class MaskScheduleHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
         p = self.progress(runner)
-        for module in model.modules():
-            if hasattr(module, 'set_progress'):
-                module.set_progress(p)
+        for module in self.scheduled_modules(runner):
+            module.set_progress(p)
