@@ -22,13 +22,10 @@ from typing import Optional, Sequence
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
 
-
-def unwrap(model):
-    return model.module if is_model_wrapper(model) else model
+from mmmask.engine.hooks.utils import unwrap_model
 
 
 def hook_states(runner) -> dict:
@@ -46,7 +43,7 @@ def hook_states(runner) -> dict:
             state['digest'] = hook.last_digest
             state['shard_size'] = hook.last_shard_size
         out[type(hook).__name__] = state
-    masker = getattr(unwrap(runner.model), 'masker', None)
+    masker = getattr(unwrap_model(runner.model), 'masker', None)
     if masker is not None:
         out['masker'] = {
             k: v.detach().cpu().clone()
@@ -75,7 +72,7 @@ class RankStateDumpHook(Hook):
         self._plan = None
 
     def before_train(self, runner) -> None:
-        model = unwrap(runner.model)
+        model = unwrap_model(runner.model)
         make_plan = model.get_plan
 
         def get_plan(*args, **kwargs):

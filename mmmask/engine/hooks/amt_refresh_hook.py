@@ -19,7 +19,6 @@ import torch
 from mmengine.dataset import Compose, default_collate
 from mmengine.dist import all_gather, barrier, get_dist_info
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader, Dataset
 
@@ -28,6 +27,7 @@ from mmpretrain.registry import HOOKS, TRANSFORMS
 from mmmask.masks import (SaliencyCacheReader, check_cache_size,
                           cls_saliency, read_header, shard_indices,
                           shard_length, write_saliency_cache)
+from .utils import unwrap_model
 
 CACHE_NAME = 'amt_saliency.bin'
 
@@ -65,6 +65,14 @@ def base_dataset(dataset):
         if inner is None or not hasattr(inner, '__len__'):
             return dataset
         dataset = inner
+
+
+def train_dataset(runner):
+    """The runner's indexed training dataset, fully initialised."""
+    dataset = base_dataset(runner.train_dataloader.dataset)
+    if not getattr(dataset, '_fully_initialized', True):
+        dataset.full_init()
+    return dataset
 
 
 @HOOKS.register_module()
@@ -165,10 +173,7 @@ class AMTSaliencyRefreshHook(Hook):
         self._wire_transforms(runner.train_dataloader.dataset)
         on_disk = self._disk_version()
         if on_disk > 0:  # refuse (and keep) a cache of another dataset
-            dataset = base_dataset(runner.train_dataloader.dataset)
-            if not getattr(dataset, '_fully_initialized', True):
-                dataset.full_init()
-            check_cache_size(self.cache_path, len(dataset))
+            check_cache_size(self.cache_path, len(train_dataset(runner)))
         barrier()  # every rank has read the file before anyone changes it
         if self.version == 0 and on_disk:
             # a cache left by another run: the warm-up must be random
@@ -197,11 +202,8 @@ class AMTSaliencyRefreshHook(Hook):
     def refresh(self, runner) -> None:
         """Recompute every image's saliency and write the next version."""
         start = time.perf_counter()
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        dataset = base_dataset(runner.train_dataloader.dataset)
-        if not getattr(dataset, '_fully_initialized', True):
-            dataset.full_init()
+        model = unwrap_model(runner.model)
+        dataset = train_dataset(runner)
         num = len(dataset)
         rank, world = get_dist_info()
         indices = shard_indices(num, rank, world)

@@ -3,10 +3,11 @@ from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import nn
 
 from mmpretrain.registry import HOOKS
+
+from .utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -35,10 +36,9 @@ class MaskScheduleHook(Hook):
         """The model's submodules with ``set_progress``, found once (the
         module tree does not change during training)."""
         if self._scheduled is None:
-            model = runner.model.module if is_model_wrapper(
-                runner.model) else runner.model
             self._scheduled = [
-                m for m in model.modules() if hasattr(m, 'set_progress')
+                m for m in unwrap_model(runner.model).modules()
+                if hasattr(m, 'set_progress')
             ]
         return self._scheduled
 

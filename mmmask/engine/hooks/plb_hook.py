@@ -2,9 +2,10 @@
 
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
+
+from .utils import unwrap_model
 
 
 def find_idm_masker(model):
@@ -13,8 +14,7 @@ def find_idm_masker(model):
     Raises:
         TypeError: If the model has no such masker.
     """
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     masker = getattr(model, 'masker', None)
     if masker is None or not hasattr(masker, 'update_probs'):
         raise TypeError(
