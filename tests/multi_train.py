@@ -10,7 +10,6 @@ adaptation included) and is trained by a fresh ``Runner``; the process group
 is set up once. Used by :func:`tests.helpers.dist_train_many`.
 """
 import argparse
-import os
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -25,13 +24,14 @@ def main() -> None:
     parser.add_argument('--launcher', default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     tool = train_tool()
     for path in args.configs:
-        one = argparse.Namespace(
-            config=path, work_dir=None, resume=None, amp=False,
-            no_validate=False, auto_scale_lr=False, cfg_options=None,
-            launcher=args.launcher)
+        # train.py's own parser: defaults, and LOCAL_RANK from --local-rank
+        # when the launcher did not set it
+        one = tool.parse_args([
+            path, '--launcher', args.launcher, '--local-rank',
+            str(args.local_rank)
+        ])
         Runner.from_cfg(tool.merge_args(Config.fromfile(path), one)).train()
     finish_distributed()
 

@@ -5,6 +5,7 @@ import hashlib
 import os
 import os.path as osp
 import shutil
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -45,11 +46,11 @@ def pretrain_ckpt(tmp_path_factory):
 
 
 def train_args(**kw) -> argparse.Namespace:
-    args = dict(launcher='none', work_dir=None, config='x.py', amp=False,
-                resume=None, no_validate=False, auto_scale_lr=False,
-                cfg_options=None)
-    args.update(kw)
-    return argparse.Namespace(**args)
+    """``tools/train.py``'s defaults for config ``x.py``, updated by kw."""
+    with mock.patch.dict(os.environ):  # parse_args may set LOCAL_RANK
+        args = train_tool().parse_args(['x.py'])
+    vars(args).update(kw)
+    return args
 
 
 # 1. wrong ratios ----------------------------------------------------------
