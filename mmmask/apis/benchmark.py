@@ -161,6 +161,13 @@ def per_image_fn(transform: Callable[[dict], dict], img: np.ndarray,
     return run
 
 
+def amt_refresh_hook_cfg(cfg) -> dict:
+    """The config's ``AMTSaliencyRefreshHook`` entry of ``custom_hooks``
+    (the first one), or ``{}`` when it has none."""
+    return next((h for h in cfg.get('custom_hooks', [])
+                 if h.type == 'AMTSaliencyRefreshHook'), {})
+
+
 def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
     """Data samples as ``AMTSaliencyCrop`` packs them, random saliency."""
     from mmpretrain.structures import DataSample

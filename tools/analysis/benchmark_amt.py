@@ -23,21 +23,20 @@ Usage:
 import argparse
 import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 from mmengine.logging import MMLogger
 
+from mmpretrain.registry import MODELS
+
+from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
+                                   amt_samples, describe_device, median_time,
+                                   sync)
+from mmmask.apis.inspect import build_model, load_config
+from mmmask.models.maskers import patch_grid
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-
-from mmpretrain.registry import MODELS  # noqa: E402
-
-from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,  # noqa
-                                   describe_device, sync)
-from mmmask.apis.inspect import build_model, load_config  # noqa: E402
-from mmmask.models.maskers import patch_grid  # noqa: E402
 
 DEFAULT_CFG = osp.join(
     ROOT, 'configs', 'mae',
@@ -68,8 +67,7 @@ def main() -> None:
     # keep mmengine's per-parameter init report out of the output
     MMLogger.get_instance('benchmark_amt', log_level='WARNING')
     cfg = load_config(args.config)
-    hook = next((h for h in cfg.get('custom_hooks', [])
-                 if h.type == 'AMTSaliencyRefreshHook'), {})
+    hook = amt_refresh_hook_cfg(cfg)
     interval = args.interval or hook.get('interval', 40)
     warmup = hook.get('warmup_epochs', 40)
     max_epochs = cfg.train_cfg.max_epochs
@@ -110,17 +108,9 @@ def main() -> None:
     t_opt = statistics.median(t[1] for t in times['random'] + times['amt'])
     plan = amt(x, data, model.backbone)
 
-    refresh_pass = amt_refresh_fn(model.backbone, x, use_amp)
-
-    def refresh() -> float:
-        sync(device)
-        start = time.perf_counter()
-        refresh_pass()
-        sync(device)
-        return time.perf_counter() - start
-
-    refresh()
-    t_refresh = statistics.median(refresh() for _ in range(args.steps))
+    # one warm-up pass, then the median of `steps` synchronised passes
+    t_refresh = median_time(amt_refresh_fn(model.backbone, x, use_amp),
+                            repeats=args.steps, warmup=1, device=device)
     # per image: one refresh pass every `interval` epochs against one
     # training forward/backward per epoch
     fraction = t_refresh / (interval * t_amt)

@@ -11,30 +11,12 @@ their ratio, measured in this run on this machine.
 """
 import argparse
 import platform
-import statistics
-import time
-from typing import List, Sequence
 
 import torch
 
 import mmmask  # noqa: F401
+from mmmask.apis.benchmark import timed_round_robin
 from mmmask.downstream.mmdet import PlainViTSimpleFPN
-
-
-def median_forward_seconds(models: Sequence[torch.nn.Module], x: torch.Tensor,
-                           repeat: int) -> List[float]:
-    """Median forward time of each model; runs alternate between the
-    models so that a change of machine load hits both alike."""
-    times = [[] for _ in models]
-    with torch.no_grad():
-        for model in models:
-            model(x)  # warm-up
-        for _ in range(repeat):
-            for model, log in zip(models, times):
-                start = time.perf_counter()
-                model(x)
-                log.append(time.perf_counter() - start)
-    return [statistics.median(log) for log in times]
 
 
 def main() -> None:
@@ -52,7 +34,13 @@ def main() -> None:
     windowed.eval()  # mmpretrain's train() returns None: no chaining
     full.eval()
     x = torch.randn(args.batch, 3, args.size, args.size)
-    t_win, t_full = median_forward_seconds([windowed, full], x, args.repeat)
+    # one warm-up forward each, then alternating rounds (a change of
+    # machine load hits both alike), median per model
+    with torch.no_grad():
+        t = timed_round_robin(
+            dict(window=lambda: windowed(x), full=lambda: full(x)),
+            args.repeat)
+    t_win, t_full = t['window'], t['full']
     print(f'machine: {platform.processor() or platform.machine()}, '
           f'{torch.get_num_threads()} threads, device cpu, '
           f'batch {args.batch}, {args.size}px, ViT-B/16')

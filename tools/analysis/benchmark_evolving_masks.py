@@ -42,7 +42,8 @@ from mmengine.logging import MMLogger
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
 from mmmask.apis.benchmark import (count_flops, epm_all_probed_fn,
-                                   epm_probed_fraction, timed_round_robin)
+                                   epm_probed_fraction, timed_round_robin,
+                                   train_step_fn)
 from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import build_tree, ehm_scores
 from mmmask.masks.parts import attention_graph, em_partition, epm_scores
@@ -98,12 +99,8 @@ def main() -> None:
     backbone = model.backbone
     size = backbone.img_size if hasattr(backbone, 'img_size') else (224, 224)
     inputs = torch.randn(args.batch, 3, *size, device=args.device)
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        optim.zero_grad(set_to_none=True)
-        model.loss(inputs, None)['loss'].backward()
-        optim.step()
+    # forward + backward + AdamW (lr 1e-4) of the MAE loss (only 'loss')
+    step = train_step_fn(model, inputs, None)
 
     from mmpretrain.registry import MODELS
     ehm = MODELS.build(dict(type='EvolvedHierarchicalMasker')).to(args.device)

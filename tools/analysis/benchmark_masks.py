@@ -29,7 +29,6 @@ Usage:
 import argparse
 import os.path as osp
 import statistics
-import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -37,18 +36,17 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 
+from mmpretrain.registry import MODELS, TRANSFORMS
+
+from mmmask.apis import build_model, load_config
+from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
+                                   amt_samples, describe_device,
+                                   epm_all_probed_fn, epm_probed_fraction,
+                                   idm_step_fns, per_image_fn,
+                                   timed_round_robin, train_step_fn)
+from mmmask.models.maskers import patch_grid
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-
-from mmpretrain.registry import MODELS, TRANSFORMS  # noqa: E402
-
-from mmmask.apis import build_model, load_config  # noqa: E402
-from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,  # noqa
-                                   describe_device, epm_all_probed_fn,
-                                   epm_probed_fraction, idm_step_fns,
-                                   per_image_fn, timed_round_robin,
-                                   train_step_fn)
-from mmmask.models.maskers import patch_grid  # noqa: E402
 
 _MAE = 'configs/mae/mae_vit-base-p16_{}_8xb512-amp-coslr-{}e_in1k.py'
 _DEMO = 'configs/demo/{}_shapes-64px.py'
@@ -113,9 +111,7 @@ def generator_cfg(path: str, img_size: int, patch_size: int) -> dict:
 def config_masker(path: str) -> Tuple[dict, dict]:
     """``(model.masker, refresh hook)`` of a config (hook may be empty)."""
     cfg = load_config(osp.join(ROOT, path))
-    hook = next((h for h in cfg.get('custom_hooks', [])
-                 if h.type == 'AMTSaliencyRefreshHook'), {})
-    return dict(cfg.model.masker), dict(hook)
+    return dict(cfg.model.masker), dict(amt_refresh_hook_cfg(cfg))
 
 
 def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
