@@ -183,19 +183,10 @@ def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
 def amt_refresh_fn(backbone: nn.Module, inputs: torch.Tensor,
                    amp: bool = False) -> Callable[[], torch.Tensor]:
     """One AMT saliency refresh pass of a batch: the no-grad full-grid probe
-    and AMT Eq. 3-4, as ``AMTSaliencyRefreshHook.compute`` runs them."""
-    from mmmask.masks import cls_saliency
-    from mmmask.models.maskers import patch_grid
-    from mmmask.models.utils import probe_attention
-    grid = patch_grid(backbone)
-
-    def refresh() -> torch.Tensor:
-        with torch.autocast(inputs.device.type, dtype=torch.float16,
-                            enabled=amp):
-            maps = probe_attention(backbone, inputs)
-        return cls_saliency(maps.cls_attn, grid)
-
-    return refresh
+    and AMT Eq. 3-4, with the function ``AMTSaliencyRefreshHook.compute``
+    runs on each batch (float16 autocast only on CUDA, as the hook)."""
+    from mmmask.engine.hooks.amt_refresh_hook import batch_saliency
+    return lambda: batch_saliency(backbone, inputs, amp)
 
 
 class Timer:

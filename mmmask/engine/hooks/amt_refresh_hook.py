@@ -67,6 +67,31 @@ def base_dataset(dataset):
         dataset = inner
 
 
+def batch_saliency(backbone: torch.nn.Module, inputs: torch.Tensor,
+                   amp: bool = False,
+                   head_norm: bool = False) -> torch.Tensor:
+    """AMT saliency of a batch of whole images (Eq. 3-4).
+
+    The no-grad full-grid probe (in float16 autocast on CUDA when ``amp``),
+    then the per-patch saliency of its CLS attention.
+
+    Args:
+        backbone (nn.Module): The ViT being trained.
+        inputs (Tensor): Normalised images ``(B, C, H, W)``.
+        amp (bool): float16 autocast on CUDA. Defaults to False.
+        head_norm (bool): See :func:`mmmask.masks.cls_saliency`.
+
+    Returns:
+        Tensor: ``(B, h, w)`` saliency on the patch grid.
+    """
+    from mmmask.models.maskers import patch_grid
+    from mmmask.models.utils import probe_attention
+    with torch.autocast('cuda', dtype=torch.float16,
+                        enabled=amp and inputs.is_cuda):
+        maps = probe_attention(backbone, inputs)
+    return cls_saliency(maps.cls_attn, patch_grid(backbone), head_norm)
+
+
 def train_dataset(runner):
     """The runner's indexed training dataset, fully initialised."""
     dataset = base_dataset(runner.train_dataloader.dataset)
@@ -241,7 +266,6 @@ class AMTSaliencyRefreshHook(Hook):
             indices (Sequence[int]): Dataset indices to compute.
         """
         from mmmask.models.maskers import patch_grid
-        from mmmask.models.utils import probe_attention
         grid = patch_grid(model.backbone)
         loader = DataLoader(
             _WholeImages(dataset, indices, self._build_pipeline(model)),
@@ -255,12 +279,8 @@ class AMTSaliencyRefreshHook(Hook):
             inputs = data['inputs']
             if isinstance(inputs, (list, tuple)):
                 inputs = inputs[0]
-            use_amp = self.amp and inputs.is_cuda
-            with torch.autocast('cuda', dtype=torch.float16,
-                                enabled=use_amp):
-                maps = probe_attention(model.backbone, inputs)
-            out.append(cls_saliency(maps.cls_attn, grid,
-                                    self.head_norm).cpu())
+            out.append(batch_saliency(model.backbone, inputs, self.amp,
+                                      self.head_norm).cpu())
         if not out:
             return torch.zeros(0, *grid)
         return torch.cat(out)
