@@ -33,16 +33,7 @@ def describe_device(device: torch.device) -> str:
 def median_time(fn: Callable[[], object], repeats: int = 10, warmup: int = 2,
                 device: torch.device = torch.device('cpu')) -> float:
     """Median wall-clock seconds of ``fn()`` over ``repeats`` calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed_round_robin({'fn': fn}, repeats, device, warmup)['fn']
 
 
 def timed_round_robin(jobs: Dict[str, Callable[[], object]], reps: int,
@@ -245,17 +236,12 @@ def idm_step_fns(model: nn.Module, views: List[torch.Tensor],
     MessageHub.get_current_instance().update_info('max_iters', 1000)
     timer = Timer(device)
     instrument_idm(model, timer)
-    optim = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
+    train_step = train_step_fn(model, views, None)
     idm_times: List[float] = []
 
     def step() -> None:
         timer.total = 0.0
-        losses = model.loss(views, None)
-        sum(losses.values()).backward()
-        optim.step()
-        optim.zero_grad(set_to_none=True)
+        train_step()
         idm_times.append(timer.total)
 
     return step, idm_times
