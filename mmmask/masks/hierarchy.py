@@ -103,7 +103,8 @@ def _check_similarity(similarity: Tensor) -> Tensor:
 
 
 def _merged_rows(avg: Tensor, size: Tensor, bi: Tensor, i: Tensor,
-                 j: Tensor, rank: Tensor, per_img: Tensor) -> Tensor:
+                 j: Tensor, rank: Tensor,
+                 per_img: Tensor) -> Tuple[Tensor, Tensor]:
     """Similarity rows of the clusters merged in one round (Eq. 7).
 
     For a merge of ``i`` and ``j`` the row over the old clusters is the
@@ -122,7 +123,8 @@ def _merged_rows(avg: Tensor, size: Tensor, bi: Tensor, i: Tensor,
         per_img (Tensor): ``(B,)`` merges per image in this round.
 
     Returns:
-        Tensor: ``(P, m)`` rows of the merged clusters.
+        tuple[Tensor, Tensor]: ``(P, m)`` rows of the merged clusters and
+        ``(P,)`` their sizes ``n_i + n_j``.
     """
     B, m = size.shape
     gi, gj = bi * m + i, bi * m + j
@@ -145,7 +147,7 @@ def _merged_rows(avg: Tensor, size: Tensor, bi: Tensor, i: Tensor,
              row.gather(1, gone) * n_gone) / (n_keep + n_gone)
     row.scatter_(1, keep, value)
     row.scatter_(1, gone, torch.full_like(value, -math.inf))
-    return row
+    return row, merged
 
 
 def _merge_rounds(avg: Tensor) -> Tuple[Tensor, ...]:
@@ -192,9 +194,9 @@ def _merge_rounds(avg: Tensor) -> Tuple[Tensor, ...]:
         ev_a[ge], ev_b[ge] = node_f[gi], node_f[gj]
         ev_s[ge] = best.view(-1)[gi]
         ev_l[ge] = new_level
-        row = _merged_rows(avg, size, bi, i, j, rank, per_img)
-        ev_n[ge] = size_f[gi] + size_f[gj]
-        size_f[gi] = ev_n[ge]
+        row, merged_size = _merged_rows(avg, size, bi, i, j, rank, per_img)
+        ev_n[ge] = merged_size
+        size_f[gi] = merged_size
         size_f[gj] = 0
         node_f[gi] = n + e
         lvl_f[gi] = new_level
@@ -357,14 +359,15 @@ def cut_and_order(tree: PatchTree, level: Tensor) -> Tuple[Tensor, Tensor]:
     cut = cur.clone()
     pos = torch.zeros_like(cur)
     lvl = level[:, None]
-    while bool((cur != root).any()):
+    moving = cur != root
+    while bool(moving.any()):
         up = parent.gather(1, cur)
-        moving = cur != root
         merge = (up - n).clamp_min(0)
         is_right = moving & (left.gather(1, merge) != cur)
         pos = pos + is_right * left_size.gather(1, merge)
         cut = torch.where(moving & (tree.level.gather(1, up) <= lvl), up, cut)
         cur = torch.where(moving, up, cur)
+        moving = cur != root
     return cut, pos
 
 

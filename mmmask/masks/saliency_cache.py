@@ -21,7 +21,7 @@ MAGIC = b'MMASKSAL'
 HEADER_SIZE = 64
 _FIELDS = struct.Struct('<8s5q')
 _DTYPES = {1: np.float16, 2: np.float32}
-_CODES = {np.dtype(np.float16): 1, np.dtype(np.float32): 2}
+_CODES = {np.dtype(t): code for code, t in _DTYPES.items()}
 
 
 def write_saliency_cache(path: str,
