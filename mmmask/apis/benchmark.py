@@ -82,20 +82,14 @@ def epm_probed_fraction(masker: nn.Module, grid: Tuple[int, int],
     """Expected share of images an ``EvolvedPartMasker`` probes.
 
     EPM skips the probe for images whose mask the grid term decides
-    (``mmmask.masks.parts.parts_decide``); that depends only on the grid
+    (``EvolvedPartMasker.needs_parts``); that depends only on the grid
     scores, so sampling them gives the expected share at ``progress``.
     Sets the masker's progress.
     """
-    from mmmask.masks import plan_counts
-    from mmmask.masks.parts import parts_decide
     masker.set_progress(progress)
-    alpha, _ = masker.schedule()
-    n_mask, n_throw, _ = plan_counts(grid[0] * grid[1], masker.mask_ratio,
-                                     masker.throw_ratio)
     g = torch.Generator().manual_seed(seed)
     delta = torch.rand(draws, 4, generator=g)
-    need = parts_decide(delta, grid, alpha, (n_mask, n_mask + n_throw))
-    return float(need.float().mean())
+    return float(masker.needs_parts(delta, grid).float().mean())
 
 
 def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,

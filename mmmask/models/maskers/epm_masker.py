@@ -1,5 +1,5 @@
 """EPM: evolved part masking as an in-model masker."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -100,16 +100,23 @@ class EvolvedPartMasker(ScheduledMasker):
         graph = attention_graph(self.patch_attention(inputs, backbone))
         return em_partition(graph, num_parts, self.num_iters, self.var_reg)
 
+    def needs_parts(self, grid_delta: Tensor,
+                    grid: Tuple[int, int]) -> Tensor:
+        """``(B,)`` bool: the images whose mask the parts can change at the
+        current progress, given their grid scores (see ``parts_decide``)."""
+        alpha, _ = self.schedule()
+        n_mask, n_throw, _ = plan_counts(grid[0] * grid[1], self.mask_ratio,
+                                         self.throw_ratio)
+        return parts_decide(grid_delta, grid, alpha,
+                            (n_mask, n_mask + n_throw))
+
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
         alpha, _ = self.schedule()
         grid = patch_grid(backbone)
         B, num_patches = inputs.shape[0], grid[0] * grid[1]
         grid_delta = torch.rand(B, 4, device=inputs.device)  # Eq. 17-18
-        n_mask, n_throw, _ = plan_counts(num_patches, self.mask_ratio,
-                                         self.throw_ratio)
-        need = parts_decide(grid_delta, grid, alpha,
-                            (n_mask, n_mask + n_throw))
+        need = self.needs_parts(grid_delta, grid)
         parts = torch.zeros(B, num_patches, dtype=torch.long,
                             device=inputs.device)
         probed = need.nonzero(as_tuple=True)[0]
