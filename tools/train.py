@@ -67,12 +67,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume {args.resume}: no such checkpoint; give an '
-                'existing .pth file or --resume alone for the latest one in '
-                'the work dir')
-        check_checkpoint_file(args.resume, '--resume')
+        check_checkpoint_file(
+            args.resume, '--resume',
+            'give an existing .pth file or --resume alone for the latest '
+            'one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
     if args.no_validate:

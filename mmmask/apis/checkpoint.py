@@ -14,7 +14,14 @@ import torch
 _PICKLE_MARK = b'\x80'
 
 
-def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
+#: what to do about a missing checkpoint, unless the caller knows better
+MISSING_HINT = 'give the path of an existing .pth file (written by ' \
+    'tools/train.py)'
+
+
+def check_checkpoint_file(path: str,
+                          what: str = 'checkpoint',
+                          missing_hint: str = MISSING_HINT) -> None:
     """Refuse a missing, empty or truncated checkpoint file, cheaply.
 
     A zip checkpoint (``torch.save``'s format since 1.6) keeps its directory
@@ -25,6 +32,7 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
         path (str): The ``.pth`` file.
         what (str): What the file is for, for the message (e.g.
             ``'--resume'``, ``'load_from'``).
+        missing_hint (str): The fix the message gives for a missing file.
 
     Raises:
         FileNotFoundError: If there is no such file.
@@ -32,8 +40,7 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
-            f'{what}: no such checkpoint {path}: give the path of an '
-            'existing .pth file (written by tools/train.py)')
+            f'{what} {path}: no such checkpoint; {missing_hint}')
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:

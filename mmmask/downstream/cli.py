@@ -1,6 +1,5 @@
 """The command line shared by ``tools/model_converters/mmmask2*.py``."""
 import argparse
-import os.path as osp
 import sys
 from typing import List, Optional
 
@@ -35,11 +34,11 @@ def main(target: str, argv: Optional[List[str]] = None) -> int:
         int: 0 on success, 2 when the input is refused (message on stderr).
     """
     args = parse_args(target, argv)
-    if not osp.isfile(args.src):
-        print(f'error: no such checkpoint {args.src}', file=sys.stderr)
-        return 2
     try:
         converted = convert_file(args.src, args.dst, target, args.prefix)
+    except FileNotFoundError as err:  # names the file and the fix
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     except (KeyError, ValueError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {args.src}: {msg}', file=sys.stderr)
