@@ -206,7 +206,9 @@ def parts_decide(grid_delta: Tensor, grid: Tuple[int, int], alpha: float,
     below one ``JITTER``): whatever the parts, the same patches are masked (and
     thrown). For those images the attention probe and EM can be skipped
     without changing a single mask. Early in training (``a = (t/T)^gamma``
-    small) this is most images.
+    small) this is most images. With ``a = 0`` the part term vanishes, so no
+    image needs its parts whatever the cuts (e.g. SimMIM's 118 of 196
+    patches, which fall inside a phase).
 
     Args:
         grid_delta (Tensor): ``(B, 4)`` grid scores of the four phases.
@@ -219,13 +221,15 @@ def parts_decide(grid_delta: Tensor, grid: Tuple[int, int], alpha: float,
         Tensor: ``(B,)`` bool, True where the parts can change the sets.
     """
     dev = grid_delta.device
+    need = torch.zeros(grid_delta.shape[0], dtype=torch.bool, device=dev)
+    if alpha <= 0:  # Eq. 5 without its part term
+        return need
     n = grid[0] * grid[1]
     sizes = torch.bincount(grid_phase(grid).flatten(), minlength=4).to(dev)
     value, order = grid_delta.sort(dim=1, descending=True)
     boundary = sizes[order].cumsum(dim=1)[:, :3]  # (B, 3) counts above gaps
     gap = (1.0 - alpha) * (value[:, :3] - value[:, 1:])  # (B, 3)
     safe = gap > alpha + 2 * JITTER
-    need = torch.zeros(grid_delta.shape[0], dtype=torch.bool, device=dev)
     for cut in cuts:
         if 0 < int(cut) < n:
             need |= ~((boundary == int(cut)) & safe).any(dim=1)

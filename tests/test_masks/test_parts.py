@@ -167,6 +167,10 @@ def test_parts_decide_needs_parts_late_and_off_phase_boundaries():
     assert parts_decide(delta, (14, 14), 0.25, (147, ))[0]
     assert parts_decide(torch.rand(8, 4), (14, 14), 1.0, (147, )).all()
     # 7x7 phases hold 16, 12, 12, 9 patches: a cut of 37 is inside a phase
-    assert parts_decide(delta, (7, 7), 0.0, (37, )).all()
-    assert not parts_decide(delta, (7, 7), 0.0, (16 + 12, )).any()
+    assert parts_decide(delta, (7, 7), 1e-3, (37, )).all()
+    assert not parts_decide(delta, (7, 7), 1e-3, (16 + 12, )).any()
+    # alpha = 0: no part term in Eq. 5, nothing to probe even inside a
+    # phase (SimMIM's 118 of 196)
+    assert not parts_decide(delta, (7, 7), 0.0, (37, )).any()
+    assert not parts_decide(torch.rand(8, 4), (14, 14), 0.0, (118, )).any()
     assert not parts_decide(delta, (14, 14), 0.0, (0, 196)).any()
