@@ -5,18 +5,22 @@ from .generators import (block_mask, block_masks, grid_phase, grid_scores,
                          random_scores)
 from .idm import (check_probabilities, credit_heads, head_mean_losses,
                   idm_plan, plb_update, sample_heads, sampled_head_attention)
+from .image_cache import (KIND_PARTS, KIND_SALIENCY, KIND_TREE, CacheError,
+                          CacheSizeError, ImageCacheReader, check_cache,
+                          check_cache_size, read_header, row_shape,
+                          write_image_cache)
 from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
                    select_by_score, upsample_map)
-from .saliency_cache import (SaliencyCacheReader, check_cache_size,
-                             read_header, write_saliency_cache)
 
 __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
     'select_by_score', 'upsample_map', 'random_scores', 'grid_phase',
     'grid_scores', 'block_mask', 'block_masks', 'amt_plan', 'amt_scores',
     'cls_saliency', 'crop_saliency', 'output_shape', 'source_coords',
-    'shard_indices', 'shard_length', 'SaliencyCacheReader', 'read_header',
-    'write_saliency_cache', 'check_cache_size', 'check_probabilities',
+    'shard_indices', 'shard_length', 'ImageCacheReader', 'read_header',
+    'write_image_cache', 'check_cache_size', 'check_cache', 'CacheError',
+    'CacheSizeError', 'KIND_SALIENCY', 'KIND_TREE', 'KIND_PARTS', 'row_shape',
+    'check_probabilities',
     'credit_heads', 'head_mean_losses', 'idm_plan', 'plb_update',
     'sample_heads', 'sampled_head_attention'
 ]

@@ -135,6 +135,25 @@ def source_coords(ops: Sequence[GeometryOp],
     h, w = out_shape
     y = (torch.arange(h, dtype=torch.float64) + 0.5).view(h, 1).expand(h, w)
     x = (torch.arange(w, dtype=torch.float64) + 0.5).view(1, w).expand(h, w)
+    return source_points(ops, x, y)
+
+
+def source_points(ops: Sequence[GeometryOp], x: Tensor,
+                  y: Tensor) -> Tuple[Tensor, Tensor]:
+    """Map points of the final image back to the source image.
+
+    Replays the recorded ops backwards (see :func:`source_coords`).
+
+    Args:
+        ops (Sequence[dict]): Recorded ops (see :func:`output_shape`).
+        x (Tensor): Float64 column coordinates in the final image, in
+            pixel-edge units (a pixel centre is ``i + 0.5``).
+        y (Tensor): Row coordinates, same shape and units.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(x, y)`` in source-image pixel-edge
+        coordinates.
+    """
     for op in reversed(list(ops)):
         if op['type'] == 'flip':
             sh, sw = op['shape']

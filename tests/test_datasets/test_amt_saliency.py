@@ -6,7 +6,7 @@ import torch
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.masks import write_saliency_cache
+from mmmask.masks import write_image_cache
 
 
 def square_image_and_saliency():
@@ -72,7 +72,7 @@ def test_saliency_crop_matches_image_crop(tmp_path, seed):
     """The saliency's square lands where the image's square lands."""
     img, sal = square_image_and_saliency()
     cache = str(tmp_path / 'sal.bin')
-    write_saliency_cache(cache, sal, version=3, dtype='float32')
+    write_image_cache(cache, sal, version=3, dtype='float32')
     transforms = build([
         dict(type='TrackedRandomResizedCrop', scale=32,
              crop_ratio_range=(0.3, 1.0), backend='cv2'),
@@ -97,7 +97,7 @@ def test_saliency_crop_matches_image_crop(tmp_path, seed):
 def test_saliency_crop_aligned_crop_and_flip_is_exact(tmp_path):
     img, sal = square_image_and_saliency()
     cache = str(tmp_path / 'sal.bin')
-    write_saliency_cache(cache, sal, version=1, dtype='float32')
+    write_image_cache(cache, sal, version=1, dtype='float32')
     t = TRANSFORMS.build(dict(type='AMTSaliencyCrop', cell_size=8,
                               cache_file=cache))
     # the right half of the top half, then a horizontal flip
@@ -132,7 +132,7 @@ def test_no_cache_yet_gives_uniform_weights_and_version_0(tmp_path):
 def test_untracked_resize_is_refused(tmp_path):
     img, sal = square_image_and_saliency()
     cache = str(tmp_path / 'sal.bin')
-    write_saliency_cache(cache, sal, version=1)
+    write_image_cache(cache, sal, version=1)
     transforms = build([
         dict(type='RandomResizedCrop', scale=32),  # does not record its box
         dict(type='AMTSaliencyCrop', cell_size=8, cache_file=cache),

@@ -90,7 +90,10 @@ def test_random_until_first_refresh_then_amt_each_interval(
     # (PIL bilinear vs cv2 resize differ slightly at pixel level)
     assert rec.reference[1] < 0.15 and rec.reference[2] < 0.15
     ckpt = torch.load(osp.join(work, 'epoch_3.pth'))
-    assert ckpt['amt_saliency'] == dict(version=2, next_refresh=3)
+    rows = np.fromfile(cache, dtype=np.float16, offset=64)
+    assert ckpt['amt_saliency'] == dict(
+        version=2, next_refresh=3,
+        digest=hashlib.sha1(rows).hexdigest())
 
 
 @pytest.mark.parametrize('lose_cache', [False, True])
@@ -117,9 +120,9 @@ def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
 def test_stale_cache_of_another_run_is_removed(tmp_path, shapes_dir):
     work = str(tmp_path / 'work')
     os.makedirs(work)
-    from mmmask.masks import write_saliency_cache
-    write_saliency_cache(osp.join(work, 'amt_saliency.bin'),
-                         torch.rand(32, 4, 4), version=7)
+    from mmmask.masks import write_image_cache
+    write_image_cache(osp.join(work, 'amt_saliency.bin'),
+                      torch.rand(32, 4, 4), version=7)
     rec = Recorder()
     train(amt_runner_cfg(work, shapes_dir, max_epochs=1), rec)
     assert all(v == {0} and warm for v, warm in rec.epochs[0])

@@ -17,7 +17,7 @@ from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
-from mmmask.masks import check_cache_size, write_saliency_cache
+from mmmask.masks import check_cache_size, write_image_cache
 from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
 from tests.test_engine.test_amt_refresh import amt_hook, amt_runner_cfg
 from tests.test_models.test_simmim import SWIN_CFG
@@ -191,8 +191,8 @@ def runner_with_cache(tmp_path, data_root, cache_rows):
     work = str(tmp_path / 'work')
     os.makedirs(work)
     cache = osp.join(work, 'amt_saliency.bin')
-    write_saliency_cache(cache, np.random.rand(cache_rows, 4, 4), 1,
-                         'float32')
+    write_image_cache(cache, np.random.rand(cache_rows, 4, 4), 1,
+                      'float32')
     runner = Runner.from_cfg(Config(amt_runner_cfg(work, data_root, 2)))
     return runner, cache, digest(cache)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmmask.masks import (SaliencyCacheReader, amt_plan, amt_scores,
+from mmmask.masks import (ImageCacheReader, amt_plan, amt_scores,
                           cls_saliency, crop_saliency, read_header,
-                          shard_indices, shard_length, write_saliency_cache)
+                          shard_indices, shard_length, write_image_cache)
 
 
 def test_cls_saliency_paper_average_then_normalise():
@@ -146,50 +146,50 @@ def test_crop_saliency_refuses_unrecorded_resize():
 
 def test_cache_roundtrip_version_and_replacement(tmp_path):
     path = str(tmp_path / 'sal.bin')
-    reader = SaliencyCacheReader(path)
+    reader = ImageCacheReader(path)
     assert reader.version == 0 and reader.get(0) is None
     first = torch.rand(5, 3, 4)
-    write_saliency_cache(path, first, version=1, dtype='float32')
+    write_image_cache(path, first, version=1, dtype='float32')
     assert reader.version == 1
     assert np.array_equal(reader.get(3), first[3].numpy())
     second = torch.rand(5, 3, 4)
-    write_saliency_cache(path, second, version=2)  # float16
+    write_image_cache(path, second, version=2)  # float16
     sal, version = reader.lookup(3)
     assert version == 2
     assert np.allclose(sal, second[3].numpy(), atol=1e-3)
     assert read_header(path) == dict(version=2, num=5, h=3, w=4,
-                                     dtype=np.float16)
+                                     dtype=np.float16, kind=0)
     assert os.listdir(tmp_path) == ['sal.bin']  # no temp files left
-    with pytest.raises(IndexError, match='outside the saliency cache'):
+    with pytest.raises(IndexError, match='outside the cache of'):
         reader.get(5)
 
 
 def test_cache_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
     path = str(tmp_path / 'sal.bin')
-    write_saliency_cache(path, torch.ones(2, 2, 2), version=1)
+    write_image_cache(path, torch.ones(2, 2, 2), version=1)
 
     def broken(*args):
         raise OSError('disk full')
 
     monkeypatch.setattr(os, 'replace', broken)
     with pytest.raises(OSError, match='disk full'):
-        write_saliency_cache(path, torch.zeros(2, 2, 2), version=2)
+        write_image_cache(path, torch.zeros(2, 2, 2), version=2)
     monkeypatch.undo()
     assert read_header(path)['version'] == 1
-    assert SaliencyCacheReader(path).get(0).min() == 1.0
+    assert ImageCacheReader(path).get(0).min() == 1.0
     assert os.listdir(tmp_path) == ['sal.bin']
 
 
 def test_cache_rejects_bad_input(tmp_path):
     path = str(tmp_path / 'sal.bin')
     with pytest.raises(ValueError, match='num_images, h, w'):
-        write_saliency_cache(path, torch.ones(2, 2), version=1)
+        write_image_cache(path, torch.ones(2, 2), version=1)
     with pytest.raises(ValueError, match='must be >= 1'):
-        write_saliency_cache(path, torch.ones(1, 2, 2), version=0)
+        write_image_cache(path, torch.ones(1, 2, 2), version=0)
     with pytest.raises(ValueError, match='float16'):
-        write_saliency_cache(path, torch.ones(1, 2, 2), 1, dtype='int8')
+        write_image_cache(path, torch.ones(1, 2, 2), 1, dtype='int8')
     (tmp_path / 'junk.bin').write_bytes(b'x' * 100)
-    with pytest.raises(ValueError, match='not an mmmask saliency cache'):
+    with pytest.raises(ValueError, match='not an mmmask per-image cache'):
         read_header(str(tmp_path / 'junk.bin'))
 
 

@@ -32,7 +32,7 @@ from mmcv.transforms import RandomFlip as MMCVRandomFlip
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.masks import SaliencyCacheReader, crop_saliency
+from mmmask.masks import ImageCacheReader, crop_saliency
 
 
 @TRANSFORMS.register_module()
@@ -118,7 +118,7 @@ class AMTSaliencyCrop(BaseTransform):
         self.cell_size = int(cell_size)
         self.interpolation = interpolation
         self.cache_file = None
-        self.reader: Optional[SaliencyCacheReader] = None
+        self.reader: Optional[ImageCacheReader] = None
         self._warned = False
         if cache_file is not None:
             self.set_cache_file(cache_file)
@@ -126,7 +126,7 @@ class AMTSaliencyCrop(BaseTransform):
     def set_cache_file(self, path: str) -> None:
         """Point the transform at a cache file (the refresh hook calls it)."""
         self.cache_file = path
-        self.reader = SaliencyCacheReader(path)
+        self.reader = ImageCacheReader(path)
 
     def transform(self, results: dict) -> dict:
         """Add ``saliency`` and ``saliency_version`` for one image."""

@@ -1,0 +1,335 @@
+"""A per-image cache in one file, shared by all loader workers.
+
+One row per dataset index, refreshed every few epochs by a hook and read by
+a pipeline transform: AMT's saliency, EHM's tree and EPM's parts of every
+training image (the cached modes), all in the same file format.
+
+File layout (little endian): a 64-byte header ``b'MMASKSAL'`` + int64
+``version``, ``num``, ``h``, ``w``, ``dtype code`` (1 = float16,
+2 = float32, 3 = int16), ``kind`` (0 = saliency, 1 = tree, 2 = parts), zero
+padding; then ``num`` rows. ``(h, w)`` is the patch grid of the whole image
+the rows describe; the row shape follows from the kind (:func:`row_shape`):
+
+- ``KIND_SALIENCY``: ``(h, w)`` float saliency (AMT Eq. 3-4);
+- ``KIND_TREE``: ``(h * w - 1, 2)`` int16 merges of an average-linkage tree
+  in scipy layout (EHM Eq. 8-13; sizes and levels follow from them);
+- ``KIND_PARTS``: ``(h, w)`` int16 part labels (EPM Eq. 16).
+
+Files written before the kind field existed have zeros there: saliency.
+Writers replace the whole file atomically (temp file in the same folder,
+fsync, ``os.replace``), so a reader sees the old or the new cache, never a
+mix; readers memory-map the file and re-open it when it was replaced.
+:func:`check_cache` validates a file (header, size, grid, kind, values)
+before a run uses it. No OpenMMLab imports.
+"""
+import os
+import os.path as osp
+import struct
+import tempfile
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+MAGIC = b'MMASKSAL'
+HEADER_SIZE = 64
+_FIELDS = struct.Struct('<8s6q')
+_DTYPES = {1: np.float16, 2: np.float32, 3: np.int16}
+_CODES = {np.dtype(t): code for code, t in _DTYPES.items()}
+
+KIND_SALIENCY = 0
+KIND_TREE = 1
+KIND_PARTS = 2
+KIND_NAMES = {KIND_SALIENCY: 'AMT saliency', KIND_TREE: 'EHM tree',
+              KIND_PARTS: 'EPM parts'}
+
+
+class CacheError(ValueError):
+    """A cache file that must not be used: what is wrong and how to fix it."""
+
+
+class CacheSizeError(CacheError):
+    """A cache written for a dataset of another size (kept, never reused)."""
+
+
+def row_shape(kind: int, grid: Tuple[int, int]) -> Tuple[int, ...]:
+    """Shape of one row of a cache of ``kind`` over a ``grid`` of patches."""
+    h, w = (int(g) for g in grid)
+    if kind == KIND_TREE:
+        return (h * w - 1, 2)
+    if kind in (KIND_SALIENCY, KIND_PARTS):
+        return (h, w)
+    raise ValueError(f'unknown cache kind {kind}')
+
+
+def write_image_cache(path: str,
+                      rows: Union[np.ndarray, torch.Tensor],
+                      version: int,
+                      dtype: str = 'float16',
+                      kind: int = KIND_SALIENCY,
+                      grid: Optional[Tuple[int, int]] = None) -> None:
+    """Write a cache atomically.
+
+    Args:
+        path (str): Target file; its folder must exist.
+        rows (ndarray | Tensor): ``(num, *row_shape(kind, grid))`` rows, row
+            ``i`` for dataset index ``i``.
+        version (int): Version number (``>= 1``: the number of refreshes).
+        dtype (str): ``'float16'`` (default for saliency: half the disk and
+            page cache, 1.28M ImageNet images x 196 patches = 0.5 GB),
+            ``'float32'``, or ``'int16'`` (trees and parts).
+        kind (int): ``KIND_SALIENCY``, ``KIND_TREE`` or ``KIND_PARTS``.
+        grid (tuple[int, int], optional): Patch grid of the whole image;
+            defaults to the row shape of a saliency or parts cache.
+
+    Raises:
+        ValueError: For a wrong shape, version, kind or dtype.
+    """
+    if isinstance(rows, torch.Tensor):
+        rows = rows.detach().cpu()
+        if rows.is_floating_point() and rows.dtype not in (torch.float16,
+                                                           torch.float32):
+            rows = rows.float()  # e.g. bfloat16, which numpy lacks
+        rows = rows.numpy()
+    if kind not in KIND_NAMES:
+        raise ValueError(f'unknown cache kind {kind}')
+    if grid is None:
+        if kind == KIND_TREE or rows.ndim != 3:
+            raise ValueError(
+                'rows must be (num_images, h, w), or give the grid of a '
+                f'tree cache; got rows of shape {rows.shape}')
+        grid = rows.shape[1:]
+    if rows.shape[1:] != row_shape(kind, grid):
+        shape = ', '.join(map(str, row_shape(kind, grid)))
+        raise ValueError(
+            f'rows of a {KIND_NAMES[kind]} cache over a {tuple(grid)} grid '
+            f'must be (num_images, {shape}), got {rows.shape}')
+    if int(version) < 1:
+        raise ValueError(f'version={version} must be >= 1 (0 means no cache)')
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in _CODES:
+        raise ValueError(
+            f"dtype={dtype!r} is not supported: use 'float16', 'float32' or "
+            "'int16'")
+    header = _FIELDS.pack(MAGIC, int(version), rows.shape[0], int(grid[0]),
+                          int(grid[1]), _CODES[np_dtype], int(kind))
+    header = header.ljust(HEADER_SIZE, b'\0')
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.cache-', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(header)
+            f.write(np.ascontiguousarray(rows, dtype=np_dtype))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_header(path: str) -> dict:
+    """The header of a cache file as a dict.
+
+    Returns:
+        dict: ``version``, ``num``, ``h``, ``w``, ``dtype`` (a numpy type)
+        and ``kind``.
+
+    Raises:
+        CacheError: If the file is not an mmmask cache.
+    """
+    with open(path, 'rb') as f:
+        raw = f.read(HEADER_SIZE)
+    if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
+        raise CacheError(
+            f'{path} is not an mmmask per-image cache (bad header): delete '
+            'it and let the refresh hook write a new one')
+    _, version, num, h, w, code, kind = _FIELDS.unpack(raw[:_FIELDS.size])
+    if code not in _DTYPES or kind not in KIND_NAMES or min(num, h, w) < 0:
+        raise CacheError(
+            f'{path}: unknown dtype code {code} or kind {kind} in the header: '
+            'delete it and let the refresh hook write a new one')
+    return dict(version=version, num=num, h=h, w=w, dtype=_DTYPES[code],
+                kind=kind)
+
+
+def _data_bytes(header: dict) -> int:
+    """Bytes of the rows that a header announces."""
+    shape = row_shape(header['kind'], (header['h'], header['w']))
+    return (header['num'] * int(np.prod(shape)) *
+            np.dtype(header['dtype']).itemsize)
+
+
+def check_file_size(path: str, header: dict) -> None:
+    """Refuse a file shorter or longer than its header says (truncated).
+
+    Raises:
+        CacheError: Naming the file and both sizes.
+    """
+    need = HEADER_SIZE + _data_bytes(header)
+    have = os.stat(path).st_size
+    if have != need:
+        raise CacheError(
+            f'{path} holds {have} bytes but its header announces {need} '
+            f'({header["num"]} rows): the file is truncated or damaged; '
+            'delete it and let the refresh hook write a new one')
+
+
+def check_cache_size(path: str, num_images: int) -> None:
+    """Refuse a cache written for a dataset of another size.
+
+    Args:
+        path (str): An existing cache file.
+        num_images (int): Images in the training dataset.
+
+    Raises:
+        CacheSizeError: If the cache has another number of rows (the file is
+            left as it is).
+    """
+    header = read_header(path)
+    num = int(header['num'])
+    if num != int(num_images):
+        raise CacheSizeError(
+            f'the {KIND_NAMES[header["kind"]]} cache {path} holds {num} '
+            f'images but the training dataset has {num_images}: it was '
+            'written for another dataset. Point cache_file at a new file (or '
+            'another work dir), or delete this cache if it is no longer '
+            'needed.')
+
+
+def check_cache(path: str, kind: int, num_images: int,
+                grid: Tuple[int, int]) -> dict:
+    """Validate a cache before a run uses it; returns its header.
+
+    Checks, in order: the header, the dataset size (:func:`check_cache_size`),
+    the kind and grid, the file size, and the values: saliency finite, tree
+    children in ``[0, 2L - 2)``, part labels in ``[0, L)``.
+
+    Args:
+        path (str): An existing cache file.
+        kind (int): The kind the run needs.
+        num_images (int): Images in the training dataset.
+        grid (tuple[int, int]): The model's patch grid.
+
+    Raises:
+        CacheSizeError: For another dataset size.
+        CacheError: For anything else, naming it.
+    """
+    header = read_header(path)
+    check_cache_size(path, num_images)
+    if header['kind'] != kind:
+        raise CacheError(
+            f'{path} is an {KIND_NAMES[header["kind"]]} cache but this run '
+            f'needs an {KIND_NAMES[kind]} cache: give each strategy its own '
+            'cache_file')
+    if (header['h'], header['w']) != tuple(int(g) for g in grid):
+        raise CacheError(
+            f'{path} was written for a {header["h"]}x{header["w"]} patch '
+            f'grid but the model has {grid[0]}x{grid[1]}: it belongs to '
+            'another model')
+    check_file_size(path, header)
+    data = ImageCacheReader(path).read_all()
+    num_patches = int(grid[0]) * int(grid[1])
+    if kind == KIND_SALIENCY:
+        bad = ~np.isfinite(data)
+        what = 'NaN or inf values'
+    elif kind == KIND_TREE:
+        bad = (data < 0) | (data >= 2 * num_patches - 2)
+        what = f'tree nodes outside [0, {2 * num_patches - 2})'
+    else:
+        bad = (data < 0) | (data >= num_patches)
+        what = f'part labels outside [0, {num_patches})'
+    if data.size and bool(bad.any()):
+        first = int(np.argwhere(bad.reshape(len(data), -1).any(1))[0, 0])
+        raise CacheError(
+            f'{path} holds {what} (first in row {first}): the file is '
+            'damaged or was written by a broken run')
+    return header
+
+
+class ImageCacheReader:
+    """Read rows of a cache file; follows atomic replacements.
+
+    Cheap to create and to pickle (it holds no open map until first use), so
+    a transform can carry one into forked or spawned loader workers.
+
+    Args:
+        path (str): The cache file (it may not exist yet).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp = None
+        self._data: Optional[np.ndarray] = None
+        self._header: Optional[dict] = None
+
+    def __getstate__(self) -> dict:
+        return dict(path=self.path)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state['path'])
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._stamp, self._data, self._header = None, None, None
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        header = read_header(self.path)
+        check_file_size(self.path, header)
+        shape = row_shape(header['kind'], (header['h'], header['w']))
+        count = header['num'] * int(np.prod(shape))
+        data = np.memmap(
+            self.path, dtype=header['dtype'], mode='r', offset=HEADER_SIZE,
+            shape=(count, )) if count else np.zeros(0, header['dtype'])
+        self._data = data.reshape(header['num'], *shape)
+        self._header, self._stamp = header, stamp
+
+    @property
+    def header(self) -> Optional[dict]:
+        """Header of the file now on disk; None when there is none."""
+        self._refresh()
+        return self._header
+
+    @property
+    def version(self) -> int:
+        """Version of the file now on disk; 0 when there is none."""
+        self._refresh()
+        return 0 if self._header is None else int(self._header['version'])
+
+    def get(self, index: int) -> Optional[np.ndarray]:
+        """The row of a dataset index (float32 for saliency), or None."""
+        return self.lookup(index)[0]
+
+    def lookup(self, index: int) -> Tuple[Optional[np.ndarray], int]:
+        """The row of a dataset index and the version it comes from.
+
+        Returns:
+            tuple: The row (a copy; float32 for a saliency cache, the stored
+            integers otherwise; None when there is no cache yet) and the
+            version (0 when there is none), read from the same file.
+
+        Raises:
+            IndexError: If ``index`` is outside the cache.
+        """
+        self._refresh()
+        if self._data is None:
+            return None, 0
+        if not 0 <= index < self._data.shape[0]:
+            raise IndexError(
+                f'sample index {index} is outside the cache of '
+                f'{self._data.shape[0]} images ({self.path}): the cache was '
+                'written for another dataset; delete it to recompute')
+        row = self._data[index]
+        row = (np.array(row, dtype=np.float32)
+               if self._header['kind'] == KIND_SALIENCY else np.array(row))
+        return row, int(self._header['version'])
+
+    def read_all(self) -> Optional[np.ndarray]:
+        """The whole cache as an array (a copy), or None."""
+        self._refresh()
+        return None if self._data is None else np.array(self._data)
