@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny generated image set."""
+"""Shared fixtures: tiny generated image sets, a briefly trained demo."""
 import pytest
 
 import mmmask  # noqa: F401  (registers components, applies compat)
@@ -11,3 +11,20 @@ def shapes_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp('shapes')
     make_shapes_dataset(str(out), num_images=32, size=32, seed=1)
     return str(out)
+
+
+@pytest.fixture(scope='session')
+def demo_images(tmp_path_factory):
+    """64 synthetic 64x64 images of the demo set, normalised."""
+    from tests.helpers import load_images
+    out = tmp_path_factory.mktemp('shapes64')
+    make_shapes_dataset(str(out), num_images=64, size=64, seed=0)
+    return load_images(str(out), 64)
+
+
+@pytest.fixture(scope='session')
+def trained_demo_model(demo_images):
+    """The demo EHM config's MAE (6 layers, 192-d, patch 8 on 64 px) after
+    50 random-mask MAE steps; its masker is the config's EHM."""
+    from tests.helpers import briefly_trained_demo
+    return briefly_trained_demo(demo_images)

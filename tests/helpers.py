@@ -264,3 +264,47 @@ def dist_train_many(configs: Sequence[str], nproc: int = 2,
         return cmd, env
 
     return _launch(make_cmd, timeout)
+
+
+DEMO_EHM = 'configs/demo/mae_vit-tiny-p8_ehm-mask_1xb32-60e_shapes-64px.py'
+
+
+def load_images(folder: str, num: int, size: int = 64):
+    """The first ``num`` images of a folder as a normalised ``(N, 3, H, W)``
+    batch (the demo configs' mean/std, RGB)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    files = sorted(os.listdir(folder))[:num]
+    imgs = np.stack([
+        np.asarray(Image.open(osp.join(folder, f)).convert('RGB').resize(
+            (size, size))) for f in files
+    ]).astype(np.float32)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def briefly_trained_demo(images, iters: int = 50, batch: int = 16,
+                         config: str = DEMO_EHM):
+    """The demo config's model after ``iters`` AdamW steps of random-mask
+    MAE on ``images``: enough for its attention to follow image content."""
+    import torch
+    from mmmask.apis import build_model, load_config
+    cfg = load_config(osp.join(ROOT, config))
+    masker = cfg.model.pop('masker')
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_weights()
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(iters):
+        idx = torch.randint(0, len(images), (batch, ), generator=g)
+        loss = model.loss(images[idx], None)['loss']
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    from mmpretrain.registry import MODELS
+    model.masker = MODELS.build(masker)
+    return model.eval()

@@ -34,3 +34,60 @@ def mask_statistics(masks: Tensor, num_bins: int = 3) -> Dict[str, object]:
         mean_region=float(torch.tensor(sizes, dtype=torch.float).mean())
         if sizes else 0.0,
         regions_per_mask=len(sizes) / max(len(masks), 1))
+
+
+def mask_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Intersection over union of the masked sets of two draws.
+
+    Args:
+        a (Tensor): ``(B, L)`` binary masks (1 = masked).
+        b (Tensor): ``(B, L)`` binary masks of a second draw.
+
+    Returns:
+        Tensor: ``(B,)`` float IoU per image (two uniform random masks of
+        ratio r overlap with ``r / (2 - r)``: 0.6 at r = 0.75).
+    """
+    a, b = a.bool(), b.bool()
+    union = (a | b).sum(1).clamp_min(1)
+    return (a & b).sum(1).float() / union.float()
+
+
+def adjusted_rand_index(a: Tensor, b: Tensor) -> Tensor:
+    """Adjusted Rand index of two labelings of the same items, per row.
+
+    Hubert and Arabie's ARI from the contingency table: 1 for identical
+    partitions (whatever the label names), about 0 for independent ones.
+
+    Args:
+        a (Tensor): ``(B, L)`` integer labels (e.g. EPM parts, EHM cut
+            nodes).
+        b (Tensor): ``(B, L)`` integer labels of a second partition.
+
+    Returns:
+        Tensor: ``(B,)`` float64 ARI; 1 where both partitions are trivial
+        (everything in one part, or all singletons in both).
+    """
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(
+            f'labels must be two (B, L) tensors of one shape, got '
+            f'{tuple(a.shape)} and {tuple(b.shape)}')
+    out = []
+    for x, y in zip(a.long(), b.long()):
+        _, x = torch.unique(x, return_inverse=True)
+        _, y = torch.unique(y, return_inverse=True)
+        ny = int(y.max()) + 1
+        table = torch.bincount(x * ny + y, minlength=(int(x.max()) + 1) *
+                               ny).double()
+
+        def pairs(t: Tensor) -> Tensor:
+            return (t * (t - 1) / 2).sum()
+
+        table = table.view(-1, ny)
+        index = pairs(table)
+        row, col = pairs(table.sum(1)), pairs(table.sum(0))
+        total = x.numel() * (x.numel() - 1) / 2
+        expected = row * col / total
+        top = (row + col) / 2
+        out.append(torch.tensor(1.0, dtype=torch.float64) if top == expected
+                   else (index - expected) / (top - expected))
+    return torch.stack(out)

@@ -80,7 +80,14 @@ def test_constant_similarity_builds_a_tree():
 def test_depth_follows_eq14(progress, expected):
     """level = clamp(round(H * e / E), 1, H) for H = 10."""
     height = torch.tensor([10])
-    assert masking_level(progress, height).item() == expected
+    assert masking_level(progress, height, (0.0, 1.0)).item() == expected
+
+
+def test_default_depth_moves_from_shallow_to_deep():
+    """Default: 20 % of H at the start, 80 % at the end (Tab. III/IV)."""
+    height = torch.tensor([10, 40])
+    assert masking_level(0.0, height).tolist() == [2, 8]
+    assert masking_level(1.0, height).tolist() == [8, 32]
 
 
 def test_depth_range_is_fractions_of_height():
@@ -151,7 +158,8 @@ def test_masks_evolve_from_scattered_to_parts():
     g = torch.Generator().manual_seed(0)
     sizes = {}
     for p in (0.0, 0.9):
-        plans = [select_by_score(ehm_scores(tree, p, generator=g), 0.75)
+        plans = [select_by_score(ehm_scores(tree, p, (0.0, 1.0),
+                                            generator=g), 0.75)
                  for _ in range(3)]
         visible = [1 - pl.mask[b] for pl in plans for b in range(4)]
         sizes[p] = np.mean([mean_region(v, side) for v in visible])

@@ -1,5 +1,6 @@
 from .amt_saliency import (AMTSaliencyCrop, TrackedRandomFlip,
                            TrackedRandomResizedCrop)
+from .evolved_structure import EvolvedStructureCrop
 from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
                               ColorNoiseMaskGenerator, GridMaskGenerator,
                               RandomMaskGenerator)
@@ -7,5 +8,5 @@ from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
 __all__ = [
     'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',
     'BlockwiseMaskGenerator', 'ColorNoiseMaskGenerator', 'AMTSaliencyCrop',
-    'TrackedRandomFlip', 'TrackedRandomResizedCrop'
+    'TrackedRandomFlip', 'TrackedRandomResizedCrop', 'EvolvedStructureCrop'
 ]

@@ -1,9 +1,13 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
 from .amt_refresh_hook import AMTSaliencyRefreshHook
+from .evolved_structure_hook import EvolvedStructureRefreshHook
+from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
 from .plb_hook import PLBHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
-    'AMTSaliencyRefreshHook', 'MaskScheduleHook', 'PLBHook', 'RandomStateHook'
+    'AMTSaliencyRefreshHook', 'EvolvedStructureRefreshHook',
+    'MaskScheduleHook', 'PerImageCacheRefreshHook', 'PLBHook',
+    'RandomStateHook'
 ]

@@ -6,9 +6,10 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan, select_by_score
-from mmmask.masks.hierarchy import (build_tree, cut_and_order, ehm_scores,
-                                    masking_level)
+from mmmask.masks import KIND_TREE, MaskPlan, select_by_score
+from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, PatchTree,
+                                    build_tree, cut_and_order, ehm_scores,
+                                    masking_level, tree_from_rows)
 from .base import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -22,11 +23,19 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     and layers, symmetrised), an average-linkage binary tree over the
     patches (Eq. 7-13), the masking level from training progress (Eq. 14)
     and whole nodes of the cut at that level masked in random order until
-    ``round(L * r)`` patches are masked, the last node truncated
-    (Eq. 15-17).
+    ``round(L * r)`` patches are masked, the last node truncated to its
+    first leaves in dendrogram order (Eq. 15-17, see
+    ``mmmask.masks.hierarchy.ehm_scores``).
+
+    Two modes: per step (default, the paper: "the hierarchy is dynamically
+    constructed each time an image is input"), or ``cached=True``: the tree
+    of every training image is built on the whole image every few epochs by
+    ``EvolvedStructureRefreshHook`` and mapped onto each crop by
+    ``EvolvedStructureCrop``; the cut, the node order and the truncation
+    are still drawn at every step.
 
     Progress comes from ``MaskScheduleHook``; without the hook it stays 0
-    (masking at the leaves, i.e. random masking).
+    (the shallowest level of ``depth_range``).
 
     Args:
         mask_ratio (float): Mask ratio r. Defaults to 0.75 (paper).
@@ -35,30 +44,56 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
         num_layers (int): Layers whose attention is averaged. Defaults to 6
             (paper, Sec. V "Training costs").
         depth_range (Sequence[float]): Fractions of the tree height at
-            progress 0 and 1 (Eq. 14). Defaults to ``(0.0, 1.0)``.
+            progress 0 and 1 (Eq. 14). Defaults to ``(0.2, 0.8)``: the
+            paper's "shallow" and "deep" settings (Tab. III/IV).
+        cached (bool): Cached mode (see above). Defaults to False.
     """
+
+    cache_kind = KIND_TREE
 
     def __init__(self,
                  mask_ratio: float = 0.75,
                  throw_ratio: float = 0.0,
                  num_layers: int = 6,
-                 depth_range: Sequence[float] = (0.0, 1.0)) -> None:
-        super().__init__(mask_ratio, throw_ratio, num_layers)
+                 depth_range: Sequence[float] = DEFAULT_DEPTH_RANGE,
+                 cached: bool = False) -> None:
+        super().__init__(mask_ratio, throw_ratio, num_layers, cached)
         if len(depth_range) != 2:
             raise ValueError(
                 f'depth_range={depth_range} must be (start, end) fractions '
-                'of the tree height, e.g. (0.0, 1.0)')
+                'of the tree height, e.g. (0.2, 0.8)')
         self.depth_range = tuple(float(f) for f in depth_range)
         masking_level(0.0, torch.ones(1, dtype=torch.long),
                       self.depth_range)  # validates
 
+    def trees(self, inputs: Tensor, data_samples: Optional[List],
+              backbone: nn.Module) -> PatchTree:
+        """The batch's trees: from the cache (cached mode, when the batch
+        carries them) or built from the probe's attention (Eq. 6-13)."""
+        rows = self.cached_structures(data_samples, inputs.shape[0])
+        if rows is not None:
+            grid = patch_grid(backbone)
+            if rows.shape[1:] != (grid[0] * grid[1] - 1, 4):
+                raise ValueError(
+                    f'the cached trees have {rows.shape[1] + 1} leaves but '
+                    f'the backbone has a {grid} patch grid: set '
+                    "EvolvedStructureCrop's cell_size to the patch size.")
+            return tree_from_rows(rows.to(inputs.device))
+        return build_tree(self.patch_attention(inputs, backbone))
+
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
-        attn = self.patch_attention(inputs, backbone)
-        tree = build_tree(attn)  # symmetrised inside (Eq. 6)
+        tree = self.trees(inputs, data_samples, backbone)
         scores = ehm_scores(tree, float(self.progress), self.depth_range)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
                                patch_grid(backbone))
+
+    @torch.no_grad()
+    def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """``(B, L - 1, 2)`` int16 merges of whole images' trees (Eq. 6-13),
+        scipy layout; sizes and levels follow from them."""
+        tree = build_tree(self.patch_attention(inputs, backbone))
+        return tree.merges[..., :2].to(torch.int16)
 
     @torch.no_grad()
     def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan, plan_counts, select_by_score
+from mmmask.masks import KIND_PARTS, MaskPlan, plan_counts, select_by_score
 from mmmask.masks.parts import (attention_graph, em_partition, epm_schedule,
                                 epm_scores, parts_decide)
 from .base import patch_grid
@@ -26,10 +26,17 @@ class EvolvedPartMasker(ScheduledMasker):
     Progress comes from ``MaskScheduleHook``; without the hook it stays 0
     (pure grid masking).
 
-    Images whose masked (and thrown) set the grid term alone decides (a
-    wide gap between the phase scores at the cut, see
-    ``mmmask.masks.parts.parts_decide``) skip the attention probe and EM:
-    their masks are exactly what the full computation gives. Early in
+    Two modes: per step (default, the paper: the attention "produced by the
+    current encoder"), or ``cached=True``: the parts of every training image
+    are computed on the whole image every few epochs, at the K of that
+    moment, by ``EvolvedStructureRefreshHook`` and mapped onto each crop by
+    ``EvolvedStructureCrop``; alpha and the random scores ``delta`` are
+    still those of the current step.
+
+    Per step, images whose masked (and thrown) set the grid term alone
+    decides (a wide gap between the phase scores at the cut, or alpha = 0,
+    see ``mmmask.masks.parts.parts_decide``) skip the attention probe and
+    EM: their masks are exactly what the full computation gives. Early in
     training that is most images; the counter ``last_probed`` says how many
     images of the last batch were probed.
 
@@ -48,7 +55,10 @@ class EvolvedPartMasker(ScheduledMasker):
             the official code runs 15 vMF iterations).
         var_reg (float): Relative variance floor of the diagonal
             covariances (see ``mmmask.masks.parts``). Defaults to 0.01.
+        cached (bool): Cached mode (see above). Defaults to False.
     """
+
+    cache_kind = KIND_PARTS
 
     def __init__(self,
                  mask_ratio: float = 0.75,
@@ -57,8 +67,9 @@ class EvolvedPartMasker(ScheduledMasker):
                  gamma: float = 2.0,
                  parts_range: Sequence[int] = (40, 10),
                  num_iters: int = 10,
-                 var_reg: float = 0.01) -> None:
-        super().__init__(mask_ratio, throw_ratio, num_layers)
+                 var_reg: float = 0.01,
+                 cached: bool = False) -> None:
+        super().__init__(mask_ratio, throw_ratio, num_layers, cached)
         if len(parts_range) != 2:
             raise ValueError(
                 f'parts_range={parts_range} must be (K_start, K_end), '
@@ -116,15 +127,33 @@ class EvolvedPartMasker(ScheduledMasker):
         grid = patch_grid(backbone)
         B, num_patches = inputs.shape[0], grid[0] * grid[1]
         grid_delta = torch.rand(B, 4, device=inputs.device)  # Eq. 17-18
-        need = self.needs_parts(grid_delta, grid)
-        parts = torch.zeros(B, num_patches, dtype=torch.long,
-                            device=inputs.device)
-        probed = need.nonzero(as_tuple=True)[0]
-        self.last_probed = int(probed.numel())
-        if self.last_probed:
-            parts[probed] = self.segments(inputs[probed], backbone)
+        parts = self.cached_structures(data_samples, B)
+        if parts is not None:
+            if parts.shape[1:] != grid:
+                raise ValueError(
+                    f'the cached parts are on a {tuple(parts.shape[1:])} '
+                    f'grid but the backbone has a {grid} patch grid: set '
+                    "EvolvedStructureCrop's cell_size to the patch size.")
+            parts = parts.view(B, num_patches).to(inputs.device)
+            self.last_probed = 0
+        else:
+            need = self.needs_parts(grid_delta, grid)
+            parts = torch.zeros(B, num_patches, dtype=torch.long,
+                                device=inputs.device)
+            probed = need.nonzero(as_tuple=True)[0]
+            self.last_probed = int(probed.numel())
+            if self.last_probed:
+                parts[probed] = self.segments(inputs[probed], backbone)
         scores = epm_scores(parts, grid, alpha, grid_delta=grid_delta)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio, grid)
+
+    @torch.no_grad()
+    def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """``(B, h, w)`` int16 part labels of whole images at the current K
+        (Eq. 7-16)."""
+        grid = patch_grid(backbone)
+        parts = self.segments(inputs, backbone)
+        return parts.view(-1, *grid).to(torch.int16)
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, gamma={self.gamma}, '

@@ -1,5 +1,6 @@
 """Maskers whose behaviour follows training progress (EHM, EPM)."""
-from typing import Optional, Sequence
+import warnings
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,18 +23,28 @@ class ScheduledMasker(BaseMasker):
         num_layers (int, optional): Probe the first ``num_layers`` layers
             and average their patch-to-patch attention; a backbone with
             fewer layers uses all of its layers. None = all layers.
+        cached (bool): Read each image's structure from the per-image cache
+            that ``EvolvedStructureRefreshHook`` refreshes every few epochs
+            and ``EvolvedStructureCrop`` maps onto the crop, instead of
+            probing the model at every step (the papers' per-step mode, the
+            default). Defaults to False.
     """
 
     probes_attention = True
+    #: ``KIND_*`` of the structure this masker caches (image_cache)
+    cache_kind: int = -1
 
     def __init__(self, mask_ratio: float = 0.75, throw_ratio: float = 0.0,
-                 num_layers: Optional[int] = None) -> None:
+                 num_layers: Optional[int] = None,
+                 cached: bool = False) -> None:
         super().__init__(mask_ratio=mask_ratio, throw_ratio=throw_ratio)
         if num_layers is not None and int(num_layers) < 1:
             raise ValueError(
                 f'num_layers={num_layers} must be a positive number of '
                 'layers to probe, or None for all layers')
         self.num_layers = num_layers
+        self.cached = bool(cached)
+        self._warned_no_cache = False
         self.register_buffer('progress', torch.zeros(()), persistent=True)
 
     def set_progress(self, progress: float) -> None:
@@ -58,6 +69,44 @@ class ScheduledMasker(BaseMasker):
             backbone, inputs, num_layers=len(layers), patch_layers=layers)
         return torch.nan_to_num(maps.patch_attn.float())
 
+    def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """The structures of whole images, as rows of the per-image cache.
+
+        Called by ``EvolvedStructureRefreshHook`` (no gradient, in the
+        step's precision); the probe is the per-step mode's.
+        """
+        raise NotImplementedError
+
+    def cached_structures(self, data_samples: Optional[List],
+                          batch: int) -> Optional[Tensor]:
+        """``(B, ...)`` long structures that ``EvolvedStructureCrop`` packed.
+
+        None when the masker is not cached or a sample of the batch carries
+        no structure (no cache yet, or no refresh hook configured): the
+        masker then probes the model at this step, and says so once.
+        """
+        if not self.cached:
+            return None
+        ok = bool(data_samples) and all(
+            'structure' in s and int(s.structure_version) > 0
+            for s in data_samples)
+        if not ok:
+            if not self._warned_no_cache:
+                warnings.warn(
+                    f'{type(self).__name__}(cached=True): the batch carries '
+                    'no cached structure, so this step probes the model. Add '
+                    "dict(type='EvolvedStructureRefreshHook') to "
+                    "custom_hooks, dict(type='EvolvedStructureCrop', "
+                    "cell_size=PATCH) after the crop/flip and 'structure', "
+                    "'structure_version' to PackInputs' algorithm_keys.")
+                self._warned_no_cache = True
+            return None
+        if len(data_samples) != batch:
+            raise ValueError(
+                f'{batch} images but {len(data_samples)} data samples')
+        return torch.stack([
+            torch.as_tensor(s.structure).long() for s in data_samples])
+
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_layers={self.num_layers}, '
-                f'progress={float(self.progress):.4f}')
+                f'cached={self.cached}, progress={float(self.progress):.4f}')
