@@ -196,6 +196,40 @@ def amt_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
     return cfg
 
 
+EVOLVED_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TrackedRandomResizedCrop', scale=32,
+         crop_ratio_range=(0.5, 1.0), backend='pillow'),
+    dict(type='TrackedRandomFlip', prob=0.5),
+    dict(type='EvolvedStructureCrop', cell_size=8),
+    dict(type='PackInputs', algorithm_keys=['structure', 'structure_version']),
+]
+
+#: cached maskers for the tiny 4x4 grid (EPM's K scaled to 16 patches)
+CACHED_EHM = dict(type='EvolvedHierarchicalMasker', cached=True)
+CACHED_EPM = dict(type='EvolvedPartMasker', parts_range=(6, 3), cached=True)
+
+
+def evolved_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
+                       masker: dict = None, interval: int = 2,
+                       model: dict = None, **kw) -> dict:
+    """Tiny MAE with a cached EHM (default) or EPM masker, the schedule
+    hook and the structure refresh hook (every ``interval`` epochs)."""
+    if model is None:
+        model = tiny_mae_cfg(masker=copy.deepcopy(masker or CACHED_EHM))
+    cfg = tiny_runner_cfg(
+        work_dir, data_root, max_epochs=max_epochs, model=model,
+        custom_hooks=[
+            dict(type='MaskScheduleHook'),
+            dict(type='EvolvedStructureRefreshHook', interval=interval,
+                 batch_size=16, num_workers=0)
+        ],
+        **kw)
+    cfg['train_dataloader']['dataset']['pipeline'] = copy.deepcopy(
+        EVOLVED_PIPELINE)
+    return cfg
+
+
 def free_port() -> int:
     """A TCP port that is free now (other suites may run in parallel)."""
     with socket.socket() as s:

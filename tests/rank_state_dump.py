@@ -11,7 +11,7 @@ work dir with:
 - ``final``: hook and masker states after training.
 
 Hook state: what each mmmask hook saves in checkpoints
-(``before_save_checkpoint``), plus, for the AMT refresh hook, the digest of
+(``before_save_checkpoint``), plus, for the per-image cache hooks, the digest of
 the cache it holds, of the cache file on disk and its shard size. Masker
 state: the masker's ``state_dict`` (PLB probabilities, schedule progress).
 """
@@ -36,7 +36,7 @@ def hook_states(runner) -> dict:
             continue
         state = {}
         hook.before_save_checkpoint(runner, state)
-        if hasattr(hook, 'read_cache'):  # AMTSaliencyRefreshHook
+        if hasattr(hook, 'read_cache'):  # per-image cache refresh hooks
             on_disk = hook.read_cache()
             state['file_digest'] = None if on_disk is None else \
                 hashlib.sha1(on_disk.tobytes()).hexdigest()

@@ -7,9 +7,10 @@ states and the plan of its first iteration (``tests.rank_state_dump``).
 Checked, per pair:
 
 - after the epoch, every hook-held state is identical on both ranks: AMT's
-  cache (version, schedule, the digest of the file and of what each rank
-  holds), the PLB probabilities and the statistics behind them, the
-  EHM/EPM schedule progress;
+  saliency cache and the cached EHM trees / EPM parts (version, schedule,
+  the digest of the file and of what each rank holds), the PLB
+  probabilities and the statistics behind them, the EHM/EPM schedule
+  progress;
 - the ranks mask different images with different masks;
 - a second launch with the same seed reproduces every rank's masks and
   states exactly.
@@ -23,7 +24,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tests.helpers import (amt_runner_cfg, dist_train_many,
+from tests.helpers import (CACHED_EHM, CACHED_EPM, amt_runner_cfg,
+                           dist_train_many, evolved_runner_cfg,
                            tiny_camae_runner_cfg, tiny_mae_cfg,
                            tiny_runner_cfg, tiny_simmim_cfg)
 from tests.rank_state_dump import assert_same, load_ranks
@@ -51,6 +53,11 @@ def amt(model):
         work, data, 1, warmup=0, interval=1, model=model)
 
 
+def cached(model):
+    # trees / parts built before epoch 0 on both ranks' shards
+    return lambda work, data: evolved_runner_cfg(work, data, 1, model=model)
+
+
 def plain(model, hooks):
     return lambda work, data: tiny_runner_cfg(
         work, data, max_epochs=1, model=model,
@@ -64,6 +71,8 @@ PAIRS = {
     'mae_epm': plain(tiny_mae_cfg(masker=EPM), SCHEDULE),
     'simmim_ehm': plain(simmim(EHM), SCHEDULE),
     'simmim_epm': plain(simmim(EPM), SCHEDULE),
+    'mae_ehm_cached': cached(tiny_mae_cfg(masker=CACHED_EHM)),
+    'simmim_epm_cached': cached(simmim(CACHED_EPM)),
     'camae_idm_plb': lambda work, data: tiny_camae_runner_cfg(
         work, data, max_epochs=1),
     'mae_idm_plb': plain(tiny_mae_cfg(masker=IDM), PLB),
@@ -108,9 +117,17 @@ def test_hook_states_identical_on_ranks(launches, pair):
     final = r0['final']
     if 'amt' in pair:
         hook = final['AMTSaliencyRefreshHook']
-        assert hook['amt_saliency'] == dict(version=1, next_refresh=1)
+        assert hook['amt_saliency'] == dict(version=1, next_refresh=1,
+                                            digest=hook['digest'])
         assert hook['file_digest'] == hook['digest'] is not None
         assert hook['shard_size'] == 16  # each rank: half of 32 images
+    elif 'cached' in pair:
+        hook = final['EvolvedStructureRefreshHook']
+        assert hook['evolved_structure'] == dict(
+            version=1, next_refresh=2, digest=hook['digest'])
+        assert hook['file_digest'] == hook['digest'] is not None
+        assert hook['shard_size'] == 16
+        assert float(final['masker']['progress']) == 0.5
     elif 'idm' in pair:
         masker = final['masker']
         assert not torch.equal(masker['probs'],

@@ -253,16 +253,18 @@ class PerImageCacheRefreshHook(Hook):
         num = len(dataset)
         rank, world = get_dist_info()
         indices = shard_indices(num, rank, world)
-        # gathered in the cache dtype: half the traffic with 16 bits
-        local = self.compute(model, dataset, indices).to(
-            getattr(torch, self.dtype))
+        # gathered in the cache dtype (half the traffic with float16);
+        # int16 travels as int32, which gloo and NCCL support
+        dtype = getattr(torch, self.dtype)
+        wire = torch.int32 if dtype == torch.int16 else dtype
+        local = self.compute(model, dataset, indices).to(wire)
         padded = local.new_zeros(shard_length(num, world), *local.shape[1:])
         padded[:len(indices)] = local
         shards = all_gather(padded)
-        full = local.new_zeros(num, *local.shape[1:])
+        full = local.new_zeros(num, *local.shape[1:], dtype=dtype)
         for r, shard in enumerate(shards):
             rows = shard_indices(num, r, world)
-            full[rows] = shard[:len(rows)].cpu()
+            full[rows] = shard[:len(rows)].cpu().to(dtype)
         self.version += 1
         if self._writes_files():
             from mmmask.models.maskers import patch_grid

@@ -1,8 +1,9 @@
 """Maskers whose behaviour follows training progress (EHM, EPM)."""
-import warnings
+import logging
 from typing import List, Optional, Sequence
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..utils import probe_attention
@@ -92,13 +93,15 @@ class ScheduledMasker(BaseMasker):
             for s in data_samples)
         if not ok:
             if not self._warned_no_cache:
-                warnings.warn(
+                print_log(
                     f'{type(self).__name__}(cached=True): the batch carries '
-                    'no cached structure, so this step probes the model. Add '
+                    'no cached structure, so the masker probes the model at '
+                    'every step. Add '
                     "dict(type='EvolvedStructureRefreshHook') to "
                     "custom_hooks, dict(type='EvolvedStructureCrop', "
                     "cell_size=PATCH) after the crop/flip and 'structure', "
-                    "'structure_version' to PackInputs' algorithm_keys.")
+                    "'structure_version' to PackInputs' algorithm_keys.",
+                    logger='current', level=logging.WARNING)
                 self._warned_no_cache = True
             return None
         if len(data_samples) != batch:

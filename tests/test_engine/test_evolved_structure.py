@@ -1,0 +1,191 @@
+"""Cached EHM/EPM in real runs: refresh schedule, content, resume, errors."""
+import hashlib
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheSizeError, read_header,
+                          write_image_cache)
+from mmmask.masks.stats import adjusted_rand_index
+from tests.helpers import CACHED_EPM, evolved_runner_cfg
+
+KINDS = {'ehm': (None, KIND_TREE, 'ehm_tree.bin'),
+         'epm': (CACHED_EPM, KIND_PARTS, 'epm_parts.bin')}
+
+
+def refresh_hook(runner):
+    return next((h for h in runner.hooks
+                 if type(h).__name__ == 'EvolvedStructureRefreshHook'), None)
+
+
+class Recorder(Hook):
+    """Per epoch: cache versions the batches carried, probes made by the
+    training steps, the masker's progress right after a refresh, and
+    whether the cache equals a fresh pass of the masker over the same
+    whole images (trees exactly; EM's parts up to its random start: the
+    mean adjusted Rand index with the same image's row is well above that
+    with another image's row)."""
+
+    priority = 'LOW'  # after the refresh hook
+
+    def __init__(self):
+        self.versions, self.step_probes = {}, {}
+        self.refresh_progress, self.cache_matches = {}, {}
+        self.file_digest = {}
+        self.calls = 0
+
+    def before_train(self, runner):
+        masker = runner.model.masker
+        original = masker.patch_attention
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        masker.patch_attention = counted
+
+    def before_train_epoch(self, runner):
+        hook = refresh_hook(runner)
+        if hook is not None and hook.version not in self.cache_matches:
+            self.file_digest[hook.version] = digest(hook.cache_path)
+            self.refresh_progress[hook.version] = float(
+                runner.model.masker.progress)
+            dataset = runner.train_dataloader.dataset
+            fresh = hook.compute(runner.model, dataset, range(len(dataset)))
+            cache = torch.from_numpy(hook.read_cache())
+            if cache.dim() == 3 and cache.shape[2] == 2:  # trees: exact
+                self.cache_matches[hook.version] = torch.equal(
+                    fresh.long(), cache.long())
+            else:  # parts: EM starts from random means; rows must agree
+                ari = adjusted_rand_index(fresh.flatten(1), cache.flatten(1))
+                other = adjusted_rand_index(fresh.flatten(1),
+                                            cache.roll(1, 0).flatten(1))
+                self.cache_matches[hook.version] = bool(
+                    ari.mean() > other.mean() + 0.2)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self._start = self.calls
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.versions.setdefault(runner.epoch, set()).update(
+            int(s.structure_version) for s in data_batch['data_samples'])
+        self.step_probes[runner.epoch] = self.step_probes.get(
+            runner.epoch, 0) + self.calls - self._start
+
+
+def train(cfg, *hooks):
+    runner = Runner.from_cfg(Config(cfg))
+    for h in hooks:
+        runner.register_hook(h)
+    runner.train()
+    return runner
+
+
+def digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+@pytest.mark.parametrize('kind', list(KINDS))
+def test_refreshed_before_epoch_0_then_every_interval(tmp_path, shapes_dir,
+                                                      kind):
+    masker, cache_kind, name = KINDS[kind]
+    work = str(tmp_path / 'work')
+    rec = Recorder()
+    runner = train(evolved_runner_cfg(work, shapes_dir, 3, masker), rec)
+    # refreshed before epochs 0 and 2; every batch reads the cache and no
+    # training step probes the model
+    assert rec.versions == {0: {1}, 1: {1}, 2: {2}}
+    assert rec.step_probes == {0: 0, 1: 0, 2: 0}
+    assert rec.cache_matches == {1: True, 2: True}
+    # the refresh ran at the run's progress (EPM: the K of that moment)
+    assert rec.refresh_progress == {1: 0.0, 2: pytest.approx(8 / 12)}
+    header = read_header(osp.join(work, name))
+    assert (header['version'], header['num'], header['kind']) == (
+        2, 32, cache_kind)
+    assert (header['h'], header['w']) == (4, 4)
+    hook = refresh_hook(runner)
+    assert (hook.version, hook.next_refresh) == (2, 4)
+    ckpt = torch.load(osp.join(work, 'epoch_3.pth'))
+    assert ckpt['evolved_structure']['version'] == 2
+    assert ckpt['evolved_structure']['digest'] == hook.last_digest
+
+
+@pytest.mark.parametrize('damage', [None, 'missing', 'truncated'])
+def test_resume_keeps_version_and_progress(tmp_path, shapes_dir, damage):
+    work = str(tmp_path / 'work')
+    train(evolved_runner_cfg(work, shapes_dir, 1))
+    cache = osp.join(work, 'ehm_tree.bin')
+    before = digest(cache)
+    if damage == 'missing':
+        os.remove(cache)
+    elif damage == 'truncated':
+        with open(cache, 'r+b') as f:
+            f.truncate(100)
+    rec = Recorder()
+    runner = train(
+        evolved_runner_cfg(work, shapes_dir, 3, resume=True,
+                           experiment_name=f'resumed_{damage}'), rec)
+    # the resumed epoch reads version 1: the same file, or rebuilt
+    assert rec.versions == {1: {1}, 2: {2}}
+    assert rec.step_probes == {1: 0, 2: 0}
+    log = open(runner.logger.log_file).read()
+    if damage is None:
+        assert rec.file_digest[1] == before  # used as it was
+        assert 'recomputing' not in log
+    else:
+        assert rec.file_digest[1] != before  # rebuilt, still version 1
+        what = 'is missing' if damage == 'missing' else 'truncated'
+        assert 'resumed at cache version 1 but' in log and what in log
+    hook = refresh_hook(runner)
+    assert (hook.version, hook.next_refresh) == (2, 4)
+    # the schedule continues: progress is set from the restored iteration
+    assert float(runner.model.masker.progress) == pytest.approx(11 / 12)
+
+
+def test_cache_of_another_dataset_size_is_refused_and_kept(tmp_path,
+                                                           shapes_dir):
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
+    cache = osp.join(work, 'ehm_tree.bin')
+    rows = np.tile(np.arange(30, dtype=np.int16).reshape(1, 15, 2), (12, 1,
+                                                                     1))
+    write_image_cache(cache, rows, 1, 'int16', KIND_TREE, (4, 4))
+    before = digest(cache)
+    with pytest.raises(CacheSizeError, match='holds 12 images but the '
+                       'training dataset has 32'):
+        train(evolved_runner_cfg(work, shapes_dir, 1))
+    assert digest(cache) == before
+
+
+def test_hook_needs_a_cached_masker_and_the_crop(tmp_path, shapes_dir):
+    cfg = evolved_runner_cfg(
+        str(tmp_path / 'a'), shapes_dir, 1,
+        masker=dict(type='EvolvedHierarchicalMasker'))
+    with pytest.raises(TypeError, match='cached=True'):
+        train(cfg)
+    cfg = evolved_runner_cfg(str(tmp_path / 'b'), shapes_dir, 1)
+    pipeline = cfg['train_dataloader']['dataset']['pipeline']
+    cfg['train_dataloader']['dataset']['pipeline'] = [
+        t for t in pipeline if t['type'] != 'EvolvedStructureCrop']
+    with pytest.raises(ValueError, match='no EvolvedStructureCrop'):
+        train(cfg)
+
+
+def test_cached_masker_without_hook_probes_and_says_so(tmp_path,
+                                                        shapes_dir):
+    cfg = evolved_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1)
+    cfg['custom_hooks'] = [dict(type='MaskScheduleHook')]
+    rec = Recorder()
+    runner = train(cfg, rec)
+    assert rec.versions == {0: {0}} and rec.step_probes[0] == 4
+    log = open(runner.logger.log_file).read()
+    assert log.count('carries no cached structure') == 1
+    assert 'EvolvedStructureRefreshHook' in log
