@@ -11,8 +11,9 @@ work dir with:
 - ``final``: hook and masker states after training.
 
 Hook state: what each mmmask hook saves in checkpoints
-(``before_save_checkpoint``), plus, for the per-image cache hooks, the digest of
-the cache it holds, of the cache file on disk and its shard size. Masker
+(``before_save_checkpoint``), plus, for the per-image cache hooks, the
+digest of the cache it holds, of the cache file on disk and its shard size.
+Masker
 state: the masker's ``state_dict`` (PLB probabilities, schedule progress).
 """
 import hashlib

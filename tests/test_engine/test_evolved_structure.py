@@ -179,8 +179,8 @@ def test_hook_needs_a_cached_masker_and_the_crop(tmp_path, shapes_dir):
         train(cfg)
 
 
-def test_cached_masker_without_hook_probes_and_says_so(tmp_path,
-                                                        shapes_dir):
+def test_cached_masker_without_hook_probes_and_says_so(
+        tmp_path, shapes_dir):
     cfg = evolved_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1)
     cfg['custom_hooks'] = [dict(type='MaskScheduleHook')]
     rec = Recorder()
