@@ -13,8 +13,8 @@ work dir with:
 Hook state: what each mmmask hook saves in checkpoints
 (``before_save_checkpoint``), plus, for the per-image cache hooks, the
 digest of the cache it holds, of the cache file on disk and its shard size.
-Masker
-state: the masker's ``state_dict`` (PLB probabilities, schedule progress).
+Masker state: the masker's ``state_dict`` (PLB probabilities, schedule
+progress).
 """
 import hashlib
 import os.path as osp
