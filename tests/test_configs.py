@@ -45,3 +45,13 @@ def test_config_builds(path):
             or getattr(model, 'masker', None) is not None)
     if hasattr(model.masker, 'set_progress'):  # a schedule needs its hook
         assert any(h.type == 'MaskScheduleHook' for h in cfg.custom_hooks)
+    if getattr(model.masker, 'cached', False):  # cached EHM/EPM: hook + crop
+        assert any(h.type == 'EvolvedStructureRefreshHook'
+                   for h in cfg.custom_hooks)
+        crops = [t for t in pipeline
+                 if type(t).__name__ == 'EvolvedStructureCrop']
+        patch = size[0] // model.backbone.patch_resolution[0]
+        assert [t.cell_size for t in crops] == [patch]
+        assert {'structure', 'structure_version'} <= set(
+            pipeline[-1].algorithm_keys)
+        assert 'cached' in osp.basename(path)

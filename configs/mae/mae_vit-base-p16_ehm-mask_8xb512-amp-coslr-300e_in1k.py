@@ -14,6 +14,6 @@ model = dict(
         type='EvolvedHierarchicalMasker',
         mask_ratio=0.75,
         num_layers=6,
-        depth_range=(0.0, 1.0)))
+        depth_range=(0.2, 0.8)))
 
 custom_hooks = [dict(type='MaskScheduleHook')]
