@@ -8,7 +8,7 @@ import platform
 import statistics
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -110,21 +110,31 @@ def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
     return run
 
 
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    """Autocast in ``dtype`` on the device's type; a no-op for None."""
+    return torch.autocast(torch.device(device).type,
+                          dtype=dtype or torch.float32,
+                          enabled=dtype is not None)
+
+
 def train_step_fn(model: nn.Module, inputs, data_samples,
-                  lr: float = 1e-4, amp: bool = False) -> Callable[[], float]:
+                  lr: float = 1e-4, amp: bool = False,
+                  dtype: Optional[torch.dtype] = None) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).
 
-    ``amp``: float16 autocast on CUDA for the forward (as the recipes).
+    ``amp``: float16 autocast on CUDA for the forward (as the recipes);
+    ``dtype``: autocast in that dtype instead, on any device (e.g.
+    bfloat16 on the CPU).
     """
     optim = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     device = next(model.parameters()).device
-    use_amp = amp and device.type == 'cuda'
+    if dtype is None and amp and device.type == 'cuda':
+        dtype = torch.float16
 
     def step() -> float:
-        with torch.autocast(device.type, dtype=torch.float16,
-                            enabled=use_amp):
+        with autocast(device, dtype):
             losses = model.loss(inputs, data_samples)
         loss = sum(v for v in losses.values() if v.requires_grad)
         optim.zero_grad(set_to_none=True)
@@ -146,11 +156,16 @@ def per_image_fn(transform: Callable[[dict], dict], img: np.ndarray,
     return run
 
 
-def amt_refresh_hook_cfg(cfg) -> dict:
-    """The config's ``AMTSaliencyRefreshHook`` entry of ``custom_hooks``
-    (the first one), or ``{}`` when it has none."""
+def hook_cfg(cfg, hook_type: str) -> dict:
+    """The config's first ``custom_hooks`` entry of ``hook_type``, or
+    ``{}`` when it has none."""
     return next((h for h in cfg.get('custom_hooks', [])
-                 if h.type == 'AMTSaliencyRefreshHook'), {})
+                 if h.type == hook_type), {})
+
+
+def amt_refresh_hook_cfg(cfg) -> dict:
+    """The config's ``AMTSaliencyRefreshHook`` entry (or ``{}``)."""
+    return hook_cfg(cfg, 'AMTSaliencyRefreshHook')
 
 
 def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
@@ -172,6 +187,76 @@ def amt_refresh_fn(backbone: nn.Module, inputs: torch.Tensor,
     runs on each batch (float16 autocast only on CUDA, as the hook)."""
     from mmmask.engine.hooks.amt_refresh_hook import batch_saliency
     return lambda: batch_saliency(backbone, inputs, amp)
+
+
+def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
+                         inputs: torch.Tensor, cache_file: str,
+                         dtype: Optional[torch.dtype] = None
+                         ) -> Tuple[Callable[[], object], Callable[[], List],
+                                    List]:
+    """What a cached EHM/EPM masker costs besides its per-step masker.
+
+    Writes the structures of ``inputs`` (taken as whole images) to a cache
+    file as ``EvolvedStructureRefreshHook`` does, and maps them onto a crop
+    with ``EvolvedStructureCrop`` as the loader workers do: the central
+    60 % of the image area (the mean of MAE's crop scale range 0.2-1),
+    resized back to the input size and flipped.
+
+    Args:
+        masker (nn.Module): An EHM or EPM masker with ``cached=True``.
+        backbone (nn.Module): The ViT.
+        inputs (Tensor): ``(B, C, H, W)`` images.
+        cache_file (str): Where to write the cache (a temporary file).
+        dtype (torch.dtype, optional): Autocast dtype of the refresh (the
+            training step's, as the hook with ``amp='auto'``).
+
+    Returns:
+        tuple: ``(refresh, crop, samples)``: the refresh of the batch (probe
+        + tree / EM, Eq. 6-16), the crop mapping of every image of the batch
+        (the pipeline's per-step work), and the data samples the crop
+        mapping packs (for the masker's per-step job).
+    """
+    from mmpretrain.registry import TRANSFORMS
+    from mmpretrain.structures import DataSample
+
+    from mmmask.masks import write_image_cache
+    from mmmask.models.maskers import patch_grid
+
+    grid = patch_grid(backbone)
+    H, W = inputs.shape[2:]
+
+    def refresh() -> torch.Tensor:
+        with torch.no_grad(), autocast(inputs.device, dtype):
+            return masker.cache_rows(inputs, backbone)
+
+    write_image_cache(cache_file, refresh().cpu(), 1, 'int16',
+                      masker.cache_kind, grid)
+    transform = TRANSFORMS.build(
+        dict(type='EvolvedStructureCrop', cell_size=H // grid[0],
+             cache_file=cache_file))
+    side = (round(H * 0.6**0.5), round(W * 0.6**0.5))
+    y0, x0 = (H - side[0]) // 2, (W - side[1]) // 2
+    geometry = [
+        dict(type='crop', bbox=(x0, y0, x0 + side[1], y0 + side[0]),
+             in_shape=(H, W), out_shape=(H, W)),
+        dict(type='flip', direction='horizontal', shape=(H, W)),
+    ]
+    img = np.zeros((H, W, 3), np.uint8)
+
+    def crop() -> List[dict]:
+        return [
+            transform(dict(img=img, sample_idx=i, ori_shape=(H, W),
+                           geometry=list(geometry)))
+            for i in range(inputs.shape[0])
+        ]
+
+    samples = []
+    for result in crop():
+        sample = DataSample()
+        sample.set_field(result['structure'], 'structure')
+        sample.set_field(result['structure_version'], 'structure_version')
+        samples.append(sample)
+    return refresh, crop, samples
 
 
 class Timer:

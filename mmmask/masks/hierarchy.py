@@ -288,39 +288,6 @@ def build_tree(similarity: Tensor) -> PatchTree:
     return PatchTree(merges=merges, level=level)
 
 
-def tree_from_rows(rows: Tensor) -> PatchTree:
-    """Trees from packed rows ``[a, b, size, level]`` (one per merge).
-
-    The layout of ``mmmask.masks.structure_crop.crop_tree`` (a cached tree
-    mapped onto a crop): scipy's children and sizes, and the Eq. 10 level
-    of each merge. Merge heights are not kept; the distance column holds
-    the merge index, which preserves their order.
-
-    Args:
-        rows (Tensor): ``(B, N - 1, 4)`` integer rows, children before
-            parents, the last row the root.
-
-    Returns:
-        PatchTree: The trees, ready for :func:`cut_and_order` and
-        :func:`ehm_scores`.
-    """
-    if rows.dim() != 3 or rows.shape[2] != 4:
-        raise ValueError(
-            f'tree rows must be (B, N - 1, 4), got {tuple(rows.shape)}')
-    rows = rows.long()
-    B, m, _ = rows.shape
-    order = torch.arange(m, dtype=torch.float64, device=rows.device)
-    merges = torch.stack([
-        rows[..., 0].double(), rows[..., 1].double(),
-        order.expand(B, -1), rows[..., 2].double()
-    ], dim=2)
-    level = torch.cat([
-        torch.ones(B, m + 1, dtype=torch.long, device=rows.device),
-        rows[..., 3]
-    ], dim=1)
-    return PatchTree(merges=merges, level=level)
-
-
 def average_linkage(similarity: Tensor) -> Tensor:
     """Scipy-format average linkage of similarity matrices (Eq. 6-13).
 
@@ -417,6 +384,47 @@ def cut_and_order(tree: PatchTree, level: Tensor) -> Tuple[Tensor, Tensor]:
     return cut, pos
 
 
+def cut_from_nodes(nodes: Tensor, level: Tensor) -> Tuple[Tensor, Tensor]:
+    """:func:`cut_and_order` from a node table, without walking the tree.
+
+    The node table (``mmmask.masks.structure_crop.node_table``, computed
+    once per tree in the loader workers) gives every node's parent, level,
+    first dendrogram position and leaf count. A node is in the cut at
+    ``level`` when its level is at most ``level`` and its parent's is above
+    (Eq. 15); cut nodes tile the dendrogram order in contiguous runs, so a
+    running maximum over the positions where a cut node starts finds every
+    leaf's cut node: a few batched ops whatever the tree's height.
+
+    Args:
+        nodes (Tensor): ``(B, 2N - 1, 4)`` integer rows ``[parent, level,
+            start, size]``; node ``j < N`` is leaf ``j``, the last row the
+            root (its own parent).
+        level (Tensor): ``(B,)`` masking level per image.
+
+    Returns:
+        tuple[Tensor, Tensor]: as :func:`cut_and_order`: ``(B, N)`` cut
+        node and dendrogram position of every leaf.
+    """
+    if nodes.dim() != 3 or nodes.shape[2] != 4 or nodes.shape[1] % 2 == 0:
+        raise ValueError(
+            f'a node table is (B, 2N - 1, 4), got {tuple(nodes.shape)}')
+    nodes = nodes.long()
+    parent, lvl, start, _ = nodes.unbind(dim=2)
+    B, m = parent.shape
+    n = (m + 1) // 2
+    d = level.to(lvl.device)[:, None]
+    root = torch.arange(m, device=lvl.device) == m - 1
+    cut = (lvl <= d) & ((lvl.gather(1, parent) > d) | root)
+    slot = torch.where(cut, start, torch.full_like(start, n))  # n: unused
+    first = torch.full((B, n + 1), -1, dtype=torch.long, device=lvl.device)
+    first.scatter_(1, slot, start)
+    covering = first[:, :n].cummax(dim=1).values  # start of the cut run
+    owner = torch.zeros(B, n + 1, dtype=torch.long, device=lvl.device)
+    owner.scatter_(1, slot, torch.arange(m, device=lvl.device).expand(B, -1))
+    pos = start[:, :n]
+    return owner.gather(1, covering.gather(1, pos)), pos
+
+
 def ehm_scores(tree: PatchTree,
                progress: float,
                depth_range: Tuple[float, float] = DEFAULT_DEPTH_RANGE,
@@ -440,11 +448,26 @@ def ehm_scores(tree: PatchTree,
     Returns:
         Tensor: ``(B, N)`` float scores, higher = masked first.
     """
-    B, n = tree.merges.shape[0], tree.num_leaves
     level = masking_level(progress, tree.height, depth_range)
-    cut, pos = cut_and_order(tree, level)
-    dev = tree.merges.device
+    return cut_scores(*cut_and_order(tree, level), generator)
+
+
+def cut_scores(cut: Tensor, pos: Tensor,
+               generator: Optional[torch.Generator] = None) -> Tensor:
+    """Scores of Eq. 15-17 from every leaf's cut node and position.
+
+    Args:
+        cut (Tensor): ``(B, N)`` cut node of every leaf (node ids < 2N - 1).
+        pos (Tensor): ``(B, N)`` dendrogram position of every leaf.
+        generator (torch.Generator, optional): Random source.
+
+    Returns:
+        Tensor: ``(B, N)`` float scores: whole nodes in random order, each
+        node's leaves in dendrogram order.
+    """
+    B, n = cut.shape
     node_rank = torch.rand(
-        B, 2 * n - 1, generator=generator, device=dev).argsort(1).argsort(1)
+        B, 2 * n - 1, generator=generator,
+        device=cut.device).argsort(1).argsort(1)
     score = node_rank.gather(1, cut) * (n + 1) + (n - pos)
     return score.float()

@@ -16,7 +16,9 @@ the whole-image grid under its centre (:func:`source_cells`). Then
   share a source cell first merge among themselves. The crop's leaves are
   always its own single cells, so EHM's finest level stays single patches
   (random masking) whatever the zoom; levels follow Eq. 10 on the crop's
-  tree.
+  tree. :func:`node_table` turns it into the per-node table from which
+  ``mmmask.masks.hierarchy.cut_from_nodes`` cuts it at any level in a few
+  batched ops at every training step.
 
 Pure numpy/torch, no OpenMMLab imports; runs in the loader workers.
 """
@@ -30,6 +32,9 @@ from .amt import GeometryOp, output_shape, source_points
 
 #: columns of a packed tree row: children a < b, leaf count, level (Eq. 10)
 TREE_COLUMNS = 4
+#: columns of a node table row: parent, level (Eq. 10), first dendrogram
+#: position, leaf count
+NODE_COLUMNS = 4
 
 
 def source_cells(ops: Sequence[GeometryOp], src_shape: Tuple[int, int],
@@ -142,3 +147,35 @@ def crop_tree(children: np.ndarray, cells: np.ndarray) -> np.ndarray:
         else:
             rep[n + i] = max(ra, rb)
     return rows
+
+
+def node_table(rows: np.ndarray) -> np.ndarray:
+    """Per-node table of a packed tree: what the per-step cut needs.
+
+    Args:
+        rows (ndarray): ``(L - 1, 4)`` packed rows ``[a, b, size, level]``
+            (:func:`crop_tree`), children before parents.
+
+    Returns:
+        ndarray: ``(2L - 1, 4)`` int64 rows ``[parent, level, start,
+        size]``: node ``j < L`` is leaf ``j``, node ``L + i`` the parent of
+        row ``i``; the root (last) is its own parent; ``start`` is the
+        node's first position in the dendrogram order (left child first),
+        whose leaves are contiguous.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    num = rows.shape[0] + 1
+    table = np.zeros((2 * num - 1, NODE_COLUMNS), dtype=np.int64)
+    table[:, 0] = np.arange(2 * num - 1)
+    table[:num, 1] = 1
+    table[:num, 3] = 1
+    inner = np.arange(num, 2 * num - 1)
+    table[rows[:, 0], 0] = inner
+    table[rows[:, 1], 0] = inner
+    table[num:, 1] = rows[:, 3]
+    table[num:, 3] = rows[:, 2]
+    for i in range(num - 2, -1, -1):  # parents before children
+        a, b = rows[i, 0], rows[i, 1]
+        table[a, 2] = table[num + i, 2]
+        table[b, 2] = table[num + i, 2] + table[a, 3]
+    return table

@@ -10,7 +10,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import KIND_PARTS, KIND_TREE, write_image_cache
 from mmmask.masks.hierarchy import build_tree
-from mmmask.masks.structure_crop import crop_tree, source_cells
+from mmmask.masks.structure_crop import crop_tree, node_table, source_cells
 from tests.test_masks.test_hierarchy import random_similarity
 
 CROP = dict(type='crop', bbox=(8, 16, 40, 48), in_shape=(64, 64),
@@ -42,10 +42,10 @@ def test_tree_follows_the_crop_and_flip(caches):
                               cache_file=path))
     out = t(sample())
     cells = source_cells([CROP, FLIP], (64, 64), 8, (8, 8)).view(-1)
-    np.testing.assert_array_equal(out['structure'],
-                                  crop_tree(children, cells.numpy()))
+    np.testing.assert_array_equal(
+        out['structure'], node_table(crop_tree(children, cells.numpy())))
     assert out['structure'].dtype == np.int16
-    assert out['structure'].shape == (63, 4)
+    assert out['structure'].shape == (127, 4)
     assert out['structure_version'] == 2
 
 

@@ -6,9 +6,10 @@ from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
 from mmmask.masks import select_by_score
-from mmmask.masks.hierarchy import (build_tree, cut_and_order, ehm_scores,
-                                    masking_level, tree_from_rows)
-from mmmask.masks.structure_crop import crop_parts, crop_tree, source_cells
+from mmmask.masks.hierarchy import (build_tree, cut_and_order, cut_from_nodes,
+                                    cut_scores, masking_level)
+from mmmask.masks.structure_crop import (crop_parts, crop_tree, node_table,
+                                         source_cells)
 from tests.test_masks.test_hierarchy import random_similarity
 
 
@@ -20,17 +21,40 @@ def clusters(rows: np.ndarray, num_leaves: int) -> set:
     return set(members[num_leaves:])
 
 
-def source_tree(n: int = 64, seed: int = 0):
-    return build_tree(random_similarity(1, n, seed=seed))
+def source_tree(n: int = 64, seed: int = 0, batch: int = 1):
+    return build_tree(random_similarity(batch, n, seed=seed))
+
+
+def packed(tree, b: int = 0) -> np.ndarray:
+    """A built tree's rows in crop_tree's layout [a, b, size, level]."""
+    n = tree.num_leaves
+    return torch.stack([tree.merges[b, :, 0].long(),
+                        tree.merges[b, :, 1].long(),
+                        tree.merges[b, :, 3].long(),
+                        tree.level[b, n:]], dim=1).numpy()
+
+
+def test_node_table_cut_equals_walking_the_tree():
+    """The loop-free cut of the cached mode gives cut_and_order's cut nodes
+    and dendrogram positions at every level."""
+    tree = source_tree(n=50, seed=6, batch=4)
+    nodes = torch.stack([torch.from_numpy(node_table(packed(tree, b)))
+                         for b in range(4)])
+    assert nodes.shape == (4, 99, 4)
+    assert torch.equal(nodes[:, -1, 1], tree.height)
+    for level in range(1, int(tree.height.max()) + 1):
+        lv = torch.minimum(torch.full((4, ), level), tree.height)
+        cut, pos = cut_from_nodes(nodes, lv)
+        ref_cut, ref_pos = cut_and_order(tree, lv)
+        assert torch.equal(pos, ref_pos)
+        assert torch.equal(cut, ref_cut), level
 
 
 def test_identity_crop_gives_back_the_tree():
     tree = source_tree()
     rows = crop_tree(tree.merges[0, :, :2].long().numpy(), np.arange(64))
     assert rows.shape == (63, 4)
-    np.testing.assert_array_equal(rows[:, :2], tree.merges[0, :, :2].numpy())
-    np.testing.assert_array_equal(rows[:, 2], tree.merges[0, :, 3].numpy())
-    np.testing.assert_array_equal(rows[:, 3], tree.level[0, 64:].numpy())
+    np.testing.assert_array_equal(rows, packed(tree))
 
 
 def test_crop_tree_is_the_tree_induced_on_covered_cells():
@@ -74,10 +98,10 @@ def test_magnified_cells_merge_first_and_stay_single_leaves():
         group = frozenset(np.flatnonzero(cells == src).tolist())
         assert group in found  # a sub-tree under its source leaf
     # level 1 = single crop cells: EHM's finest masks are random patches
-    packed = tree_from_rows(torch.from_numpy(rows)[None])
-    cut, _ = cut_and_order(packed, torch.ones(1, dtype=torch.long))
+    nodes = torch.from_numpy(node_table(rows))[None]
+    cut, _ = cut_from_nodes(nodes, torch.ones(1, dtype=torch.long))
     assert cut[0].tolist() == list(range(64))
-    assert int(packed.level[0, 64:].min()) == 2
+    assert int(nodes[0, 64:, 1].min()) == 2
 
 
 def test_source_cells_follow_flips_and_crops():
@@ -108,10 +132,16 @@ def test_cropped_tree_masks_with_exact_counts():
     cells = source_cells([dict(type='crop', bbox=(8, 0, 56, 40),
                                in_shape=(64, 64), out_shape=(64, 64))],
                          (64, 64), 8, (8, 8)).view(-1).numpy()
-    rows = torch.from_numpy(crop_tree(children, cells))
-    packed = tree_from_rows(rows[None].expand(3, -1, -1))
+    nodes = torch.from_numpy(node_table(crop_tree(children, cells)))
+    nodes = nodes[None].expand(3, -1, -1)
+    height = nodes[:, -1, 1]
     for p in (0.0, 0.5, 1.0):
-        plan = select_by_score(ehm_scores(packed, p), 0.75, grid=(8, 8))
+        level = masking_level(p, height)
+        cut, pos = cut_from_nodes(nodes, level)
+        plan = select_by_score(cut_scores(cut, pos), 0.75, grid=(8, 8))
         assert (plan.mask.sum(1) == 48).all()
-        level = masking_level(p, packed.height)
-        assert (level >= 1).all() and (level <= packed.height).all()
+        for b in range(3):  # whole cut nodes, the last one truncated
+            mask = plan.mask[b].bool()
+            partial = [c for c in cut[b].unique()
+                       if 0 < mask[cut[b] == c].sum() < (cut[b] == c).sum()]
+            assert len(partial) <= 1

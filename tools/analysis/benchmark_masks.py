@@ -11,25 +11,39 @@ batch, what each strategy adds per batch:
 - in-model maskers: ColorMAE on the device; AMT's masker per step plus its
   saliency refresh pass amortised over the refresh interval (one pass per
   image every ``interval`` epochs, from the AMT config's hook); EHM and EPM
-  at progress 0.5; IDM inside real CAMAE steps (the CAMAE step is longer:
-  its share of a CAMAE step is printed too);
+  per step at progress 0.5, with their share of the step's matrix FLOPs;
+  IDM inside real CAMAE steps (the CAMAE step is longer: its share of a
+  CAMAE step is printed too);
+- cached EHM and EPM: the per-step masker on the cached structures, the
+  crop mapping of every image (``EvolvedStructureCrop``, in the loader
+  workers) and the refresh (probe + tree / EM of whole images) amortised
+  over the configs' refresh interval R;
+- the attention probe of EHM (6 layers) and EPM (12 layers) under bfloat16
+  autocast, against a bfloat16 training step;
 - AMT's step-time ratio: MAE+AMT (mask 0.45, throw 0.40) step / MAE random
-  (0.75) step.
+  (0.75) step;
+- EPM's share of probed images along the schedule, for MAE (0.75) and
+  SimMIM (0.6).
 
 All jobs run interleaved (one of each per round, median of ``--reps``
 rounds after a warm-up round), so the ratios hold on a shared machine.
 ``--arch tiny`` uses the 64 px demo configs (tiny ViT, patch 8) for a
-quick check. The timing helpers are those of the per-method scripts
+quick check. ``--json PATH`` also writes the rows as
+``{"rows": [{"name": ..., "percent_of_mae_step": ...}, ...], ...}``. The
+timing helpers are those of the per-method scripts
 (``mmmask.apis.benchmark``).
 
 Usage:
     python tools/analysis/benchmark_masks.py [--arch base|tiny] [--batch 2]
-        [--reps 3] [--device cpu|cuda] [--threads N] [--amp]
+        [--reps 3] [--device cpu|cuda] [--threads N] [--amp] [--json PATH]
 """
 import argparse
+import json
+import os
 import os.path as osp
 import statistics
-from typing import Dict, List, Tuple
+import tempfile
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,9 +53,10 @@ from mmengine.model import revert_sync_batchnorm
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 from mmmask.apis import build_model, load_config
-from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
-                                   amt_samples, describe_device,
-                                   epm_all_probed_fn, epm_probed_fraction,
+from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
+                                   cached_structure_fns, count_flops,
+                                   describe_device, epm_all_probed_fn,
+                                   epm_probed_fraction, hook_cfg,
                                    idm_step_fns, per_image_fn,
                                    timed_round_robin, train_step_fn)
 from mmmask.models.maskers import patch_grid
@@ -57,12 +72,16 @@ GENERATORS = {  # pipeline generators, from the full configs' pipelines
     'colormae': 'configs/colormae/'
     'mae_vit-base-p16_green-noise-mask_8xb512-amp-coslr-800e_in1k.py',
 }
+SIMMIM_EPM = ('configs/simmim/'
+              'simmim_vit-base-p16_epm-mask_8xb256-amp-coslr-800e_in1k.py')
 MODEL_CONFIGS = {
     'base': dict(
         mae=_MAE.format('random-mask', 800),
         amt=_MAE.format('amt-0.45-0.40', 400),
         ehm=_MAE.format('ehm-mask', 300),
         epm=_MAE.format('epm-mask', 800),
+        ehm_cached=_MAE.format('ehm-cached-mask', 300),
+        epm_cached=_MAE.format('epm-cached-mask', 800),
         camae='configs/camae/'
         'camae_vit-base-p16_idm-plb_8xb512-amp-coslr-400e_in1k.py'),
     'tiny': dict(
@@ -70,6 +89,8 @@ MODEL_CONFIGS = {
         amt=_DEMO.format('mae_vit-tiny-p8_amt-0.45-0.40_1xb32-60e'),
         ehm=_DEMO.format('mae_vit-tiny-p8_ehm-mask_1xb32-60e'),
         epm=_DEMO.format('mae_vit-tiny-p8_epm-mask_1xb32-60e'),
+        ehm_cached=_DEMO.format('mae_vit-tiny-p8_ehm-cached-mask_1xb32-60e'),
+        epm_cached=_DEMO.format('mae_vit-tiny-p8_epm-cached-mask_1xb32-60e'),
         camae=_DEMO.format('camae_vit-tiny-p8_idm-plb_1xb32-20e')),
 }
 
@@ -89,8 +110,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0 = torch default)')
     parser.add_argument('--amp', action='store_true',
-                        help='float16 autocast for the training steps '
-                        '(CUDA; the recipes train with AMP)')
+                        help='autocast the training steps and the maskers '
+                        '(float16 on CUDA, as the recipes; bfloat16 on '
+                        'the CPU)')
+    parser.add_argument('--json', metavar='PATH',
+                        help='also write the rows to this JSON file')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.batch < 2:
@@ -108,17 +132,28 @@ def generator_cfg(path: str, img_size: int, patch_size: int) -> dict:
                 model_patch_size=patch_size)
 
 
-def config_masker(path: str) -> Tuple[dict, dict]:
-    """``(model.masker, refresh hook)`` of a config (hook may be empty)."""
+def config_masker(path: str, hook: str = 'AMTSaliencyRefreshHook'
+                  ) -> Tuple[dict, dict]:
+    """``(model.masker, the hook of type hook)`` of a config (the hook may
+    be empty)."""
     cfg = load_config(osp.join(ROOT, path))
-    return dict(cfg.model.masker), dict(amt_refresh_hook_cfg(cfg))
+    return dict(cfg.model.masker), dict(hook_cfg(cfg, hook))
+
+
+def step_dtype(args: argparse.Namespace,
+               device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype of the training steps (and maskers) under ``--amp``."""
+    if not args.amp:
+        return None
+    return torch.float16 if device.type == 'cuda' else torch.bfloat16
 
 
 def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
-    """Seconds per batch of every job, and what was measured."""
+    """Seconds per batch of every job, FLOPs, and what was measured."""
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
     paths = MODEL_CONFIGS[args.arch]
+    dtype = step_dtype(args, device)
     torch.manual_seed(args.seed)
     mae = build_model(load_config(osp.join(ROOT, paths['mae'])))
     mae = mae.to(device).train()
@@ -134,7 +169,11 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
     amt = MODELS.build(amt_cfg).to(device)
     samples = amt_samples(B, grid)
     maskers = {name: MODELS.build(config_masker(paths[name])[0]).to(device)
-               for name in ('ehm', 'epm')}
+               for name in ('ehm', 'epm', 'ehm_cached', 'epm_cached')}
+    intervals = {
+        name: int(config_masker(paths[f'{name}_cached'],
+                                'EvolvedStructureRefreshHook')[1]
+                  ['interval']) for name in ('ehm', 'epm')}
     epm_share = epm_probed_fraction(maskers['epm'], grid, 0.5)
     for masker in maskers.values():
         masker.set_progress(0.5)
@@ -147,6 +186,12 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
             return step()
         return run
 
+    def in_step_dtype(fn):
+        def run():
+            with autocast(device, dtype):
+                return fn()
+        return run
+
     camae = build_model(load_config(osp.join(ROOT, paths['camae'])))
     camae = revert_sync_batchnorm(camae).to(device).train()
     views = [torch.randn(B, 3, *size, device=device) for _ in range(2)]
@@ -154,69 +199,161 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
 
     jobs = {
         'step': with_masker(random, train_step_fn(mae, x, None,
-                                                  amp=args.amp)),
+                                                  dtype=dtype)),
         'amt_step': with_masker(amt, train_step_fn(mae, x, samples,
-                                                   amp=args.amp)),
+                                                   dtype=dtype)),
         'camae_step': camae_step,
         'amt_masker': lambda: amt(x, samples, backbone),
         'amt_refresh': amt_refresh_fn(backbone, x, amp=args.amp),
         'colormae_masker': lambda: colour(x, None, backbone),
-        'ehm': lambda: maskers['ehm'](x, None, backbone),
-        'epm': epm_all_probed_fn(maskers['epm'], x, backbone),
+        'ehm': in_step_dtype(lambda: maskers['ehm'](x, None, backbone)),
+        'epm': in_step_dtype(epm_all_probed_fn(maskers['epm'], x, backbone)),
+        # the probes alone in bfloat16, against a bfloat16 step
+        'step_bf16': with_masker(random, train_step_fn(
+            mae, x, None, dtype=torch.bfloat16)),
     }
+    for name, layers in (('ehm', 6), ('epm', None)):
+        masker = maskers[name]
+
+        def probe(masker=masker):
+            with autocast(device, torch.bfloat16):
+                return masker.patch_attention(x, backbone)
+
+        jobs[f'{name}_probe_bf16'] = probe
+    tmp = tempfile.mkdtemp(prefix='mmmask-benchmark-')
+    for name in ('ehm', 'epm'):
+        masker = maskers[f'{name}_cached']
+        refresh, crop, cached = cached_structure_fns(
+            masker, backbone, x, osp.join(tmp, f'{name}.bin'), dtype)
+        jobs[f'{name}_cached_refresh'] = refresh
+        jobs[f'{name}_cached_crop'] = crop
+        jobs[f'{name}_cached_masker'] = in_step_dtype(
+            lambda m=masker, c=cached: m(x, c, backbone))
     for name, path in GENERATORS.items():
         gen = TRANSFORMS.build(generator_cfg(path, size[0], patch))
         jobs[f'{name}_generator'] = per_image_fn(gen, img, B)
     times = timed_round_robin(jobs, args.reps, device)
     times['idm'] = statistics.median(idm_times[1:])  # after the warm-up
+    for name in ('ehm', 'epm'):
+        os.remove(osp.join(tmp, f'{name}.bin'))
+    os.rmdir(tmp)
+    flops = {name: count_flops(jobs[name]) for name in (
+        'step', 'ehm', 'epm', 'ehm_cached_refresh', 'epm_cached_refresh')}
     info = dict(device=describe_device(device), batch=B, size=size,
                 patch=patch, reps=args.reps, amp=args.amp,
-                interval=int(hook.get('interval', 40)),
-                torch=torch.__version__, arch=args.arch,
-                depth=len(backbone.layers), epm_share=epm_share)
+                dtype=str(dtype).replace('torch.', '') if dtype else
+                'float32', interval=int(hook.get('interval', 40)),
+                intervals=intervals, torch=torch.__version__, arch=args.arch,
+                depth=len(backbone.layers), epm_share=epm_share,
+                flops=flops, probed=probed_shares(maskers['epm'], grid))
     return times, info
 
 
-def table(t: Dict[str, float], info: dict) -> List[str]:
-    """The markdown table: ms per batch and % of an MAE random step."""
-    step, interval = t['step'], info['interval']
+def probed_shares(masker, grid: Tuple[int, int]) -> dict:
+    """Per-step EPM: share of images that need the probe over a whole run,
+    for MAE's mask ratio (the masker's) and SimMIM's 0.6 (its config)."""
+    simmim = MODELS.build(config_masker(SIMMIM_EPM)[0])
+    out = {}
+    for name, m in (('MAE', masker), ('SimMIM', simmim)):
+        fracs = [epm_probed_fraction(m, grid, float(p), draws=20000)
+                 for p in np.linspace(0.0, 1.0, 21)]
+        out[name] = dict(ratio=m.mask_ratio,
+                         run=float(np.trapezoid(fracs, dx=1 / 20)),
+                         at_0=fracs[0], at_half=fracs[10])
+    masker.set_progress(0.5)
+    return out
+
+
+def rows(t: Dict[str, float], info: dict) -> List[dict]:
+    """Every strategy's cost: ms per batch, % of an MAE random step (and
+    of its matrix FLOPs where counted)."""
+    step, interval, flops = t['step'], info['interval'], info['flops']
     refresh = t['amt_refresh'] / interval
+    out = []
 
-    def row(name: str, where: str, seconds: float, note: str = '') -> str:
-        return (f'| {name} | {where} | {seconds * 1e3:.2f} | '
-                f'{100 * seconds / step:.2f} % | {note} |')
+    def row(name: str, where: str, seconds: float, note: str = '',
+            flop: Optional[float] = None, of: float = None) -> None:
+        out.append(dict(
+            name=name, where=where, ms_per_batch=seconds * 1e3,
+            percent_of_mae_step=100 * seconds / (of or step),
+            percent_of_flops=None if flop is None else
+            100 * flop / flops['step'], note=note))
 
-    return [
+    loader = 'per image x batch, in loader workers'
+    row('random (RandomMaskGenerator)', 'pipeline', t['random_generator'],
+        loader)
+    row('block (BlockwiseMaskGenerator)', 'pipeline', t['block_generator'],
+        loader)
+    row('grid (GridMaskGenerator)', 'pipeline', t['grid_generator'], loader)
+    row('ColorMAE green (ColorNoiseMaskGenerator)', 'pipeline',
+        t['colormae_generator'], loader)
+    row('ColorMAE green (ColorNoiseMasker)', 'model', t['colormae_masker'],
+        'on the training device')
+    row('AMT masker (AMTMasker)', 'model', t['amt_masker'], 'per step')
+    row('AMT refresh (AMTSaliencyRefreshHook)', 'hook', refresh,
+        f'one pass of {t["amt_refresh"] * 1e3:.1f} ms per batch every '
+        f'{interval} epochs, amortised')
+    row('AMT total', 'model + hook', t['amt_masker'] + refresh,
+        'masker + amortised refresh')
+    row('EHM per step (EvolvedHierarchicalMasker)', 'model', t['ehm'],
+        'probe (6 layers) + tree, progress 0.5', flops['ehm'])
+    share = info['epm_share']
+    row('EPM per step (EvolvedPartMasker)', 'model', t['epm'] * share,
+        f'probe (12 layers) + EM, progress 0.5: {100 * share:.0f} % of the '
+        f'images need the probe (expected; {t["epm"] * 1e3:.1f} ms when all '
+        'do)', flops['epm'] * share)
+    for name, what in (('ehm', 'EHM'), ('epm', 'EPM')):
+        R = info['intervals'][name]
+        refresh_s = t[f'{name}_cached_refresh'] / R
+        parts = (t[f'{name}_cached_masker'], t[f'{name}_cached_crop'],
+                 refresh_s)
+        row(f'{what} cached (cached=True + EvolvedStructureRefreshHook)',
+            'model + pipeline + hook', sum(parts),
+            f'masker {parts[0] * 1e3:.2f} ms + crop mapping '
+            f'{parts[1] * 1e3:.2f} ms + refresh '
+            f'{t[f"{name}_cached_refresh"] * 1e3:.1f} ms every {R} epochs',
+            flops[f'{name}_cached_refresh'] / R)
+    row('IDM in CAMAE (IDMMasker)', 'model', t['idm'],
+        f'{100 * t["idm"] / t["camae_step"]:.2f} % of a CAMAE step '
+        f'({t["camae_step"] * 1e3:.0f} ms)')
+    for name, what in (('ehm', 'EHM probe (6 layers)'),
+                       ('epm', 'EPM probe (12 layers)')):
+        row(f'{what}, bfloat16', 'model', t[f'{name}_probe_bf16'],
+            f'% of a bfloat16 step ({t["step_bf16"] * 1e3:.0f} ms)',
+            of=t['step_bf16'])
+    return out
+
+
+def table(out: List[dict]) -> List[str]:
+    """The markdown table of :func:`rows`."""
+    lines = [
         '| strategy | where it runs | ms per batch | % of an MAE step '
-        '| note |',
-        '|---|---|---:|---:|---|',
-        row('random (RandomMaskGenerator)', 'pipeline', t['random_generator'],
-            'per image x batch, in loader workers'),
-        row('block (BlockwiseMaskGenerator)', 'pipeline',
-            t['block_generator'], 'per image x batch, in loader workers'),
-        row('grid (GridMaskGenerator)', 'pipeline', t['grid_generator'],
-            'per image x batch, in loader workers'),
-        row('ColorMAE green (ColorNoiseMaskGenerator)', 'pipeline',
-            t['colormae_generator'], 'per image x batch, in loader workers'),
-        row('ColorMAE green (ColorNoiseMasker)', 'model',
-            t['colormae_masker'], 'on the training device'),
-        row('AMT masker (AMTMasker)', 'model', t['amt_masker'],
-            'per step'),
-        row('AMT refresh (AMTSaliencyRefreshHook)', 'hook', refresh,
-            f'one pass of {t["amt_refresh"] * 1e3:.1f} ms per batch every '
-            f'{interval} epochs, amortised'),
-        row('AMT total', 'model + hook', t['amt_masker'] + refresh,
-            'masker + amortised refresh'),
-        row('EHM (EvolvedHierarchicalMasker)', 'model', t['ehm'],
-            'probe + tree, progress 0.5'),
-        row('EPM (EvolvedPartMasker)', 'model', t['epm'] * info['epm_share'],
-            f'probe + EM, progress 0.5: {100 * info["epm_share"]:.0f} % of '
-            'the images need the probe (expected; '
-            f'{t["epm"] * 1e3:.1f} ms when all do)'),
-        row('IDM in CAMAE (IDMMasker)', 'model', t['idm'],
-            f'{100 * t["idm"] / t["camae_step"]:.2f} % of a CAMAE step '
-            f'({t["camae_step"] * 1e3:.0f} ms)'),
+        '| % of its FLOPs | note |',
+        '|---|---|---:|---:|---:|---|',
     ]
+    for r in out:
+        flop = ('' if r['percent_of_flops'] is None else
+                f'{r["percent_of_flops"]:.2f} %')
+        lines.append(
+            f'| {r["name"]} | {r["where"]} | {r["ms_per_batch"]:.2f} | '
+            f'{r["percent_of_mae_step"]:.2f} % | {flop} | {r["note"]} |')
+    return lines
+
+
+def write_json(path: str, out: List[dict], t: Dict[str, float],
+               info: dict) -> None:
+    """The rows and the run's facts, written atomically."""
+    doc = dict(rows=out, machine=info['device'], torch=info['torch'],
+               arch=info['arch'], batch=info['batch'], dtype=info['dtype'],
+               mae_step_ms=t['step'] * 1e3,
+               amt_step_ratio=t['amt_step'] / t['step'],
+               epm_probed_share=info['probed'])
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.benchmark-', dir=folder)
+    with os.fdopen(fd, 'w') as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
 
 
 def main(argv=None) -> None:
@@ -229,15 +366,24 @@ def main(argv=None) -> None:
     print(f'machine: {info["device"]}, torch {info["torch"]}')
     print(f'model: MAE ViT ({info["arch"]}, {info["depth"]} layers) patch '
           f'{info["patch"]} at {size[0]}x{size[1]} px, batch '
-          f'{info["batch"]}, amp={info["amp"]}, median of {info["reps"]} '
+          f'{info["batch"]}, {info["dtype"]}, median of {info["reps"]} '
           'interleaved rounds')
     print(f'MAE random (0.75) training step: {t["step"] * 1e3:.1f} ms')
     print()
-    print('\n'.join(table(t, info)))
+    out = rows(t, info)
+    print('\n'.join(table(out)))
     print()
     print(f'AMT step-time ratio (MAE+AMT 0.45/0.40 step / MAE random 0.75 '
           f'step): {t["amt_step"] / t["step"]:.3f} '
           f'({t["amt_step"] * 1e3:.1f} / {t["step"] * 1e3:.1f} ms)')
+    for name, share in info['probed'].items():
+        print(f'EPM per step, {name} (mask ratio {share["ratio"]}): '
+              f'{100 * share["run"]:.0f} % of images probed over a run '
+              f'({100 * share["at_0"]:.0f} % at progress 0, '
+              f'{100 * share["at_half"]:.0f} % at 0.5)')
+    if args.json:
+        write_json(args.json, out, t, info)
+        print(f'rows written to {args.json}')
 
 
 if __name__ == '__main__':

@@ -28,7 +28,8 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import KIND_PARTS, KIND_TREE, ImageCacheReader
-from mmmask.masks.structure_crop import crop_parts, crop_tree, source_cells
+from mmmask.masks.structure_crop import (crop_parts, crop_tree, node_table,
+                                          source_cells)
 
 
 @TRANSFORMS.register_module()
@@ -37,11 +38,12 @@ class EvolvedStructureCrop(BaseTransform):
 
     Writes
 
-    - ``results['structure']``: for a tree cache the crop's tree, ``(L - 1,
-      4)`` int16 rows ``[a, b, size, level]`` over the ``L`` cells of the
-      crop (``mmmask.masks.structure_crop.crop_tree``); for a parts cache
-      the ``(H / cell_size, W / cell_size)`` int16 part labels. Absent
-      while there is no cache.
+    - ``results['structure']``: for a tree cache the node table of the
+      crop's tree, ``(2L - 1, 4)`` int16 rows ``[parent, level, start,
+      size]`` over the ``L`` cells of the crop
+      (``mmmask.masks.structure_crop.crop_tree`` and ``node_table``); for a
+      parts cache the ``(H / cell_size, W / cell_size)`` int16 part labels.
+      Absent while there is no cache.
     - ``results['structure_version']``: the cache version, 0 when there is
       none yet (the masker then probes the model itself).
 
@@ -107,7 +109,7 @@ class EvolvedStructureCrop(BaseTransform):
                 'record itself resized the image; use '
                 'TrackedRandomResizedCrop / TrackedRandomFlip.')
         if header['kind'] == KIND_TREE:
-            structure = crop_tree(row, cells.numpy())
+            structure = node_table(crop_tree(row, cells.numpy()))
         elif header['kind'] == KIND_PARTS:
             structure = crop_parts(torch.from_numpy(row), cells).numpy()
         else:

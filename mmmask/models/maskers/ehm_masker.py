@@ -7,9 +7,9 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import KIND_TREE, MaskPlan, select_by_score
-from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, PatchTree,
-                                    build_tree, cut_and_order, ehm_scores,
-                                    masking_level, tree_from_rows)
+from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, build_tree,
+                                    cut_and_order, cut_from_nodes,
+                                    cut_scores, ehm_scores, masking_level)
 from .base import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -66,27 +66,25 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
         masking_level(0.0, torch.ones(1, dtype=torch.long),
                       self.depth_range)  # validates
 
-    def trees(self, inputs: Tensor, data_samples: Optional[List],
-              backbone: nn.Module) -> PatchTree:
-        """The batch's trees: from the cache (cached mode, when the batch
-        carries them) or built from the probe's attention (Eq. 6-13)."""
-        rows = self.cached_structures(data_samples, inputs.shape[0])
-        if rows is not None:
-            grid = patch_grid(backbone)
-            if rows.shape[1:] != (grid[0] * grid[1] - 1, 4):
-                raise ValueError(
-                    f'the cached trees have {rows.shape[1] + 1} leaves but '
-                    f'the backbone has a {grid} patch grid: set '
-                    "EvolvedStructureCrop's cell_size to the patch size.")
-            return tree_from_rows(rows.to(inputs.device))
-        return build_tree(self.patch_attention(inputs, backbone))
-
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
-        tree = self.trees(inputs, data_samples, backbone)
-        scores = ehm_scores(tree, float(self.progress), self.depth_range)
+        grid = patch_grid(backbone)
+        nodes = self.cached_structures(data_samples, inputs.shape[0])
+        if nodes is None:  # per step: probe + tree (Eq. 6-13)
+            tree = build_tree(self.patch_attention(inputs, backbone))
+            scores = ehm_scores(tree, float(self.progress), self.depth_range)
+        else:  # the cached tree mapped onto the crop (node table)
+            if nodes.shape[1:] != (2 * grid[0] * grid[1] - 1, 4):
+                raise ValueError(
+                    f'the cached trees have {(nodes.shape[1] + 1) // 2} '
+                    f'leaves but the backbone has a {grid} patch grid: set '
+                    "EvolvedStructureCrop's cell_size to the patch size.")
+            nodes = nodes.to(inputs.device)
+            level = masking_level(float(self.progress), nodes[:, -1, 1],
+                                  self.depth_range)
+            scores = cut_scores(*cut_from_nodes(nodes, level))
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
-                               patch_grid(backbone))
+                               grid)
 
     @torch.no_grad()
     def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
