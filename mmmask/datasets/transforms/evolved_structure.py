@@ -29,7 +29,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import KIND_PARTS, KIND_TREE, ImageCacheReader
 from mmmask.masks.structure_crop import (crop_parts, crop_tree, node_table,
-                                          source_cells)
+                                         source_cells)
 
 
 @TRANSFORMS.register_module()
