@@ -12,13 +12,18 @@ from typing import Sequence
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def train_tool():
-    """``tools/train.py`` as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        'mmmask_train_tool', osp.join(ROOT, 'tools', 'train.py'))
+def tool_module(path: str):
+    """A script under ``tools/`` as a module (tools/ is not a package)."""
+    name = 'mmmask_tool_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def train_tool():
+    """``tools/train.py`` as a module."""
+    return tool_module('tools/train.py')
 
 
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=2,

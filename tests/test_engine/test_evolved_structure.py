@@ -1,5 +1,6 @@
 """Cached EHM/EPM in real runs: refresh schedule, content, resume, errors."""
 import hashlib
+import json
 import os
 import os.path as osp
 
@@ -189,3 +190,24 @@ def test_cached_masker_without_hook_probes_and_says_so(
     log = open(runner.logger.log_file).read()
     assert log.count('carries no cached structure') == 1
     assert 'EvolvedStructureRefreshHook' in log
+
+
+@pytest.mark.parametrize('kind', list(KINDS))
+def test_fidelity_hook_measures_without_changing_training(tmp_path,
+                                                          shapes_dir, kind):
+    masker = KINDS[kind][0]
+    plain = train(evolved_runner_cfg(str(tmp_path / 'a'), shapes_dir, 2,
+                                     masker))
+    cfg = evolved_runner_cfg(str(tmp_path / 'b'), shapes_dir, 2, masker)
+    cfg['custom_hooks'].append(dict(type='EvolvedCacheFidelityHook',
+                                    num_samples=8))
+    measured = train(cfg)
+    for a, b in zip(plain.model.state_dict().values(),
+                    measured.model.state_dict().values()):
+        assert torch.equal(a, b)  # the same training, bit for bit
+    records = json.load(open(tmp_path / 'b' / 'cache_fidelity.json'))
+    assert [(r['epoch'], r['age']) for r in records] == [(1, 0), (2, 1)]
+    for r in records:
+        assert -1 <= r['chance'] <= r['ari'] <= 1
+        assert r['region_cached'] > 0 and r['region_fresh'] > 0
+        assert ('ari_em_rerun' in r) == (kind == 'epm')

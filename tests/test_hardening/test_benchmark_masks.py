@@ -1,17 +1,21 @@
 """benchmark_masks.py: one run prints every strategy's row and AMT's ratio."""
+import json
 import re
 
 from tests.test_tools.test_tools import tool
 
 ROWS = ('RandomMaskGenerator', 'BlockwiseMaskGenerator', 'GridMaskGenerator',
         'ColorNoiseMaskGenerator', 'ColorNoiseMasker', 'AMTMasker',
-        'AMTSaliencyRefreshHook', 'AMT total', 'EvolvedHierarchicalMasker',
-        'EvolvedPartMasker', 'IDMMasker')
+        'AMTSaliencyRefreshHook', 'AMT total', 'EHM per step', 'EPM per step',
+        'EHM cached', 'EPM cached', 'IDMMasker', 'EHM probe (6 layers), '
+        'bfloat16', 'EPM probe (12 layers), bfloat16')
 
 
-def test_table_has_every_strategy_and_the_amt_ratio():
+def test_table_has_every_strategy_and_the_amt_ratio(tmp_path):
+    out = tmp_path / 'rows.json'
     res = tool('tools/analysis/benchmark_masks.py', '--arch', 'tiny',
-               '--batch', '2', '--reps', '1', '--threads', '1')
+               '--batch', '2', '--reps', '1', '--threads', '1', '--json',
+               str(out))
     lines = res.stdout.splitlines()
     assert any(line.startswith('machine: cpu') for line in lines)
     table = [line for line in lines if line.startswith('| ')]
@@ -23,6 +27,18 @@ def test_table_has_every_strategy_and_the_amt_ratio():
         assert float(cells[2]) > 0 and cells[3].endswith('%')
     ratio = re.search(r'AMT step-time ratio .*: (\d+\.\d+)', res.stdout)
     assert ratio and 0 < float(ratio.group(1)) < 10
+    # per-step and cached EHM/EPM: time share beside the FLOP share
+    for name in ('EHM per step', 'EPM per step', 'EHM cached', 'EPM cached'):
+        row = next(r for r in table if name in r)
+        assert row.split('|')[5].strip().endswith('%'), row
+    assert re.search(r'EPM per step, SimMIM \(mask ratio 0.6\): \d+ % of '
+                     'images probed', res.stdout)
+    rows = json.load(open(out))['rows']
+    names = [r['name'] for r in rows]
+    assert len(names) == len(table) - 1  # all but the header
+    for name in ('EHM cached', 'EPM cached'):
+        row = next(r for r in rows if r['name'].startswith(name))
+        assert 0 < row['percent_of_mae_step'] < 100
 
 
 def test_batch_of_one_is_refused_with_the_fix():

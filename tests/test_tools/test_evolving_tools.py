@@ -1,8 +1,14 @@
 """Pictures and benchmark of the evolving maskers (EHM, EPM)."""
 import os.path as osp
 
+import json
+
 import numpy as np
+import pytest
 from PIL import Image
+
+from mmmask.datasets.synthetic import make_shapes_dataset
+from tests.helpers import tool_module
 
 from tests.test_tools.test_tools import ROOT, tool
 
@@ -31,3 +37,22 @@ def test_benchmark_prints_costs_and_tree_speed():
                 'FLOPs', 'images probed', 'whole run', 'scipy loop',
                 'speed-up'):
         assert key in text, text
+
+
+def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys):
+    data = tmp_path / 'shapes'
+    make_shapes_dataset(str(data), num_images=32, size=64, seed=2)
+    out = tmp_path / 'fid'
+    res = tool('tools/analysis/evolving_cache_fidelity.py', '--method',
+               'epm', '--epochs', '2', '--interval', '2', '--num-samples',
+               '8', '--data', str(data), '--out', str(out))
+    assert '| cache age (epochs) |' in res.stdout
+    doc = json.load(open(out / 'fidelity.json'))
+    assert sorted(doc['by_age']) == ['0', '1'] and len(doc['records']) == 2
+    assert (out / 'fidelity.png').stat().st_size > 0
+    fidelity = tool_module('tools/analysis/evolving_cache_fidelity.py')
+    with pytest.raises(SystemExit) as err:  # never trains into a used dir
+        fidelity.parse_args(['--method', 'epm', '--data', str(data),
+                             '--out', str(out)])
+    assert err.value.code == 2
+    assert 'an earlier run' in capsys.readouterr().err

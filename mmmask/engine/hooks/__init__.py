@@ -1,5 +1,6 @@
 """Hooks that drive mask schedules (registered into mmpretrain's HOOKS)."""
 from .amt_refresh_hook import AMTSaliencyRefreshHook
+from .cache_fidelity_hook import EvolvedCacheFidelityHook
 from .evolved_structure_hook import EvolvedStructureRefreshHook
 from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
@@ -7,7 +8,8 @@ from .plb_hook import PLBHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
-    'AMTSaliencyRefreshHook', 'EvolvedStructureRefreshHook',
+    'AMTSaliencyRefreshHook', 'EvolvedCacheFidelityHook',
+    'EvolvedStructureRefreshHook',
     'MaskScheduleHook', 'PerImageCacheRefreshHook', 'PLBHook',
     'RandomStateHook'
 ]
