@@ -462,12 +462,14 @@ def cut_scores(cut: Tensor, pos: Tensor,
         generator (torch.Generator, optional): Random source.
 
     Returns:
-        Tensor: ``(B, N)`` float scores: whole nodes in random order, each
+        Tensor: ``(B, N)`` float64 scores: whole nodes in random order, each
         node's leaves in dendrogram order.
     """
     B, n = cut.shape
-    node_rank = torch.rand(
-        B, 2 * n - 1, generator=generator,
-        device=cut.device).argsort(1).argsort(1)
-    score = node_rank.gather(1, cut) * (n + 1) + (n - pos)
-    return score.float()
+    # a uniform random key per node (no sort needed: two nodes share a key
+    # with probability below 1e-7 per image, and then only their leaves
+    # interleave); key * (n + 1) + position stays exact in float64
+    key = torch.randint(0, 2**40, (B, 2 * n - 1), generator=generator,
+                        device=cut.device)
+    score = key.gather(1, cut) * (n + 1) + (n - pos)
+    return score.double()

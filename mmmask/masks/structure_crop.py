@@ -22,7 +22,7 @@ the whole-image grid under its centre (:func:`source_cells`). Then
 
 Pure numpy/torch, no OpenMMLab imports; runs in the loader workers.
 """
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -113,40 +113,33 @@ def crop_tree(children: np.ndarray, cells: np.ndarray) -> np.ndarray:
         crop's tree in the same layout over ``L`` leaves (``a < b``; node
         ``L + i`` is row ``i``; the last row is the root).
     """
-    children = np.asarray(children, dtype=np.int64)
-    cells = np.asarray(cells, dtype=np.int64).reshape(-1)
-    n, num = children.shape[0] + 1, cells.shape[0]
-    rows = np.zeros((max(num - 1, 0), TREE_COLUMNS), dtype=np.int64)
-    size = np.ones(2 * num - 1, dtype=np.int64)
-    level = np.ones(2 * num - 1, dtype=np.int64)
-    count = 0
+    merges = np.asarray(children, dtype=np.int64).tolist()  # plain Python:
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1).tolist()  # fast
+    n, num = len(merges) + 1, len(cells)
+    rows: List[Tuple[int, int, int, int]] = []
+    size, level = [1] * num, [1] * num
 
     def merge(a: int, b: int) -> int:
-        nonlocal count
-        node = num + count
-        size[node] = size[a] + size[b]
-        level[node] = 1 + max(level[a], level[b])  # Eq. 10
-        rows[count] = (min(a, b), max(a, b), size[node], level[node])
-        count += 1
-        return node
+        size.append(size[a] + size[b])
+        level.append(1 + max(level[a], level[b]))  # Eq. 10
+        rows.append((min(a, b), max(a, b), size[-1], level[-1]))
+        return num + len(rows) - 1
 
-    rep = np.full(2 * n - 1, -1, dtype=np.int64)  # crop node of each node
-    order = np.argsort(cells, kind='stable')  # crop cells grouped by source
-    starts = np.searchsorted(cells[order], np.arange(n + 1))
-    for leaf in np.unique(cells):
-        group = list(order[starts[leaf]:starts[leaf + 1]])
+    groups: List[List[int]] = [[] for _ in range(n)]
+    for cell, src in enumerate(cells):  # raster order within a group
+        groups[src].append(cell)
+    rep = [-1] * (2 * n - 1)  # crop node of each cached node
+    for leaf, group in enumerate(groups):
         while len(group) > 1:  # balanced, raster order
             paired = [merge(group[i], group[i + 1])
                       for i in range(0, len(group) - 1, 2)]
             group = paired + group[len(group) - len(group) % 2:]
-        rep[leaf] = group[0]
-    for i, (a, b) in enumerate(children):
+        if group:
+            rep[leaf] = group[0]
+    for i, (a, b) in enumerate(merges):
         ra, rb = rep[a], rep[b]
-        if ra >= 0 and rb >= 0:
-            rep[n + i] = merge(ra, rb)
-        else:
-            rep[n + i] = max(ra, rb)
-    return rows
+        rep[n + i] = merge(ra, rb) if ra >= 0 and rb >= 0 else max(ra, rb)
+    return np.array(rows, dtype=np.int64).reshape(-1, TREE_COLUMNS)
 
 
 def node_table(rows: np.ndarray) -> np.ndarray:
@@ -174,8 +167,11 @@ def node_table(rows: np.ndarray) -> np.ndarray:
     table[rows[:, 1], 0] = inner
     table[num:, 1] = rows[:, 3]
     table[num:, 3] = rows[:, 2]
-    for i in range(num - 2, -1, -1):  # parents before children
-        a, b = rows[i, 0], rows[i, 1]
-        table[a, 2] = table[num + i, 2]
-        table[b, 2] = table[num + i, 2] + table[a, 3]
+    start = [0] * (2 * num - 1)
+    size = table[:, 3].tolist()
+    for i, (a, b) in zip(range(num - 2, -1, -1),
+                         rows[::-1, :2].tolist()):  # parents first
+        start[a] = start[num + i]
+        start[b] = start[num + i] + size[a]
+    table[:, 2] = start
     return table

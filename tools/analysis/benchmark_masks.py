@@ -115,6 +115,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the CPU)')
     parser.add_argument('--json', metavar='PATH',
                         help='also write the rows to this JSON file')
+    parser.add_argument('--refresh-batch', type=int, default=None,
+                        help='batch of the cached EHM/EPM refresh pass '
+                        '(default: the configs\' hook batch size on CUDA, '
+                        'where the tree build is launch-bound and a larger '
+                        'batch is cheaper per image; the training batch on '
+                        'the CPU, where the cost per image does not depend '
+                        'on it)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.batch < 2:
@@ -170,10 +177,16 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
     samples = amt_samples(B, grid)
     maskers = {name: MODELS.build(config_masker(paths[name])[0]).to(device)
                for name in ('ehm', 'epm', 'ehm_cached', 'epm_cached')}
-    intervals = {
-        name: int(config_masker(paths[f'{name}_cached'],
-                                'EvolvedStructureRefreshHook')[1]
-                  ['interval']) for name in ('ehm', 'epm')}
+    refresh_hooks = {
+        name: config_masker(paths[f'{name}_cached'],
+                            'EvolvedStructureRefreshHook')[1]
+        for name in ('ehm', 'epm')}
+    intervals = {name: int(h['interval'])
+                 for name, h in refresh_hooks.items()}
+    refresh_batch = args.refresh_batch or (
+        int(refresh_hooks['ehm'].get('batch_size', 64))
+        if device.type == 'cuda' else B)
+    whole = torch.randn(refresh_batch, 3, *size, device=device)
     epm_share = epm_probed_fraction(maskers['epm'], grid, 0.5)
     for masker in maskers.values():
         masker.set_progress(0.5)
@@ -225,8 +238,10 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
         masker = maskers[f'{name}_cached']
         refresh, crop, cached = cached_structure_fns(
             masker, backbone, x, osp.join(tmp, f'{name}.bin'), dtype)
-        jobs[f'{name}_cached_refresh'] = refresh
         jobs[f'{name}_cached_crop'] = crop
+        jobs[f'{name}_cached_refresh'] = cached_structure_fns(
+            masker, backbone, whole, osp.join(tmp, f'{name}_whole.bin'),
+            dtype)[0]
         jobs[f'{name}_cached_masker'] = in_step_dtype(
             lambda m=masker, c=cached: m(x, c, backbone))
     for name, path in GENERATORS.items():
@@ -234,8 +249,8 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
         jobs[f'{name}_generator'] = per_image_fn(gen, img, B)
     times = timed_round_robin(jobs, args.reps, device)
     times['idm'] = statistics.median(idm_times[1:])  # after the warm-up
-    for name in ('ehm', 'epm'):
-        os.remove(osp.join(tmp, f'{name}.bin'))
+    for name in os.listdir(tmp):
+        os.remove(osp.join(tmp, name))
     os.rmdir(tmp)
     flops = {name: count_flops(jobs[name]) for name in (
         'step', 'ehm', 'epm', 'ehm_cached_refresh', 'epm_cached_refresh')}
@@ -243,7 +258,8 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
                 patch=patch, reps=args.reps, amp=args.amp,
                 dtype=str(dtype).replace('torch.', '') if dtype else
                 'float32', interval=int(hook.get('interval', 40)),
-                intervals=intervals, torch=torch.__version__, arch=args.arch,
+                intervals=intervals, refresh_batch=refresh_batch,
+                torch=torch.__version__, arch=args.arch,
                 depth=len(backbone.layers), epm_share=epm_share,
                 flops=flops, probed=probed_shares(maskers['epm'], grid))
     return times, info
@@ -302,17 +318,21 @@ def rows(t: Dict[str, float], info: dict) -> List[dict]:
         f'probe (12 layers) + EM, progress 0.5: {100 * share:.0f} % of the '
         f'images need the probe (expected; {t["epm"] * 1e3:.1f} ms when all '
         'do)', flops['epm'] * share)
+    # the refresh of refresh_batch images, per training batch of B images
+    per_batch = info['batch'] / info['refresh_batch']
     for name, what in (('ehm', 'EHM'), ('epm', 'EPM')):
         R = info['intervals'][name]
-        refresh_s = t[f'{name}_cached_refresh'] / R
+        refresh_s = t[f'{name}_cached_refresh'] * per_batch / R
         parts = (t[f'{name}_cached_masker'], t[f'{name}_cached_crop'],
                  refresh_s)
         row(f'{what} cached (cached=True + EvolvedStructureRefreshHook)',
             'model + pipeline + hook', sum(parts),
-            f'masker {parts[0] * 1e3:.2f} ms + crop mapping '
-            f'{parts[1] * 1e3:.2f} ms + refresh '
-            f'{t[f"{name}_cached_refresh"] * 1e3:.1f} ms every {R} epochs',
-            flops[f'{name}_cached_refresh'] / R)
+            f'masker {parts[0] * 1e3:.2f} ms + crop mapping in the loader '
+            f'workers {parts[1] * 1e3:.2f} ms + refresh of '
+            f'{info["refresh_batch"]} whole images '
+            f'{t[f"{name}_cached_refresh"] * 1e3:.1f} ms every {R} epochs, '
+            'amortised',
+            flops[f'{name}_cached_refresh'] * per_batch / R)
     row('IDM in CAMAE (IDMMasker)', 'model', t['idm'],
         f'{100 * t["idm"] / t["camae_step"]:.2f} % of a CAMAE step '
         f'({t["camae_step"] * 1e3:.0f} ms)')

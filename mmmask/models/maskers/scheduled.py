@@ -2,6 +2,7 @@
 import logging
 from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
@@ -107,8 +108,8 @@ class ScheduledMasker(BaseMasker):
         if len(data_samples) != batch:
             raise ValueError(
                 f'{batch} images but {len(data_samples)} data samples')
-        return torch.stack([
-            torch.as_tensor(s.structure).long() for s in data_samples])
+        return torch.from_numpy(
+            np.stack([np.asarray(s.structure) for s in data_samples])).long()
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_layers={self.num_layers}, '
