@@ -82,6 +82,48 @@ def test_each_image_loss_is_credited_to_its_head():
     assert masker.last_heads is None  # consumed
 
 
+@pytest.mark.parametrize('sampling', ['step', 'image'])
+def test_plb_statistics_per_step_and_per_image(sampling):
+    """Per step (default, Eq. 5: 'At each step, PLB will sample the index
+    m'): every image of a step is masked by one head and credited to it;
+    per image: each image to its own head. Either way the sums are the
+    images' reconstruction losses and the counts the images."""
+    model = build(tiny_camae_cfg(masker=dict(
+        type='IDMMasker', num_heads=2, head_sampling=sampling)))
+    masker = model.masker
+    get_plan = model.get_plan
+    seen = []
+
+    def spy(inputs, data_samples, **kw):
+        plan = get_plan(inputs, data_samples, **kw)
+        seen.append(masker.last_heads.clone())
+        return plan
+
+    model.get_plan = spy
+    torch.manual_seed(3)
+    counts = torch.zeros(2, dtype=torch.float64)
+    for step in range(6):
+        before = masker.loss_sum.clone()
+        out = model.loss(views(batch=4, seed=step), None)
+        heads = seen[-1]
+        if sampling == 'step':
+            assert (heads == heads[0]).all()
+        added = masker.loss_sum - before
+        counts += torch.bincount(heads, minlength=2).double()
+        # the step's images are credited with their mean = the batch loss
+        assert torch.isclose(added.sum() / 4,
+                             out['loss_reconstruction'].double(), atol=1e-5)
+        if sampling == 'step':
+            assert added[1 - heads[0]] == 0
+    assert torch.equal(masker.loss_count, counts)
+    assert counts.sum() == 24
+    if sampling == 'image':
+        assert any(len(set(h.tolist())) == 2 for h in seen)
+    with pytest.raises(ValueError, match='head_sampling'):
+        MODELS.build(dict(type='IDMMasker', num_heads=2,
+                          head_sampling='batch'))
+
+
 def test_random_masker_ablation_skips_attention():
     model = build(tiny_camae_cfg(masker=dict(type='RandomMasker')))
     out = model.loss(views(), None)
