@@ -23,7 +23,8 @@ class IDMMasker(BaseMasker):
     of that head's CLS-to-patch attention are masked (Eq. 3). By default one
     head is drawn per training step, as the paper samples ("At each step,
     PLB will sample the index m from P"); under DDP rank 0's draw is
-    broadcast, so the whole global batch of a step uses one head.
+    broadcast in training mode, so the whole global batch of a step uses
+    one head.
     ``head_sampling='image'`` draws one head per image instead. ``probs``
     starts uniform, i.e. the paper's "Attention" row (IDM without PLB); the
     :class:`~mmmask.engine.hooks.PLBHook` updates it after every epoch from
@@ -118,9 +119,10 @@ class IDMMasker(BaseMasker):
                 'masker.num_heads to the backbone\'s number of heads.')
         per_image = self.head_sampling == 'image'
         heads = sample_heads(self.probs, inputs.shape[0], per_image=per_image)
-        if not per_image:
+        if not per_image and self.training:
             # one head for the step's global batch: rank 0's draw (no-op
-            # without a process group)
+            # without a process group; not in eval mode, where a tool may
+            # call one rank alone)
             heads = heads.to(self.probs.device)
             broadcast(heads, src=0)
         heads = heads.to(cls_attn.device)
