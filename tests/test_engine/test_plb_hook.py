@@ -125,14 +125,15 @@ def test_probabilities_survive_save_and_resume_exactly(tmp_path, shapes_dir):
 
 
 def plb_ddp_cfg(work, data, **kw):
-    """Tiny CAMAE + IDM + PLB for 2 ranks: 16 images per rank, batch 8, so
-    2 iterations per epoch; iteration checkpoints every 3 iterations (the
-    one after iteration 3 is in the middle of epoch 2)."""
+    """Tiny CAMAE + IDM + PLB for 2 ranks: 16 images per rank, batch 4, so
+    4 iterations (4 head draws) per epoch; iteration checkpoints every 6
+    iterations (the one after iteration 6 is in the middle of epoch 2)."""
     cfg = tiny_camae_runner_cfg(work, data, max_epochs=2, **kw)
+    cfg['train_dataloader']['batch_size'] = 4
     cfg['train_cfg'] = dict(type='ResumableEpochBasedTrainLoop',
                             max_epochs=2)
     cfg['default_hooks']['checkpoint'] = dict(
-        type='CheckpointHook', by_epoch=False, interval=3)
+        type='CheckpointHook', by_epoch=False, interval=6)
     cfg['randomness'] = dict(seed=0, diff_rank_seed=True)
     cfg['custom_imports']['imports'].append('tests.rank_state_dump')
     cfg['custom_hooks'] += [
@@ -145,20 +146,20 @@ def plb_ddp_cfg(work, data, **kw):
 @pytest.fixture(scope='module')
 def plb_ddp(tmp_path_factory, shapes_dir):
     """One torchrun launch: a 2-epoch run, then a run resumed from its
-    checkpoint after iteration 3 (epoch 2, one of its two batches done)."""
+    checkpoint after iteration 6 (epoch 2, two of its four batches done)."""
     root = tmp_path_factory.mktemp('plb_ddp')
     full, resumed = root / 'full', root / 'resumed'
     paths = []
     for name, cfg in (
             ('full', plb_ddp_cfg(str(full), shapes_dir)),
             ('resumed', plb_ddp_cfg(str(resumed), shapes_dir, resume=True,
-                                    load_from=str(full / 'iter_3.pth')))):
+                                    load_from=str(full / 'iter_6.pth')))):
         path = root / f'{name}.py'
         Config(cfg).dump(str(path))
         paths.append(str(path))
     dist_train_many(paths, timeout=400)
     return dict(full=load_ranks(full), resumed=load_ranks(resumed),
-                checkpoint=torch.load(full / 'iter_3.pth'))
+                checkpoint=torch.load(full / 'iter_6.pth'))
 
 
 def test_two_cpu_ranks_end_with_identical_probabilities(plb_ddp):
@@ -176,6 +177,11 @@ def test_two_cpu_ranks_end_with_identical_probabilities(plb_ddp):
                        plb_update(uniform, epoch1['last_loss']))
     assert torch.equal(m0['probs'],
                        plb_update(epoch1['probs'], m0['last_loss']))
+    assert not torch.equal(m0['probs'], uniform)
+    # one head per step, the same on both ranks (rank 0's draw)
+    for step in r0['plans']:
+        h0, h1 = r0['plans'][step]['heads'], r1['plans'][step]['heads']
+        assert h0.unique().numel() == 1 and torch.equal(h0, h1), step
 
 
 def test_mid_epoch_resume_on_two_ranks_equals_the_uninterrupted_run(
@@ -183,9 +189,9 @@ def test_mid_epoch_resume_on_two_ranks_equals_the_uninterrupted_run(
     """Every rank gets its own partial sums back, and the resumed run ends
     with the PLB state (and masks) of the uninterrupted one."""
     saved = plb_ddp['checkpoint']['plb_partial_sums']
-    assert saved['iter'] == 3
+    assert saved['iter'] == 6
     assert saved['loss_sum'].shape == (2, 2)
-    # one batch of 8 images per rank credited so far, different losses
+    # two batches of 4 images per rank credited so far, different losses
     assert saved['loss_count'].sum(1).tolist() == [8.0, 8.0]
     assert not torch.equal(saved['loss_sum'][0], saved['loss_sum'][1])
     # rank 0's state dict alone holds rank 0's sums
@@ -197,8 +203,9 @@ def test_mid_epoch_resume_on_two_ranks_equals_the_uninterrupted_run(
         assert torch.equal(start['loss_sum'], saved['loss_sum'][rank])
         assert torch.equal(start['loss_count'], saved['loss_count'][rank])
         # the resumed epoch went on with the batch after the checkpoint
-        assert list(resumed['plans']) == [3]
-        assert_same(full['plans'][3], resumed['plans'][3],
-                    f'rank {rank} plan')
+        assert list(resumed['plans']) == [6, 7]
+        for step in (6, 7):
+            assert_same(full['plans'][step], resumed['plans'][step],
+                        f'rank {rank} plan {step}')
         assert_same(full['final']['masker'], resumed['final']['masker'],
                     f'rank {rank} masker')
