@@ -6,8 +6,9 @@ work dir with:
 
 - ``epochs``: per epoch, the hook states right after ``before_train_epoch``
   (i.e. after an AMT refresh);
-- ``plans``: ``{iter: dict(mask, thrown, paths)}``, the mask plan the model
-  made at the recorded iterations and the images it was made for;
+- ``plans``: ``{iter: dict(mask, thrown, paths, heads)}``, the mask plan
+  the model made at the recorded iterations, the images it was made for
+  and, with IDM, the heads that made it (else None);
 - ``final``: hook and masker states after training.
 
 Hook state: what each mmmask hook saves in checkpoints
@@ -71,6 +72,7 @@ class RankStateDumpHook(Hook):
         self.dump = dump
         self.record = dict(epochs=[], plans={}, final=None)
         self._plan = None
+        self._heads = None
 
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)
@@ -78,6 +80,8 @@ class RankStateDumpHook(Hook):
 
         def get_plan(*args, **kwargs):
             self._plan = make_plan(*args, **kwargs)
+            heads = getattr(model.masker, 'last_heads', None)
+            self._heads = None if heads is None else heads.detach().cpu()
             return self._plan
 
         model.get_plan = get_plan
@@ -95,7 +99,8 @@ class RankStateDumpHook(Hook):
         self.record['plans'][runner.iter] = dict(
             mask=plan.mask.detach().cpu().clone(),
             thrown=plan.thrown.detach().cpu().clone(),
-            paths=[s.img_path for s in data_batch['data_samples']])
+            paths=[s.img_path for s in data_batch['data_samples']],
+            heads=self._heads)
 
     def after_train(self, runner) -> None:
         self.record['final'] = hook_states(runner)

@@ -37,10 +37,14 @@ model = dict(
         temperature=temperature),
     masker=dict(type='IDMMasker', num_heads=12, mask_ratio=0.75),
     contrastive_weight=1.0,
-    reconstruction_weight=1.0)
+    reconstruction_weight=1.0,
+    # the MAE branch masks the second view: MoCo v3 blurs every first view
+    # (p = 1), the second one with p = 0.1 (see docs/camae_idm_plb.md)
+    reconstruction_view=1)
 
 # two views (MoCo v3's asymmetric augmentations); the MAE branch masks the
-# first view. Crop scale (0.2, 1) as MAE and mmpretrain's MoCo v3 data base.
+# second view (reconstruction_view=1). Crop scale (0.2, 1) as MAE and
+# mmpretrain's MoCo v3 data base.
 view_pipeline1 = [
     dict(
         type='RandomResizedCrop',

@@ -33,7 +33,7 @@ model = dict(
         type='AMTMasker',
         mask_ratio=0.44,
         throw_ratio=0.26,
-        warmup_mask_ratio=0.6))
+        warmup_mask_ratio=0.44))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

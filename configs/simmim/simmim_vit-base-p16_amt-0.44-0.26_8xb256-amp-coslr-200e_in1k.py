@@ -1,8 +1,9 @@
 # SimMIM ViT-B/16 + AMT (attention-driven masking and throwing), ImageNet-1k
 # at 224 px, 200 epochs (AMT paper, Sec. 4.1): on 32-px mask cells (7x7, as
 # the official SimMIM-AMT) mask ratio 0.44 and throw ratio 0.26 (22 masked,
-# 13 thrown, 14 visible cells); random masking at 0.6 (SimMIM) for the first
-# 40 epochs, then the saliency cache is recomputed every 40 epochs (20% of
+# 13 thrown, 14 visible cells); for the first 40 epochs random masking of
+# 22 cells (ratio 0.44) without throwing, as the official SimMIM-AMT, then
+# the saliency cache is recomputed every 40 epochs (20% of
 # the schedule). The 800-epoch step schedule is scaled to 200 epochs
 # (warm-up 10, step at 7/8 of training); the paper gives no other recipe.
 _base_ = '../_base_/simmim_vit-base-p16_8xb256-amp-coslr-800e_in1k.py'
@@ -12,7 +13,7 @@ model = dict(
         type='AMTMasker',
         mask_ratio=0.44,
         throw_ratio=0.26,
-        warmup_mask_ratio=0.6,
+        warmup_mask_ratio=0.44,
         warmup_throw_ratio=0.0))
 
 train_pipeline = [

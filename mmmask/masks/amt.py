@@ -38,15 +38,18 @@ def cls_saliency(cls_attn: Tensor,
             the last layer (row 0 of ``A_i`` without its first element,
             Eq. 3), e.g. ``probe_attention(backbone, x).cls_attn``.
         grid (tuple[int, int]): Patch grid ``(h, w)`` with ``h * w = L``.
-        head_norm (bool): If True, min-max normalise every head over its
-            patches before averaging (what the official code does); if False
-            (default, the paper) average the raw heads (Eq. 4) and normalise
-            the mean.
+        head_norm (bool): If True, the official code's formula: min-max
+            normalise every head over its patches, then average the
+            normalised heads, with no normalisation after the mean (the
+            result lies in [0, 1] but need not reach 0 or 1). If False
+            (default, the paper) average the raw heads (Eq. 4) and min-max
+            normalise the mean.
         eps (float): Guards the division for a constant map.
 
     Returns:
         Tensor: ``(B, h, w)`` float32 saliency in [0, 1] per image (the
-        paper: "we normalize it to [0, 1]"); a constant map becomes zeros.
+        paper: "we normalize it to [0, 1]"); a constant map (or head)
+        becomes zeros.
     """
     if cls_attn.dim() != 3:
         raise ValueError(
@@ -57,7 +60,9 @@ def cls_saliency(cls_attn: Tensor,
         raise ValueError(f'grid {tuple(grid)} does not hold {L} patches')
     attn = cls_attn.float()
     if head_norm:
-        attn = _min_max(attn, eps)
+        # official code: each head to [0, 1] over its patches, then the mean
+        # of the normalised heads is the saliency as it is
+        return _min_max(attn, eps).mean(dim=1).view(B, *grid)
     a_w = attn.mean(dim=1)  # Eq. 4: average over the N_h heads
     return _min_max(a_w, eps).view(B, *grid)
 

@@ -3,8 +3,9 @@
 The math of CAMAE's masking (papers/idm-plb-camae.txt, Sec. III-C/D), in
 plain torch:
 
-- Eq. 5: per image a head ``m ~ Categorical(p^1, ..., p^M)``
-  (:func:`sample_heads`);
+- Eq. 5: ``m ~ Categorical(p^1, ..., p^M)``, one head per training step
+  ("At each step, PLB will sample the index m from P"; :func:`sample_heads`
+  with ``per_image=False``), or one per image as an option;
 - Eq. 3: the top ``round(L * r)`` patches of that head's CLS attention are
   masked (:func:`idm_plan`, through :func:`select_by_score`);
 - Eq. 2 bookkeeping: the reconstruction loss of each image is credited to the
@@ -42,19 +43,26 @@ def check_probabilities(probs: Tensor) -> None:
 
 def sample_heads(probs: Tensor,
                  batch_size: int,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
-    """Draw one attention head per image (PLB Eq. 5).
+                 generator: Optional[torch.Generator] = None,
+                 per_image: bool = True) -> Tensor:
+    """Draw the attention head of every image of a batch (PLB Eq. 5).
 
     Args:
         probs (Tensor): ``(M, )`` sampling probabilities ``p^1..p^M``.
         batch_size (int): Number of images B.
         generator (torch.Generator, optional): Random source.
+        per_image (bool): True draws one head per image, i.i.d.; False draws
+            one head ``m ~ P`` for the whole batch (the paper: "At each
+            step, PLB will sample the index m from P"). Defaults to True.
 
     Returns:
-        Tensor: ``(B, )`` long head indices, i.i.d. with ``P(m) = p^m``.
+        Tensor: ``(B, )`` long head indices with ``P(m) = p^m``; all equal
+        when ``per_image`` is False.
     """
-    return torch.multinomial(
-        probs.float(), batch_size, replacement=True, generator=generator)
+    num = batch_size if per_image else 1
+    heads = torch.multinomial(
+        probs.float(), num, replacement=True, generator=generator)
+    return heads if per_image else heads.expand(batch_size).clone()
 
 
 def sampled_head_attention(cls_attn: Tensor, heads: Tensor) -> Tensor:

@@ -34,17 +34,18 @@ from torch import Tensor
 
 COLORS = ('red', 'blue', 'green', 'purple')
 
-#: Default Gaussian standard deviations, in noise pixels (one pixel = one
-#: patch of the mask grid). Red and blue take one sigma, green and purple the
-#: pair ``(sigma1, sigma2)`` of Eq. 3. See :func:`make_noise_bank` for why.
 #: A filter width: one sigma, or (low, high) for green and purple.
 Sigma = Union[float, Tuple[float, float]]
 
+#: Default Gaussian standard deviations, in noise pixels (one pixel = one
+#: cell of the mask grid, whatever the grid's size). Red and blue take one
+#: sigma, green and purple the pair ``(sigma1, sigma2)`` of Eq. 3. See
+#: :func:`make_noise_bank` for why.
 DEFAULT_SIGMAS: Dict[str, Sigma] = {
     'red': 1.5,
     'blue': 1.0,
-    'green': (0.5, 2.0),
-    'purple': (0.5, 2.0),
+    'green': (0.45, 1.35),
+    'purple': (0.45, 1.35),
 }
 
 #: Default number of blur + normalise rounds for red noise (Eq. 1).
@@ -224,25 +225,37 @@ def make_noise_bank(color: str,
 
     The paper's sigma values and bank size are not public (lost formulas;
     the official code ships precomputed patterns), so the defaults are our
-    choice, in units of mask-grid cells (one noise pixel = one patch, the
-    mask window being ``14 x 14`` for ViT-B/16 at 224 px). With frequencies
-    in cycles per pixel, Nyquist = 0.5:
+    choice, in units of mask-grid cells (one noise pixel = one cell). With
+    frequencies in cycles per cell, Nyquist is 0.5 on every grid, so a
+    filter defined in cells has the same place in the band of a 14 x 14
+    window (MAE, ViT-B/16 at 224 px) as in a 7 x 7 one (SimMIM's 32-px
+    cells); only the lowest frequency a window resolves (``1 / side``)
+    differs. The characters are therefore placed against the thirds of
+    0..Nyquist, which both grids resolve:
 
     * blue ``sigma = 1.0``: the blur's power response falls to one half at
-      0.13 cycles/px and to 0.007 at Nyquist, so ``X - G X`` keeps the upper
-      part of the band (masks spread evenly, few clusters);
-    * green ``(0.5, 2.0)``: a difference of Gaussians peaking at about
-      ``0.19`` cycles/px (wavelength ~5 patches: clusters of a few patches,
-      the "clustered blue noise" of the paper's Fig. 2); the 1:4 ratio makes
-      the peak response ~0.8, so purple ``X - G`` has a deep notch there;
+      0.13 cycles/cell and to 0.007 at Nyquist, so ``X - G X`` keeps the
+      upper part of the band (masks spread evenly, few clusters);
+    * green ``(0.45, 1.35)``: a difference of Gaussians with
+      ``sigma2 = 3 sigma1`` peaking at 0.26 cycles/cell, the centre of the
+      middle third (wavelength ~4 cells: clusters of a few cells, the
+      "clustered blue noise" of the paper's Fig. 2). Its response is small
+      at the lowest frequency of a 7 x 7 window (0.14 cycles/cell), so
+      green stays band-pass there; a wider pair such as ``(0.5, 2.0)``
+      peaks at 0.19 and turns low-pass on 7 x 7. Purple ``X - G`` has its
+      notch at the same place;
     * red ``sigma = 1.5`` applied ``2`` times (effective ``1.5 * sqrt(2)``
-      ~ 2.1 px): almost all power below 0.17 cycles/px, masked regions of
-      tens of patches on a 14 x 14 window (the paper's "aggressive" red);
+      ~ 2.1 cells): almost all power below 0.17 cycles/cell, masked regions
+      of tens of cells on a 14 x 14 window (the paper's "aggressive" red);
     * ``size = 128``: a 14 x 14 window covers 1.2% of an image, so windows
       from one image are nearly independent and the lowest frequencies are
       resolved (128 DFT bins per axis); ``num = 64``: 64 x 115^2 crop
       positions x 4 flips give ~3.4 million distinct windows, the bank takes
       4 MiB (float32) and is generated in a few milliseconds on a CPU.
+
+    The masks (binary top-``r`` cuts of windows) keep these characters on
+    7 x 7 and 14 x 14 grids: ``tests/test_masks/test_noise.py`` compares
+    their ring power with that of random masks.
 
     Args:
         color (str): One of :data:`COLORS` (``'red'``, ``'blue'``,
@@ -345,11 +358,16 @@ def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
 
     Args:
         images (Tensor): ``(N, H, W)`` (or ``(H, W)``) real images.
-        num_bins (int): Number of radial bins, at most ``min(H, W) // 4`` so
-            that every bin holds DFT frequencies.
+        num_bins (int): Number of radial bins; every bin must hold at least
+            one DFT frequency of the image size (3 bins work from 7 x 7 up,
+            ``min(H, W) // 4`` bins always do).
 
     Returns:
         Tensor: ``(num_bins, )`` mean power per bin, low to high frequency.
+
+    Raises:
+        ValueError: If ``images`` is not 2-d or 3-d, or a bin holds no DFT
+            frequency of an ``H x W`` image.
     """
     if images.dim() == 2:
         images = images[None]
@@ -357,10 +375,8 @@ def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
         raise ValueError(
             f'images must have shape (N, H, W), got {tuple(images.shape)}')
     height, width = images.shape[-2:]
-    if not 1 <= num_bins <= min(height, width) // 4:
-        raise ValueError(
-            f'num_bins={num_bins} must lie in [1, {min(height, width) // 4}] '
-            f'for {height}x{width} images')
+    if num_bins < 1:
+        raise ValueError(f'num_bins={num_bins} must be at least 1')
     images = images.float()
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
     spectrum = torch.view_as_real(torch.fft.fft2(centred))
@@ -375,6 +391,12 @@ def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
     counts = torch.zeros_like(sums)
     sums.index_add_(0, bins[keep], power[keep])
     counts.index_add_(0, bins[keep], torch.ones_like(power[keep]))
+    if bool((counts == 0).any()):
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(
+            f'num_bins={num_bins} leaves bins {empty} without a DFT '
+            f'frequency of a {height}x{width} image: use fewer bins (at '
+            f'most {max(min(height, width) // 4, 1)} always works)')
     return (sums / counts).float()
 
 

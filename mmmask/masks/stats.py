@@ -16,8 +16,9 @@ def mask_statistics(masks: Tensor, num_bins: int = 3) -> Dict[str, object]:
 
     Args:
         masks (Tensor): ``(N, h, w)`` binary masks (1 = masked).
-        num_bins (int): Frequency bins from 0 to Nyquist (at most
-            ``min(h, w) // 4``). Defaults to 3 (low / mid / high).
+        num_bins (int): Frequency bins from 0 to Nyquist, each holding a
+            DFT frequency of the grid (3 work from 7 x 7 up). Defaults to 3
+            (low / mid / high).
 
     Returns:
         dict: ``spectrum`` (``(num_bins,)`` mean power per bin, of masks
@@ -91,3 +92,35 @@ def adjusted_rand_index(a: Tensor, b: Tensor) -> Tensor:
         out.append(torch.tensor(1.0, dtype=torch.float64) if top == expected
                    else (index - expected) / (top - expected))
     return torch.stack(out)
+
+
+def power_vs_random(masks: Tensor, num_bins: int = 3) -> Tensor:
+    """Radial power of masks relative to random masks of the same count.
+
+    Masks that pick ``m`` of ``L`` cells uniformly at random have a flat
+    expected periodogram ``p (1 - p) L / (L - 1)`` at every nonzero
+    frequency (``p = m / L``; the ``L / (L - 1)`` comes from the exact
+    count). Dividing by it gives 1 per band for random masks, > 1 where a
+    strategy puts more power (ColorMAE: red's low band, blue's high band,
+    green's middle band) and < 1 where it puts less (purple's middle band).
+
+    Args:
+        masks (Tensor): ``(N, h, w)`` binary masks with the same count.
+        num_bins (int): Bands from 0 to Nyquist. Defaults to 3.
+
+    Returns:
+        Tensor: ``(num_bins, )`` power per band over the random masks' power.
+
+    Raises:
+        ValueError: If the masks have different counts or none masked.
+    """
+    masks = masks.float()
+    counts = masks.flatten(1).sum(1)
+    num = masks[0].numel()
+    if not bool((counts == counts[0]).all()) or not 0 < counts[0] < num:
+        raise ValueError(
+            'power_vs_random needs masks with one count in (0, h*w), got '
+            f'counts {sorted(set(counts.long().tolist()))} of {num} cells')
+    p = float(counts[0]) / num
+    flat = p * (1 - p) * num / (num - 1)
+    return radial_power_spectrum(masks, num_bins) / flat

@@ -10,8 +10,9 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 
 from mmmask.masks import ratio_count
 from mmmask.masks.noise import COLORS
-from mmmask.masks.stats import mask_statistics
+from mmmask.masks.stats import mask_statistics, power_vs_random
 from tests.helpers import tiny_mae_cfg
+from tests.test_masks.test_noise import assert_character
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = ROOT + '/configs/colormae/mae_vit-base-p16_{}-noise-mask_8xb512-amp-coslr-800e_in1k.py'  # noqa: E501
@@ -55,6 +56,27 @@ def test_spectral_character_survives_the_pipeline():
     region = {c: s['mean_region'] for c, s in stats.items()}
     assert low['red'] > low['green'] > low['blue']
     assert region['red'] > region['green'] > region['blue']
+
+
+SIMMIM_GREEN = ROOT + ('/configs/colormae/simmim_vit-base-p16_green-noise-'
+                       'mask_8xb256-amp-coslr-800e_in1k.py')
+
+
+@pytest.mark.parametrize('path,color,grid', [
+    (CFG.format(c), c, (14, 14)) for c in COLORS
+] + [(SIMMIM_GREEN, 'green', (7, 7))])
+def test_each_config_keeps_its_colour_on_its_mask_grid(path, color, grid):
+    """The generator a shipped config builds, on the grid it masks on
+    (MAE: 14x14 patches; SimMIM: 7x7 cells of 32 px), makes masks of its
+    colour's character (ring power against random masks)."""
+    step = next(t for t in Config.fromfile(path).train_pipeline
+                if t['type'] == 'ColorNoiseMaskGenerator')
+    t = TRANSFORMS.build(step)
+    assert t.color == color and t.grid == grid
+    torch.manual_seed(0)
+    masks = torch.stack([t.make_plan().mask_map()[0] for _ in range(600)])
+    low, mid, high = power_vs_random(masks).tolist()
+    assert_character(color, low, mid, high, margin=1.1)
 
 
 def test_unknown_colour_lists_the_colours():

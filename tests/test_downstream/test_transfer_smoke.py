@@ -1,5 +1,7 @@
-"""Transfer smoke tests: convert a tiny pre-training checkpoint, load it into
-each downstream model, train 2 iterations and evaluate once (CPU)."""
+"""Transfer smoke tests: convert a briefly trained tiny MAE or CAMAE
+checkpoint, load it into each downstream model (every transferred tensor
+checked), train 2 iterations and evaluate once (CPU). The features of the
+loaded backbones are checked in ``test_transfer_values.py``."""
 import glob
 import json
 import os
@@ -14,8 +16,11 @@ from mmengine.runner import Runner
 
 from mmmask.downstream.convert import convert_file
 from tests.downstream_data import (make_ade20k, make_classification_folder,
-                                   make_coco, save_tiny_pretrain_checkpoint)
+                                   make_coco, save_tiny_camae_checkpoint,
+                                   save_tiny_pretrain_checkpoint)
 from tests.test_downstream import transfer_cfgs as tc
+from tests.test_downstream.test_transfer_values import (LAYOUTS,
+                                                        expected_tensors)
 
 
 class CaptureHook(Hook):
@@ -24,15 +29,16 @@ class CaptureHook(Hook):
 
     priority = 'LOWEST'
 
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.loaded: Optional[torch.Tensor] = None
+    def __init__(self) -> None:
+        self.loaded: Optional[Dict[str, torch.Tensor]] = None
         self.iters = 0
         self.metrics: Dict[str, float] = {}
 
     def before_train(self, runner) -> None:
-        state = runner.model.backbone.state_dict()
-        self.loaded = state[self.key].detach().clone()
+        self.loaded = {
+            k: v.detach().clone()
+            for k, v in runner.model.backbone.state_dict().items()
+        }
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
@@ -44,17 +50,34 @@ class CaptureHook(Hook):
 
 @pytest.fixture(scope='module')
 def pretrain(tmp_path_factory):
-    path = tmp_path_factory.mktemp('pretrain') / 'epoch_1.pth'
-    state = save_tiny_pretrain_checkpoint(str(path))
-    return str(path), state
+    """Briefly trained tiny MAE and CAMAE: ``{name: (path, state)}``."""
+    root = tmp_path_factory.mktemp('pretrain')
+    out = {}
+    for name, save in (('mae', save_tiny_pretrain_checkpoint),
+                       ('camae', save_tiny_camae_checkpoint)):
+        path = str(root / f'{name}_epoch_1.pth')
+        out[name] = (path, save(path))
+    return out
+
+
+def assert_all_transferred(loaded, state, layout):
+    """Every tensor of the pre-trained encoder that the layout has a module
+    for is in ``loaded`` with its value."""
+    target, not_taken = LAYOUTS[layout]
+    expected = expected_tensors(state, target)
+    assert set(expected) - set(loaded) == not_taken
+    for key, value in expected.items():
+        if key not in not_taken:
+            assert torch.equal(loaded[key], value), key
 
 
 KEY = 'layers.1.attn.qkv.weight'
 
 
 def test_linear_probe_in_one_command(tmp_path, pretrain):
-    """tools/benchmarks/linear_probe.sh: convert, then train (subprocess)."""
-    src, state = pretrain
+    """tools/benchmarks/linear_probe.sh: convert a CAMAE checkpoint (the
+    default prefix), then train (subprocess)."""
+    src, state = pretrain['camae']
     data = make_classification_folder(str(tmp_path / 'cls'))
     cfg_path = str(tmp_path / 'linear_tiny.py')
     # the checkpoint comes from the command line, not from the config
@@ -70,12 +93,15 @@ def test_linear_probe_in_one_command(tmp_path, pretrain):
     assert 'missing keys in mmpretrain linear probe ViT (0)' in out.stdout
     converted = torch.load(work / 'backbone_mmpretrain.pth',
                            weights_only=True)['state_dict']
-    assert torch.equal(converted[KEY], state['backbone.' + KEY])
+    assert converted.keys() == expected_tensors(state, 'mmpretrain').keys()
+    assert_all_transferred(converted, state, 'linear')
     # the encoder is frozen: after training it is still the pre-trained one,
     # so it was loaded; the linear head did train
     trained = torch.load(work / 'epoch_1.pth', map_location='cpu',
                          weights_only=True)['state_dict']
-    assert torch.equal(trained['backbone.' + KEY], state['backbone.' + KEY])
+    assert_all_transferred(
+        {k[len('backbone.'):]: v for k, v in trained.items()
+         if k.startswith('backbone.')}, state, 'linear')
     logs = [json.loads(line) for line in
             open(glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))[0])]
     assert [r['iter'] for r in logs if 'loss' in r] == [1, 2]
@@ -86,30 +112,32 @@ def fine_tune_cfg(work_dir, data, ckpt):
     return tc.classification_cfg(tc.FINETUNE, work_dir, data, ckpt)
 
 
-#: task -> (converter target, data maker, tiny config, metric)
+#: task -> (converter target, data maker, tiny config, metric, layout,
+#: pre-training checkpoint)
 TASKS = {
     'fine_tune': ('mmpretrain', make_classification_folder, fine_tune_cfg,
-                  'accuracy/top1'),
-    'upernet_ade20k': ('mmseg', make_ade20k, tc.upernet_cfg, 'mIoU'),
+                  'accuracy/top1', 'fine_tune', 'mae'),
+    'upernet_ade20k': ('mmseg', make_ade20k, tc.upernet_cfg, 'mIoU',
+                       'upernet', 'camae'),
     'mask_rcnn_coco': ('mmdet', make_coco, tc.mask_rcnn_cfg,
-                       'coco/segm_mAP'),
+                       'coco/segm_mAP', 'mask_rcnn', 'mae'),
 }
 
 
 @pytest.mark.parametrize('task', list(TASKS))
 def test_transfer(tmp_path, pretrain, task):
-    """Convert, load (equal tensor), 2 iterations, one evaluation."""
-    target, make_data, make_cfg, metric = TASKS[task]
-    src, state = pretrain
+    """Convert, load (every tensor equal), 2 iterations, one evaluation."""
+    target, make_data, make_cfg, metric, layout, name = TASKS[task]
+    src, state = pretrain[name]
     ckpt = str(tmp_path / f'vit_{target}.pth')
     convert_file(src, ckpt, target)
     data = make_data(str(tmp_path / 'data'))
     runner = Runner.from_cfg(make_cfg(str(tmp_path / 'work'), data, ckpt))
-    hook = CaptureHook(KEY)
+    hook = CaptureHook()
     runner.register_hook(hook)
     runner.train()
-    # the downstream backbone starts from exactly the pre-trained tensor
-    assert torch.equal(hook.loaded, state['backbone.' + KEY])
+    # the downstream backbone starts from exactly the pre-trained tensors
+    assert_all_transferred(hook.loaded, state, layout)
     assert hook.iters == 2
     assert metric in hook.metrics, sorted(hook.metrics)
     # and training moves it (layer decay keeps the encoder's lr above 0)

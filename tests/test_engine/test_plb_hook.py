@@ -14,9 +14,9 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS, MODELS
 
 from mmmask.masks import plb_update
-from tests.helpers import (dist_train, tiny_camae_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg)
-from tests.rank_state_dump import load_ranks
+from tests.helpers import (dist_train_many, tiny_camae_cfg,
+                           tiny_camae_runner_cfg, tiny_mae_cfg)
+from tests.rank_state_dump import assert_same, load_ranks
 
 
 def fake_runner(model):
@@ -62,6 +62,45 @@ def test_hook_without_samples_keeps_probs_and_refuses_other_maskers():
         HOOKS.build(dict(type='PLBHook', lam=-0.1))
 
 
+def resumed_runner(model, iteration, mid_epoch=True):
+    runner = fake_runner(model)
+    runner.iter = iteration
+    loop = 'ResumableEpochBasedTrainLoop' if mid_epoch else \
+        'EpochBasedTrainLoop'
+    runner.train_loop = type(loop, (), dict(resumes_mid_epoch=mid_epoch))()
+    return runner
+
+
+def test_partial_sums_on_resume_per_world_size_and_loop():
+    model = MODELS.build(tiny_camae_cfg())
+    masker = model.masker
+    rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+                        dtype=torch.float64)
+    saved = dict(iter=3, loss_sum=rows, loss_count=rows + 10)
+    hook = HOOKS.build(dict(type='PLBHook'))
+    # saved by 3 ranks, resumed by 1: the totals (all Eq. 4 needs)
+    hook.after_load_checkpoint(None, dict(plb_partial_sums=saved))
+    hook.before_train(resumed_runner(model, 3))
+    assert masker.loss_sum.tolist() == [9.0, 12.0]
+    assert masker.loss_count.tolist() == [39.0, 42.0]
+    # mmengine's epoch loop replays the epoch: the sums would count twice
+    hook.after_load_checkpoint(None, dict(plb_partial_sums=saved))
+    hook.before_train(resumed_runner(model, 3, mid_epoch=False))
+    assert masker.loss_count.eq(0).all() and masker.loss_sum.eq(0).all()
+    # load_from without resume starts a new epoch 0
+    masker.loss_count.fill_(2.0)
+    hook.after_load_checkpoint(None, {})
+    hook.before_train(resumed_runner(model, 0))
+    assert masker.loss_count.eq(0).all()
+    # what the hook saves in one process: its own sums, one row
+    masker.loss_sum.copy_(rows[0])
+    checkpoint = dict(meta=dict(iter=7))
+    hook.before_save_checkpoint(resumed_runner(model, 6), checkpoint)
+    assert checkpoint['plb_partial_sums']['iter'] == 7
+    assert torch.equal(checkpoint['plb_partial_sums']['loss_sum'],
+                       rows[:1])
+
+
 def test_probabilities_survive_save_and_resume_exactly(tmp_path, shapes_dir):
     work = str(tmp_path / 'work')
     first = Runner.from_cfg(Config(tiny_camae_runner_cfg(
@@ -85,22 +124,88 @@ def test_probabilities_survive_save_and_resume_exactly(tmp_path, shapes_dir):
         masker.probs, plb_update(probs2, masker.last_loss, 0.99, 0.2))
 
 
-def test_two_cpu_ranks_end_with_identical_probabilities(tmp_path, shapes_dir):
-    work = tmp_path / 'work'
-    cfg = tiny_camae_runner_cfg(str(work), shapes_dir, max_epochs=1)
+def plb_ddp_cfg(work, data, **kw):
+    """Tiny CAMAE + IDM + PLB for 2 ranks: 16 images per rank, batch 4, so
+    4 iterations (4 head draws) per epoch; iteration checkpoints every 6
+    iterations (the one after iteration 6 is in the middle of epoch 2)."""
+    cfg = tiny_camae_runner_cfg(work, data, max_epochs=2, **kw)
+    cfg['train_dataloader']['batch_size'] = 4
+    cfg['train_cfg'] = dict(type='ResumableEpochBasedTrainLoop',
+                            max_epochs=2)
+    cfg['default_hooks']['checkpoint'] = dict(
+        type='CheckpointHook', by_epoch=False, interval=6)
+    cfg['randomness'] = dict(seed=0, diff_rank_seed=True)
     cfg['custom_imports']['imports'].append('tests.rank_state_dump')
-    cfg['custom_hooks'].append(dict(type='RankStateDumpHook'))
-    path = tmp_path / 'camae.py'
-    Config(cfg).dump(str(path))
-    dist_train(path)
-    r0, r1 = (r['final']['masker'] for r in load_ranks(work))
-    assert torch.equal(r0['probs'], r1['probs'])
-    assert not torch.equal(r0['probs'], torch.full((2, ), 0.5,
-                                                   dtype=torch.float64))
-    # the update used every image of both ranks: 32 images, 16 per rank
-    assert r0['last_count'].sum() == 32
-    assert torch.equal(r0['last_loss'], r1['last_loss'])
-    assert torch.equal(
-        r0['probs'],
-        plb_update(torch.full((2, ), 0.5, dtype=torch.float64),
-                   r0['last_loss']))
+    cfg['custom_hooks'] += [
+        dict(type='RandomStateHook'),
+        dict(type='RankStateDumpHook', plan_iters=None)
+    ]
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def plb_ddp(tmp_path_factory, shapes_dir):
+    """One torchrun launch: a 2-epoch run, then a run resumed from its
+    checkpoint after iteration 6 (epoch 2, two of its four batches done)."""
+    root = tmp_path_factory.mktemp('plb_ddp')
+    full, resumed = root / 'full', root / 'resumed'
+    paths = []
+    for name, cfg in (
+            ('full', plb_ddp_cfg(str(full), shapes_dir)),
+            ('resumed', plb_ddp_cfg(str(resumed), shapes_dir, resume=True,
+                                    load_from=str(full / 'iter_6.pth')))):
+        path = root / f'{name}.py'
+        Config(cfg).dump(str(path))
+        paths.append(str(path))
+    dist_train_many(paths, timeout=400)
+    return dict(full=load_ranks(full), resumed=load_ranks(resumed),
+                checkpoint=torch.load(full / 'iter_6.pth'))
+
+
+def test_two_cpu_ranks_end_with_identical_probabilities(plb_ddp):
+    (r0, r1), uniform = plb_ddp['full'], torch.full((2, ), 0.5,
+                                                    dtype=torch.float64)
+    m0, m1 = (r['final']['masker'] for r in (r0, r1))
+    assert torch.equal(m0['probs'], m1['probs'])
+    assert torch.equal(m0['last_loss'], m1['last_loss'])
+    # each update used every image of both ranks: 32 images, 16 per rank
+    assert m0['last_count'].sum() == 32
+    # Eq. 4 after each epoch, from the all-reduced means of that epoch
+    epoch1 = r0['epochs'][1]['masker']
+    assert_same(epoch1, r1['epochs'][1]['masker'], 'after epoch 1')
+    assert torch.equal(epoch1['probs'],
+                       plb_update(uniform, epoch1['last_loss']))
+    assert torch.equal(m0['probs'],
+                       plb_update(epoch1['probs'], m0['last_loss']))
+    assert not torch.equal(m0['probs'], uniform)
+    # one head per step, the same on both ranks (rank 0's draw)
+    for step in r0['plans']:
+        h0, h1 = r0['plans'][step]['heads'], r1['plans'][step]['heads']
+        assert h0.unique().numel() == 1 and torch.equal(h0, h1), step
+
+
+def test_mid_epoch_resume_on_two_ranks_equals_the_uninterrupted_run(
+        plb_ddp):
+    """Every rank gets its own partial sums back, and the resumed run ends
+    with the PLB state (and masks) of the uninterrupted one."""
+    saved = plb_ddp['checkpoint']['plb_partial_sums']
+    assert saved['iter'] == 6
+    assert saved['loss_sum'].shape == (2, 2)
+    # two batches of 4 images per rank credited so far, different losses
+    assert saved['loss_count'].sum(1).tolist() == [8.0, 8.0]
+    assert not torch.equal(saved['loss_sum'][0], saved['loss_sum'][1])
+    # rank 0's state dict alone holds rank 0's sums
+    state = plb_ddp['checkpoint']['state_dict']
+    assert torch.equal(state['masker.loss_sum'], saved['loss_sum'][0])
+    for rank, (full, resumed) in enumerate(
+            zip(plb_ddp['full'], plb_ddp['resumed'])):
+        start = resumed['epochs'][0]['masker']
+        assert torch.equal(start['loss_sum'], saved['loss_sum'][rank])
+        assert torch.equal(start['loss_count'], saved['loss_count'][rank])
+        # the resumed epoch went on with the batch after the checkpoint
+        assert list(resumed['plans']) == [6, 7]
+        for step in (6, 7):
+            assert_same(full['plans'][step], resumed['plans'][step],
+                        f'rank {rank} plan {step}')
+        assert_same(full['final']['masker'], resumed['final']['masker'],
+                    f'rank {rank} masker')

@@ -224,6 +224,26 @@ def test_failed_refresh_keeps_the_cache(tmp_path, eight_images):
 
 
 # 7. unknown colour -------------------------------------------------------
+def test_simmim_pipeline_mask_refused_only_when_wrong():
+    """SimMIM takes a pipeline mask as upstream does; what is refused is
+    what would be wrong there too."""
+    from mmpretrain.structures import DataSample
+
+    from tests.helpers import tiny_simmim_cfg
+    model = MODELS.build(tiny_simmim_cfg())
+    x = torch.randn(2, 3, 32, 32)
+
+    def loss(mask):
+        return model.loss(x, [DataSample().set_mask(m) for m in mask])
+
+    with pytest.raises(ValueError, match=r'0 / 0 = NaN'):
+        loss(torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match=r'\[0, 1\].*negative loss'):
+        loss(torch.full((2, 4, 4), 2.0))
+    with pytest.raises(ValueError, match='4, 4\\) patch grid'):
+        loss(torch.ones(2, 8, 8))
+
+
 def test_unknown_colour():
     match = "unknown noise colour 'pink': use one of red, blue, green"
     with pytest.raises(ValueError, match=match):

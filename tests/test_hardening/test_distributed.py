@@ -36,7 +36,8 @@ AMT_SIMMIM = dict(type='AMTMasker', mask_ratio=0.44, throw_ratio=0.26,
 EHM = dict(type='EvolvedHierarchicalMasker')
 # K must fit the 4x4 grid of the tiny model (the paper's 40 -> 10 is for 14x14)
 EPM = dict(type='EvolvedPartMasker', parts_range=(12, 4))
-IDM = dict(type='IDMMasker', num_heads=2)
+# MAE + IDM samples a head per image, CAMAE + IDM one per step (default)
+IDM = dict(type='IDMMasker', num_heads=2, head_sampling='image')
 SCHEDULE = [dict(type='MaskScheduleHook')]
 PLB = [dict(type='PLBHook')]
 
@@ -58,6 +59,14 @@ def cached(model):
     return lambda work, data: evolved_runner_cfg(work, data, 1, model=model)
 
 
+def camae(work, data):
+    """CAMAE + IDM + PLB, batch 2: 8 steps per rank, one head each, so
+    that both heads make masks in the epoch."""
+    cfg = tiny_camae_runner_cfg(work, data, max_epochs=1)
+    cfg['train_dataloader']['batch_size'] = 2
+    return cfg
+
+
 def plain(model, hooks):
     return lambda work, data: tiny_runner_cfg(
         work, data, max_epochs=1, model=model,
@@ -73,8 +82,7 @@ PAIRS = {
     'simmim_epm': plain(simmim(EPM), SCHEDULE),
     'mae_ehm_cached': cached(tiny_mae_cfg(masker=CACHED_EHM)),
     'simmim_epm_cached': cached(simmim(CACHED_EPM)),
-    'camae_idm_plb': lambda work, data: tiny_camae_runner_cfg(
-        work, data, max_epochs=1),
+    'camae_idm_plb': camae,
     'mae_idm_plb': plain(tiny_mae_cfg(masker=IDM), PLB),
 }
 
@@ -133,6 +141,11 @@ def test_hook_states_identical_on_ranks(launches, pair):
         assert not torch.equal(masker['probs'],
                                torch.full_like(masker['probs'], 0.5))
         assert masker['last_count'].sum() == 32  # both ranks' images
+        h0, h1 = (r['plans'][0]['heads'] for r in (r0, r1))
+        if pair.startswith('camae'):  # one head for the step, both ranks
+            assert h0.unique().numel() == 1 and torch.equal(h0, h1)
+        else:
+            assert len(set(h0.tolist() + h1.tolist())) == 2
     else:
         # 2 iterations of 8 images per rank; set before the last one
         assert float(final['masker']['progress']) == 0.5

@@ -18,8 +18,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from tests.helpers import (amt_runner_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg, tiny_runner_cfg)
+from tests.helpers import (amt_runner_cfg, tiny_camae_cfg,
+                           tiny_camae_runner_cfg, tiny_mae_cfg,
+                           tiny_runner_cfg)
 from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
@@ -41,8 +42,13 @@ STRATEGIES = {
         work, data, max_epochs, warmup=0, interval=1, **kw),
     'ehm': schedule_cfg(dict(type='EvolvedHierarchicalMasker')),
     'epm': schedule_cfg(dict(type='EvolvedPartMasker', parts_range=(12, 4))),
+    # one head per image: 2 steps per epoch would often draw one head only
+    # and leave the probabilities uniform (resume with one head per step:
+    # tests/test_engine/test_plb_hook.py)
     'idm_plb': lambda work, data, max_epochs, **kw: tiny_camae_runner_cfg(
-        work, data, max_epochs=max_epochs, **kw),
+        work, data, max_epochs=max_epochs,
+        model=tiny_camae_cfg(masker=dict(
+            type='IDMMasker', num_heads=2, head_sampling='image')), **kw),
 }
 
 

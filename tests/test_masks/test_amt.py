@@ -20,11 +20,38 @@ def test_cls_saliency_paper_average_then_normalise():
 
 def test_cls_saliency_head_norm_official_variant():
     attn = torch.tensor([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.1, 0.3]]])
-    # heads normalised first: [0, 1/3, 2/3, 1] and [1, 0, 0, 0.5]
-    mean = torch.tensor([0.5, 1 / 6, 1 / 3, 0.75])
-    expected = (mean - mean.min()) / (mean.max() - mean.min())
+    # heads normalised first: [0, 1/3, 2/3, 1] and [1, 0, 0, 0.5]; their
+    # mean is the saliency as it is (no normalisation after the mean)
+    expected = torch.tensor([0.5, 1 / 6, 1 / 3, 0.75])
     out = cls_saliency(attn, (2, 2), head_norm=True)
     assert torch.allclose(out.flatten(), expected)
+    assert out.min() > 0 and out.max() < 1
+
+
+def official_head_norm_saliency(cls_attn: np.ndarray) -> np.ndarray:
+    """The official AMT code's saliency, written out per image and head:
+    every head min-max normalised over its patches, then the heads
+    averaged (ALGORITHMS.md, official code)."""
+    out = np.zeros(cls_attn.shape[::2])
+    for b, heads in enumerate(cls_attn):
+        normed = [(h - h.min()) / (h.max() - h.min()) for h in heads]
+        out[b] = sum(normed) / len(normed)
+    return out
+
+
+def test_cls_saliency_head_norm_equals_the_official_formula():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 12, 196, generator=gen, dtype=torch.float64)
+    attn = torch.softmax(logits * 3, dim=-1)
+    expected = official_head_norm_saliency(attn.numpy())
+    out = cls_saliency(attn, (14, 14), head_norm=True)
+    assert out.shape == (5, 14, 14)
+    assert np.allclose(out.flatten(1).numpy(), expected, atol=1e-6)
+    # heads peak at different patches, so their mean stays far below 1: a
+    # second normalisation after the mean would change the weights
+    assert (out.flatten(1).max(1).values < 0.5).all()
+    paper = cls_saliency(attn, (14, 14))
+    assert (paper.flatten(1).max(1).values == 1).all()
 
 
 def test_cls_saliency_rejects_wrong_shapes():

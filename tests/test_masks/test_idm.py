@@ -61,6 +61,21 @@ def test_sample_heads_follows_the_probabilities():
     assert torch.allclose(freq, probs, atol=0.015)
 
 
+def test_sample_heads_per_step_draws_one_head_for_the_batch():
+    """Eq. 5 as the paper samples: one m ~ P per step."""
+    g = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.1, 0.6, 0.3])
+    steps = torch.stack([sample_heads(probs, 8, generator=g, per_image=False)
+                         for _ in range(6000)])
+    assert steps.shape == (6000, 8)
+    assert (steps == steps[:, :1]).all()  # one head per step
+    freq = torch.bincount(steps[:, 0], minlength=3).float() / 6000
+    assert torch.allclose(freq, probs, atol=0.02)
+    # per image, the heads of one batch differ
+    per_image = sample_heads(probs, 64, generator=g)
+    assert len(set(per_image.tolist())) == 3
+
+
 def test_idm_plan_masks_the_top_75_percent_of_the_sampled_head():
     g = torch.Generator().manual_seed(1)
     attn = torch.rand(5, 3, 16, generator=g)

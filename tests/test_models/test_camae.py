@@ -30,33 +30,54 @@ def views(batch=4, seed=0):
     return [torch.randn(batch, 3, 32, 32, generator=g) for _ in range(2)]
 
 
-def test_idm_mask_is_top_75_percent_of_the_sampled_head_of_the_online_pass():
-    model = build(tiny_camae_cfg())
-    x = views()
-    calls = []
-    model.backbone.patch_embed.register_forward_hook(
-        lambda *a: calls.append(1))
+def spy_plans(model):
+    """Record what ``get_plan`` receives and returns."""
     seen = {}
     get_plan = model.get_plan
 
     def spy(inputs, data_samples, **kw):
         plan = get_plan(inputs, data_samples, **kw)
-        seen.update(kw, plan=plan, heads=model.masker.last_heads.clone())
+        seen.update(kw, inputs=inputs, plan=plan,
+                    heads=model.masker.last_heads.clone())
         return plan
 
     model.get_plan = spy
-    model.loss(x, None)
-    # two full views (contrastive) + one masked view (MAE): no probe pass
-    assert len(calls) == 3
-    # the attention handed to the masker is the last block's CLS attention
-    # of view 0 (no dropout in the tiny ViT: equal to a probe in eval mode)
-    expected = probe_attention(model.backbone, x[0]).cls_attn
-    assert torch.allclose(seen['cls_attn'], expected, atol=1e-6)
+    return seen
+
+
+@pytest.mark.parametrize('index', [1, 0, 2])
+def test_idm_mask_is_top_75_percent_of_the_sampled_head_of_the_view(index):
+    """The reconstructed view (default: the second, index 1) is masked with
+    the attention of the online pass over it: no extra forward for a
+    contrastive view, one probe of a third view."""
+    model = build(tiny_camae_cfg(reconstruction_view=index))
+    if index == 1:
+        assert model.reconstruction_view == 1  # the default
+    x = views() + [torch.randn(4, 3, 32, 32)] * (index == 2)
+    calls = []
+    model.backbone.patch_embed.register_forward_hook(
+        lambda *a: calls.append(1))
+    seen = spy_plans(model)
+    out = model.loss(x, None)
+    # two full views (contrastive) + one masked view (MAE), + a probe of
+    # the third view
+    assert len(calls) == 3 + (index == 2)
+    assert seen['inputs'] is x[index]
+    # the last block's CLS attention of that view (no dropout in the tiny
+    # ViT: equal to a probe in eval mode)
+    expected = probe_attention(model.backbone, x[index]).cls_attn
+    if index < 2:
+        assert torch.allclose(seen['cls_attn'], expected, atol=1e-6)
     plan, heads = seen['plan'], seen['heads']
     assert plan.ids_masked.shape == (4, 12)
     for i in range(4):
         top = expected[i, heads[i]].topk(12).indices
         assert set(plan.ids_masked[i].tolist()) == set(top.tolist())
+    # the loss reconstructs that view
+    with torch.no_grad():
+        pred = model.neck(model.backbone(x[index], plan), plan)
+        rec = model.head.loss(pred, x[index], plan.mask)
+    assert torch.allclose(out['loss_reconstruction'], rec, atol=1e-6)
 
 
 def test_masks_from_different_heads_differ():
@@ -80,6 +101,48 @@ def test_each_image_loss_is_credited_to_its_head():
     assert torch.isclose(masker.loss_sum.sum() / 6,
                          out['loss_reconstruction'].double(), atol=1e-5)
     assert masker.last_heads is None  # consumed
+
+
+@pytest.mark.parametrize('sampling', ['step', 'image'])
+def test_plb_statistics_per_step_and_per_image(sampling):
+    """Per step (default, Eq. 5: 'At each step, PLB will sample the index
+    m'): every image of a step is masked by one head and credited to it;
+    per image: each image to its own head. Either way the sums are the
+    images' reconstruction losses and the counts the images."""
+    model = build(tiny_camae_cfg(masker=dict(
+        type='IDMMasker', num_heads=2, head_sampling=sampling)))
+    masker = model.masker
+    get_plan = model.get_plan
+    seen = []
+
+    def spy(inputs, data_samples, **kw):
+        plan = get_plan(inputs, data_samples, **kw)
+        seen.append(masker.last_heads.clone())
+        return plan
+
+    model.get_plan = spy
+    torch.manual_seed(3)
+    counts = torch.zeros(2, dtype=torch.float64)
+    for step in range(3):
+        before = masker.loss_sum.clone()
+        out = model.loss(views(batch=4, seed=step), None)
+        heads = seen[-1]
+        if sampling == 'step':
+            assert (heads == heads[0]).all()
+        added = masker.loss_sum - before
+        counts += torch.bincount(heads, minlength=2).double()
+        # the step's images are credited with their mean = the batch loss
+        assert torch.isclose(added.sum() / 4,
+                             out['loss_reconstruction'].double(), atol=1e-5)
+        if sampling == 'step':
+            assert added[1 - heads[0]] == 0
+    assert torch.equal(masker.loss_count, counts)
+    assert counts.sum() == 12
+    if sampling == 'image':
+        assert any(len(set(h.tolist())) == 2 for h in seen)
+    with pytest.raises(ValueError, match='head_sampling'):
+        MODELS.build(dict(type='IDMMasker', num_heads=2,
+                          head_sampling='batch'))
 
 
 def test_random_masker_ablation_skips_attention():
@@ -120,6 +183,11 @@ def test_bad_inputs_have_clear_errors():
     bad = build(tiny_camae_cfg(masker=dict(type='IDMMasker', num_heads=3)))
     with pytest.raises(ValueError, match='num_heads'):
         bad.loss(views(), None)
+    third = build(tiny_camae_cfg(reconstruction_view=2))
+    with pytest.raises(ValueError, match=r'num_views=\[1, 1, 1\]'):
+        third.loss(views(), None)
+    with pytest.raises(ValueError, match='reconstruction_view=3'):
+        build(tiny_camae_cfg(reconstruction_view=3))
     with pytest.raises(ValueError, match='num_heads'):
         MODELS.build(dict(type='IDMMasker', num_heads=0))
 

@@ -12,7 +12,8 @@ CAMAE_DEMO = osp.join(ROOT, 'configs', 'demo',
                       'camae_vit-tiny-p8_idm-plb_1xb32-20e_shapes-64px.py')
 
 
-def test_visualize_masks_of_camae_draws_the_first_view(tmp_path, shapes_dir):
+def test_visualize_masks_of_camae_draws_the_reconstructed_view(
+        tmp_path, shapes_dir):
     out = tmp_path / 'masks.png'
     res = subprocess.run(
         [sys.executable, 'tools/analysis/visualize_masks.py', CAMAE_DEMO,

@@ -68,8 +68,9 @@ def config_rows(config: str, num: int, images, seed: int,
     data = model.data_preprocessor(batch, training=True)
     inputs, raw = data['inputs'], batch['inputs']
     if isinstance(inputs, (list, tuple)):
-        # multi-view algorithms (CAMAE) mask the first view
-        inputs, raw = inputs[0], raw[0]
+        # multi-view algorithms (CAMAE) mask their reconstruction view
+        index = getattr(model, 'reconstruction_view', 0)
+        inputs, raw = inputs[index], raw[index]
     rgb = [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
            else img.permute(1, 2, 0).numpy() for img in raw]
     name = osp.splitext(osp.basename(config))[0]

@@ -19,6 +19,8 @@ from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
 
+from .utils import saves_checkpoint_after_iter
+
 KEY = 'random_states'
 
 
@@ -54,18 +56,20 @@ def set_random_state(state: dict) -> None:
 class RandomStateHook(Hook):
     """Make a resumed run draw the same random numbers as an uninterrupted one.
 
-    At the end of every epoch, just before ``CheckpointHook`` (VERY_LOW)
-    saves, the generator states of all ranks are gathered (mmengine saves
-    checkpoints on rank 0 only, so ``before_save_checkpoint`` runs there
-    alone and cannot gather); the checkpoint stores them under
+    At the end of every epoch, and after every iteration that an
+    iteration-based ``CheckpointHook`` saves, just before ``CheckpointHook``
+    (VERY_LOW) saves, the generator states of all ranks are gathered
+    (mmengine saves checkpoints on rank 0 only, so ``before_save_checkpoint``
+    runs there alone and cannot gather); the checkpoint stores them under
     ``checkpoint['random_states']`` (one entry per rank). When the run
     resumes from that checkpoint, each rank restores its own states right
     before the training loop starts (after the NORMAL hooks'
     ``before_train``), i.e. at the point where the uninterrupted run saved
-    them. A checkpoint of another world size, or without states, leaves
-    the generators as seeded (with a warning). ``load_from`` without
-    ``resume`` never restores states. Iteration-based checkpoints in a
-    multi-process run hold rank 0's states only and are resumed as seeded.
+    them (a mid-epoch resume also needs ``ResumableEpochBasedTrainLoop``,
+    which goes on with the next batch instead of replaying the epoch). A
+    checkpoint of another world size, or without states, leaves the
+    generators as seeded (with a warning). ``load_from`` without ``resume``
+    never restores states.
 
     With ``num_workers > 0`` the augmentations run in loader workers that
     mmengine seeds per worker and rank; those are reproducible by seeding
@@ -78,16 +82,27 @@ class RandomStateHook(Hook):
         self._pending: Optional[dict] = None
         self._gathered: Optional[dict] = None
 
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        """Gather every rank's states when an iteration checkpoint follows
+        (all ranks take part; the checkpoint resumes at ``iter + 1``)."""
+        if get_dist_info()[1] > 1 and saves_checkpoint_after_iter(runner):
+            self._gathered = dict(
+                iter=runner.iter + 1,
+                states=all_gather_object(get_random_state()))
+
     def after_train_epoch(self, runner) -> None:
         """Gather every rank's states (all ranks take part)."""
         self._gathered = dict(
             iter=runner.iter, states=all_gather_object(get_random_state()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # the iteration a resume from this checkpoint starts at
+        resume_iter = checkpoint.get('meta', {}).get('iter', runner.iter)
         saved = self._gathered
-        if saved is None or saved['iter'] != runner.iter:
-            # single process, or a checkpoint between epochs: this rank only
-            saved = dict(iter=runner.iter, states=[get_random_state()])
+        if saved is None or saved['iter'] != resume_iter:
+            # single process: this rank's states are all there is
+            saved = dict(iter=resume_iter, states=[get_random_state()])
         checkpoint[KEY] = saved
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -45,16 +45,27 @@ class CAMAE(MAEWithMasker):
       ``(backbone, projector)``. InfoNCE (Eq. 1) with temperature tau over
       the (all-gathered) batch, symmetrised over the two views as MoCo v3.
     - MIM branch (Sec. III-B): the same ``backbone`` encodes the visible
-      patches of view ``x`` under a mask plan, ``neck``
+      patches of the reconstructed view under a mask plan, ``neck``
       (``MaskPlanMAEDecoder``) reconstructs and ``head``
       (``MAEPretrainHead``) gives the masked-patch loss (Eq. 2).
 
-    The plan comes from ``masker``. With ``IDMMasker`` (Sec. III-C), the
-    last block's CLS attention per head is read from the online full-view
-    pass of view ``x`` that the contrastive branch runs anyway (a pre-hook
-    keeps the last layer's input), so IDM costs no extra forward. Each
-    image's reconstruction loss is credited to its sampled head for PLB
-    (Sec. III-D, ``PLBHook``). ``RandomMasker`` gives the "Random" row.
+    The reconstructed view is ``inputs[reconstruction_view]``: one of the
+    two contrastive views (0 or 1; the paper's Fig. 1 masks a contrastive
+    view but does not say which), or a third view that only the MIM branch
+    uses (2, e.g. crop + flip as MAE). The default is 1: with MoCo v3's
+    asymmetric pipelines, view 1 (index 0) is always Gaussian-blurred while
+    view 2 is blurred with p = 0.1 and solarised with p = 0.2, so 72 % of
+    its images are neither, and reconstruction targets are usually lightly
+    augmented (MAE: crop + flip only).
+
+    The plan comes from ``masker``. With ``IDMMasker`` (Sec. III-C) and a
+    contrastive view reconstructed, the last block's CLS attention per head
+    is read from the online full-view pass of that view that the
+    contrastive branch runs anyway (a pre-hook keeps the last layer's
+    input), so IDM costs no extra forward; a third view has no such pass,
+    so the masker probes it (one more no-grad forward). Each image's
+    reconstruction loss is credited to its sampled head for PLB (Sec.
+    III-D, ``PLBHook``). ``RandomMasker`` gives the "Random" row.
 
     Total loss (Eq. 6): ``contrastive_weight * L_c +
     reconstruction_weight * L_rec``, logged as ``loss_contrastive`` and
@@ -75,6 +86,9 @@ class CAMAE(MAEWithMasker):
         contrastive_weight (float): Weight of L_c in Eq. 6. Defaults to 1.
         reconstruction_weight (float): Weight of L_rec in Eq. 6. Defaults
             to 1.
+        reconstruction_view (int): Index of the view the MIM branch masks
+            and reconstructs: 0 or 1 (a contrastive view), or 2 (a third
+            view, ``MultiView(num_views=[1, 1, 1])``). Defaults to 1.
         **kwargs: Other ``BaseSelfSupervisor`` arguments.
     """
 
@@ -88,6 +102,7 @@ class CAMAE(MAEWithMasker):
                  base_momentum: float = 0.01,
                  contrastive_weight: float = 1.0,
                  reconstruction_weight: float = 1.0,
+                 reconstruction_view: int = 1,
                  **kwargs) -> None:
         super().__init__(
             backbone=backbone, neck=neck, head=head, masker=masker, **kwargs)
@@ -96,6 +111,12 @@ class CAMAE(MAEWithMasker):
                 f'loss weights must be >= 0, got contrastive_weight='
                 f'{contrastive_weight}, reconstruction_weight='
                 f'{reconstruction_weight}')
+        if reconstruction_view not in (0, 1, 2):
+            raise ValueError(
+                f'reconstruction_view={reconstruction_view}: use 0 or 1 (one '
+                'of the two contrastive views) or 2 (a third view that only '
+                'the MIM branch uses).')
+        self.reconstruction_view = int(reconstruction_view)
         self.projector = MODELS.build(projector)
         self.contrastive_head = MODELS.build(contrastive_head)
         self.contrastive_weight = float(contrastive_weight)
@@ -117,15 +138,47 @@ class CAMAE(MAEWithMasker):
     def _contrastive_features(
             self, view: Tensor, view2: Tensor
     ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Online projections of both views and, when the masker uses it,
-        the last block's CLS attention of the first view's pass."""
-        if not getattr(self.masker, 'uses_attention', False):
+        """Online projections of both views and, when the masker uses it
+        and a contrastive view is reconstructed, the last block's CLS
+        attention of that view's pass."""
+        if not getattr(self.masker, 'uses_attention', False) or \
+                self.reconstruction_view > 1:
             return self._online(view), self._online(view2), None
         last = self.backbone.layers[-1]
-        with capture_input(last) as captured:
-            q1 = self._online(view)
-        attn = cls_attention(last, captured.get())
-        return q1, self._online(view2), attn
+        queries = []
+        for i, x in enumerate((view, view2)):
+            if i != self.reconstruction_view:
+                queries.append(self._online(x))
+                continue
+            with capture_input(last) as captured:
+                queries.append(self._online(x))
+            attn = cls_attention(last, captured.get())
+        return queries[0], queries[1], attn
+
+    def reconstruction_input(self, inputs: Sequence[Tensor]) -> Tensor:
+        """The view the MIM branch masks, checked against the views given.
+
+        Args:
+            inputs (Sequence[Tensor]): The views of the batch.
+
+        Returns:
+            Tensor: ``inputs[reconstruction_view]``.
+        """
+        if not isinstance(inputs, (list, tuple)) or \
+                len(inputs) not in (2, 3):
+            raise ValueError(
+                'CAMAE needs two augmented views per image (and optionally '
+                'a third one to reconstruct): use the MultiView transform '
+                'with num_views=[1, 1] (or [1, 1, 1]) before PackInputs in '
+                'the training pipeline.')
+        if self.reconstruction_view >= len(inputs):
+            raise ValueError(
+                f'reconstruction_view={self.reconstruction_view} needs '
+                f'{self.reconstruction_view + 1} views but the batch has '
+                f'{len(inputs)}: add a third view pipeline to MultiView '
+                '(num_views=[1, 1, 1]) or reconstruct a contrastive view '
+                '(reconstruction_view=0 or 1).')
+        return inputs[self.reconstruction_view]
 
     def loss(self, inputs: List[Tensor], data_samples: List,
              **kwargs) -> Dict[str, Tensor]:
@@ -133,25 +186,22 @@ class CAMAE(MAEWithMasker):
 
         Args:
             inputs (list[Tensor]): Two views ``[x, x']``, each
-                ``(B, C, H, W)`` (``MultiView`` with ``num_views=[1, 1]``).
+                ``(B, C, H, W)`` (``MultiView`` with ``num_views=[1, 1]``),
+                and optionally a third view to reconstruct.
             data_samples (list): The batch's data samples.
 
         Returns:
             dict[str, Tensor]: ``loss_contrastive`` and
             ``loss_reconstruction``, weighted (Eq. 6).
         """
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError(
-                'CAMAE needs two augmented views per image: use the '
-                "MultiView transform with num_views=[1, 1] before "
-                'PackInputs in the training pipeline.')
-        view, view2 = inputs
+        target = self.reconstruction_input(inputs)
+        view, view2 = inputs[:2]
         q1, q2, attn = self._contrastive_features(view, view2)
         extra = {} if attn is None else dict(cls_attn=attn)
-        plan = self.get_plan(view, data_samples, **extra)
-        pred = self.neck(self.backbone(view, plan), plan)
-        loss_rec = self.head.loss(pred, view, plan.mask)
-        self.credit_masker(per_image_reconstruction_loss, pred, view,
+        plan = self.get_plan(target, data_samples, **extra)
+        pred = self.neck(self.backbone(target, plan), plan)
+        loss_rec = self.head.loss(pred, target, plan.mask)
+        self.credit_masker(per_image_reconstruction_loss, pred, target,
                            plan.mask)
 
         with torch.no_grad():

@@ -1,11 +1,13 @@
 """SimMIM whose mask comes from a masker, the pipeline or random masking."""
 from typing import Dict, List, Optional
 
+import torch
 from torch import Tensor
 
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
 
+from ..maskers.base import patch_grid
 from ..utils import per_image_pixel_loss
 from .plan_source import MaskPlanSourceMixin
 
@@ -16,6 +18,17 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
 
     Works with ``SimMIMViT`` (which can also throw tokens) and with
     mmpretrain's ``SimMIMSwinTransformer`` (masks without throwing).
+
+    A pipeline ``mask`` without a ``throw_mask`` (and no masker) is used as
+    mmpretrain's ``SimMIM`` uses it: stacked, handed to the backbone (mask
+    token weight per patch) and to the head (loss weight per patch), so
+    what upstream accepts is accepted, e.g. soft weights or per-image
+    counts that differ, with the same loss. Refused, with the reason: a
+    mask on another grid than the backbone's, weights outside [0, 1] (the
+    mask token would be extrapolated and the loss weights negative), and a
+    batch without any masked weight (upstream's loss is then 0 / 0 = NaN).
+    Masker plans, throw masks and the random fallback go through a
+    :class:`~mmmask.masks.MaskPlan` (exact counts; thrown tokens dropped).
 
     Args:
         backbone (dict): ``SimMIMViT`` or ``SimMIMSwinTransformer`` config.
@@ -38,9 +51,50 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
         self.fallback_mask_ratio = mask_ratio
         self._init_plan_source(masker)
 
+    def pipeline_mask(self, data_samples: Optional[List]) -> Optional[Tensor]:
+        """The batch's pipeline mask as upstream SimMIM uses it, or None
+        when the batch's mask comes from a plan (masker, ``throw_mask``,
+        random fallback).
+
+        Raises:
+            ValueError: If the mask is on another grid, has weights outside
+                [0, 1] or masks nothing in the whole batch.
+        """
+        if self.masker is not None or not data_samples or \
+                'mask' not in data_samples[0] or \
+                'throw_mask' in data_samples[0]:
+            return None
+        mask = torch.stack([torch.as_tensor(s.mask) for s in data_samples])
+        grid = patch_grid(self.backbone)
+        if mask.dim() != 3 or tuple(mask.shape[1:]) != grid:
+            raise ValueError(
+                f'the mask is {tuple(mask.shape)} for the batch but the '
+                f'backbone has a {grid} patch grid: set the mask generator\'s '
+                'input_size and model_patch_size to the model\'s image and '
+                'patch size.')
+        mask = mask.float()
+        if bool((mask < 0).any() or (mask > 1).any()):
+            raise ValueError(
+                f'mask weights must lie in [0, 1] (1 = masked), got values in '
+                f'[{float(mask.min()):g}, {float(mask.max()):g}]: SimMIM '
+                'blends each patch with the mask token by its weight and '
+                'weights the loss by it, so other values extrapolate the '
+                'token and give negative loss weights.')
+        if not bool(mask.any()):
+            raise ValueError(
+                'the batch\'s masks mask nothing: the SimMIM loss averages '
+                'over masked pixels and would be 0 / 0 = NaN. Check the mask '
+                'generator\'s mask_ratio.')
+        return mask
+
     def loss(self, inputs: Tensor, data_samples: List,
              **kwargs) -> Dict[str, Tensor]:
-        """L1 reconstruction loss on the masked pixels of the batch's plan."""
+        """L1 reconstruction loss on the masked pixels of the batch's mask."""
+        mask = self.pipeline_mask(data_samples)
+        if mask is not None:  # mmpretrain SimMIM's own computation
+            mask = mask.to(inputs.device)
+            img_rec = self.neck(self.backbone(inputs, mask)[0])
+            return dict(loss=self.head.loss(img_rec, inputs, mask))
         plan = self.get_plan(inputs, data_samples)
         mask_map = plan.mask_map()
         if getattr(self.backbone, 'can_throw_tokens', False):

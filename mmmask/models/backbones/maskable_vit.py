@@ -13,7 +13,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models import MAEViT, VisionTransformer
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan, random_scores, select_by_score
+from mmmask.masks import MaskPlan
 from .checks import check_divisible, check_input_size, to_pair
 
 
@@ -35,7 +35,11 @@ class MaskableMAEViT(MAEViT):
 
     Same weights and arguments as mmpretrain's ``MAEViT``; ``forward`` takes
     a :class:`MaskPlan` and encodes exactly ``plan.ids_keep``: masked and
-    thrown patches never enter the encoder.
+    thrown patches never enter the encoder. Called as mmpretrain's ``MAE``
+    calls ``MAEViT`` (``backbone(x)``, i.e. ``mask=True``), it is
+    ``MAEViT``: random masking at ``mask_ratio``, returning
+    ``(latent, mask, ids_restore)``, so swapping the backbone type in an
+    upstream config keeps upstream's behaviour.
 
     Attributes:
         can_throw_tokens (bool): True; the encoder can drop thrown tokens.
@@ -59,23 +63,29 @@ class MaskableMAEViT(MAEViT):
 
         Args:
             x (Tensor): Images ``(B, C, H, W)``.
-            mask (MaskPlan | bool | None): A plan; ``True`` draws a random
-                plan with ``self.mask_ratio``; ``None``/``False`` extracts
-                features of the whole image (as ``VisionTransformer``).
+            mask (MaskPlan | bool | None): A plan; ``True`` (the default,
+                as ``MAEViT``) runs ``MAEViT``'s own random masking with
+                ``self.mask_ratio``; ``None``/``False`` extracts features of
+                the whole image (as ``VisionTransformer``; ``MAEViT``'s
+                docstring says the same of ``False``, its code masks).
 
         Returns:
-            Tensor: ``(B, 1 + n_visible, C)`` normalised tokens, CLS first,
-            visible tokens in the order of ``plan.ids_keep``; or the
-            ``VisionTransformer`` outputs without a plan.
+            Tensor | tuple: With a plan, ``(B, 1 + n_visible, C)``
+            normalised tokens, CLS first, visible tokens in the order of
+            ``plan.ids_keep``. With ``mask=True``, ``MAEViT``'s
+            ``(latent, mask, ids_restore)``. Without a mask, the
+            ``VisionTransformer`` outputs.
         """
         if mask is None or mask is False:
             return VisionTransformer.forward(self, x)
         check_input_size(x, self.img_size)
         if mask is True:
-            scores = random_scores(
-                x.shape[0], self.num_patches, device=x.device)
-            mask = select_by_score(
-                scores, self.mask_ratio, grid=self.patch_resolution)
+            return super().forward(x, mask=True)
+        if not isinstance(mask, MaskPlan):
+            raise TypeError(
+                f'MaskableMAEViT takes a MaskPlan, True (random masking, '
+                f'as MAEViT) or None (no mask), got {type(mask).__name__}: '
+                'build a plan with mmmask.masks.MaskPlan.from_maps(mask).')
         tokens = self.patch_embed(x)[0] + self.pos_embed[:, 1:, :]
         tokens = gather_tokens(tokens, mask.ids_keep)
         cls_token = (self.cls_token + self.pos_embed[:, :1, :]).expand(
@@ -93,7 +103,11 @@ class SimMIMViT(VisionTransformer):
     Masked patches are replaced by the mask token before the position
     embedding is added (SimMIM); thrown patches are dropped from the sequence
     and come back as zeros in the output feature map, where the loss ignores
-    them (AMT). Without a plan it behaves as ``VisionTransformer``.
+    them (AMT). A mask tensor is used as mmpretrain's
+    ``SimMIMSwinTransformer`` uses it: each patch becomes
+    ``(1 - w) * token + w * mask_token`` with its weight ``w`` (binary, or
+    soft in [0, 1]), no token is dropped. Without a mask it behaves as
+    ``VisionTransformer``.
 
     Args:
         arch (str | dict): ViT architecture. Defaults to 'b'.
@@ -144,8 +158,9 @@ class SimMIMViT(VisionTransformer):
 
         Args:
             x (Tensor): Images ``(B, C, H, W)``.
-            mask (MaskPlan | Tensor | None): A plan, a binary ``(B, h, w)``
-                mask (1 = masked) or None for plain feature extraction.
+            mask (MaskPlan | Tensor | None): A plan, a ``(B, h, w)`` mask of
+                weights in [0, 1] (1 = masked) or None for plain feature
+                extraction.
 
         Returns:
             tuple[Tensor]: ``((B, C, h, w), )`` feature map of the last layer.
@@ -153,13 +168,26 @@ class SimMIMViT(VisionTransformer):
         if mask is None:
             return super().forward(x)
         check_input_size(x, self.img_size)
-        plan = mask if isinstance(mask, MaskPlan) else MaskPlan.from_maps(mask)
+        if isinstance(mask, MaskPlan):
+            plan = mask
+            grid = plan.grid
+            weights = plan.mask
+        else:
+            plan = None
+            grid = tuple(self.patch_resolution)
+            if tuple(mask.shape[1:]) != grid:
+                raise ValueError(
+                    f'the mask is {tuple(mask.shape)} but the backbone has a '
+                    f'{grid} patch grid: give one weight per patch, '
+                    '(B, h, w).')
+            weights = mask.flatten(1)
         B = x.shape[0]
         tokens = self.patch_embed(x)[0]
-        w = plan.mask.to(tokens.dtype).unsqueeze(-1)
+        w = weights.to(tokens.dtype).unsqueeze(-1)
         tokens = tokens * (1.0 - w) + self.mask_token.to(tokens.dtype) * w
         tokens = tokens + self.pos_embed[:, 1:, :]
-        if plan.num_thrown:
+        thrown = plan is not None and plan.num_thrown > 0
+        if thrown:
             tokens = gather_tokens(tokens, plan.ids_used)
         cls_token = (self.cls_token + self.pos_embed[:, :1, :]).expand(
             B, -1, -1)
@@ -170,7 +198,7 @@ class SimMIMViT(VisionTransformer):
         if self.final_norm:
             x = self.ln1(x)
         x = x[:, 1:]
-        if plan.num_thrown:
+        if thrown:
             x = scatter_tokens(x, plan.ids_used, plan.num_patches)
-        featmap = x.transpose(1, 2).reshape(B, -1, *plan.grid)
+        featmap = x.transpose(1, 2).reshape(B, -1, *grid)
         return (featmap, )

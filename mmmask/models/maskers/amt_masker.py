@@ -27,15 +27,17 @@ class AMTMasker(BaseMasker):
     of the batch) the plan is plain random masking with ``warmup_mask_ratio``
     and ``warmup_throw_ratio``: the paper's warm-up ("we use random masking
     to collect semantic information from the whole image at the early
-    stage"); the official code uses random masking at 0.75 without throwing
-    then, which is the default here. The decision follows the data, so model
-    and data switch to AMT on the same batch.
+    stage"); the official code then masks at random without throwing, at
+    0.75 in MAE (the default here) and at its mask ratio 0.44 in SimMIM
+    (``ceil(49 * 0.44) = 22`` of 49 cells). The decision follows the data,
+    so model and data switch to AMT on the same batch.
 
     Args:
         mask_ratio (float): r. Defaults to 0.45 (MAE; SimMIM: 0.44).
         throw_ratio (float): t. Defaults to 0.40 (MAE; SimMIM: 0.26).
         warmup_mask_ratio (float): Random mask ratio before the first
-            refresh. Defaults to 0.75 (MAE; SimMIM: 0.6).
+            refresh. Defaults to 0.75 (MAE; SimMIM: 0.44, as the
+            official SimMIM-AMT).
         warmup_throw_ratio (float): Random throw ratio before the first
             refresh. Defaults to 0.
         eps (float): Floor of the weights (zero-weight cells stay drawable).

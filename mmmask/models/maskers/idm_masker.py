@@ -2,6 +2,7 @@
 from typing import List, Optional
 
 import torch
+from mmengine.dist import broadcast
 from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
@@ -17,12 +18,23 @@ from .base import BaseMasker, patch_grid
 class IDMMasker(BaseMasker):
     """IDM: mask the patches most attended by one sampled head (Eq. 3, 5).
 
-    Per image, a head m of the last block is drawn with the probabilities
-    ``probs`` (Eq. 5) and the top ``round(L * mask_ratio)`` patches of that
-    head's CLS-to-patch attention are masked (Eq. 3). ``probs`` starts
-    uniform, i.e. the paper's "Attention" row (IDM without PLB); the
+    A head m of the last block is drawn with the probabilities ``probs``
+    (Eq. 5) and, in every image, the top ``round(L * mask_ratio)`` patches
+    of that head's CLS-to-patch attention are masked (Eq. 3). By default one
+    head is drawn per training step, as the paper samples ("At each step,
+    PLB will sample the index m from P"); under DDP rank 0's draw is
+    broadcast in training mode, so the whole global batch of a step uses
+    one head.
+    ``head_sampling='image'`` draws one head per image instead. ``probs``
+    starts uniform, i.e. the paper's "Attention" row (IDM without PLB); the
     :class:`~mmmask.engine.hooks.PLBHook` updates it after every epoch from
     the per-head loss sums kept here (Eq. 4), which gives IDM+PLB.
+
+    PLB statistics are the same in both modes: each image's reconstruction
+    loss is credited to the head that masked it, so ``L^m`` is the mean
+    loss over the images head m masked in the epoch. Per step that is the
+    mean of the losses of the steps that used head m (weighted by their
+    batch sizes, which are equal except maybe the last).
 
     The attention comes from the caller when it has it (CAMAE passes the
     last block of the online encoder's full-view pass, ``cls_attn``); else
@@ -34,7 +46,8 @@ class IDMMasker(BaseMasker):
     - ``probs`` ``(M, )``: the sampling probabilities p (float64);
     - ``loss_sum``/``loss_count`` ``(M, )``: this epoch's reconstruction loss
       sum and number of images per head on this rank; rank-local, never
-      broadcast by DDP (``rank_local_buffers``) and reset by the hook;
+      broadcast by DDP (``rank_local_buffers``), saved per rank by
+      ``PLBHook`` and reset by it;
     - ``last_loss``/``last_count`` ``(M, )``: the all-reduced mean losses
       and counts that made the last update (for logs and checks).
 
@@ -42,18 +55,31 @@ class IDMMasker(BaseMasker):
         num_heads (int): Heads M of the backbone's last block (12 for
             ViT-B).
         mask_ratio (float): Mask ratio r. Defaults to 0.75 (paper).
+        head_sampling (str): ``'step'``: one head per training step for all
+            images (of all ranks), the paper's Eq. 5; ``'image'``: one head
+            per image. Defaults to ``'step'``.
     """
 
     uses_attention = True
     probes_attention = True
     rank_local_buffers = ('loss_sum', 'loss_count')
 
-    def __init__(self, num_heads: int, mask_ratio: float = 0.75) -> None:
+    HEAD_SAMPLING = ('step', 'image')
+
+    def __init__(self,
+                 num_heads: int,
+                 mask_ratio: float = 0.75,
+                 head_sampling: str = 'step') -> None:
         super().__init__(mask_ratio=mask_ratio, throw_ratio=0.0)
         if int(num_heads) < 1:
             raise ValueError(
                 f'num_heads={num_heads}: set it to the number of attention '
                 'heads of the backbone (e.g. 12 for ViT-B).')
+        if head_sampling not in self.HEAD_SAMPLING:
+            raise ValueError(
+                f'head_sampling={head_sampling!r}: use \'step\' (one head '
+                "per training step, the paper) or 'image' (one per image).")
+        self.head_sampling = head_sampling
         self.num_heads = int(num_heads)
         m = self.num_heads
         self.register_buffer(
@@ -71,7 +97,7 @@ class IDMMasker(BaseMasker):
                 data_samples: Optional[List],
                 backbone: nn.Module,
                 cls_attn: Optional[Tensor] = None) -> MaskPlan:
-        """Sample a head per image and mask its most attended patches.
+        """Sample the head(s) and mask their most attended patches.
 
         Args:
             inputs (Tensor): Normalised images ``(B, C, H, W)``.
@@ -91,7 +117,15 @@ class IDMMasker(BaseMasker):
                 f'the attention has {cls_attn.shape[1]} heads but the masker '
                 f'was built with num_heads={self.num_heads}: set '
                 'masker.num_heads to the backbone\'s number of heads.')
-        heads = sample_heads(self.probs, inputs.shape[0]).to(cls_attn.device)
+        per_image = self.head_sampling == 'image'
+        heads = sample_heads(self.probs, inputs.shape[0], per_image=per_image)
+        if not per_image and self.training:
+            # one head for the step's global batch: rank 0's draw (no-op
+            # without a process group; not in eval mode, where a tool may
+            # call one rank alone)
+            heads = heads.to(self.probs.device)
+            broadcast(heads, src=0)
+        heads = heads.to(cls_attn.device)
         self.last_heads = heads
         return idm_plan(cls_attn, heads, self.mask_ratio, patch_grid(backbone))
 
@@ -137,4 +171,5 @@ class IDMMasker(BaseMasker):
         return True
 
     def extra_repr(self) -> str:
-        return f'num_heads={self.num_heads}, mask_ratio={self.mask_ratio}'
+        return (f'num_heads={self.num_heads}, mask_ratio={self.mask_ratio}, '
+                f'head_sampling={self.head_sampling!r}')
