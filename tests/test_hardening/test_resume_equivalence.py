@@ -1,7 +1,8 @@
 """Kill and resume: the same hook states and masks as an uninterrupted run.
 
 For every adaptive strategy whose hooks hold state (AMT's saliency cache and
-its schedule, EHM/EPM's training progress, IDM's PLB probabilities), a
+its schedule, EHM/EPM's training progress and, cached, their per-image
+trees / parts, IDM's PLB probabilities), a
 2-epoch run killed after epoch 1 (an exception right after the epoch's
 checkpoint, as a crash) and resumed by a new Runner must make the
 same mask plan at every iteration of epoch 2 (same images, same masked and
@@ -18,9 +19,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from tests.helpers import (amt_runner_cfg, tiny_camae_cfg,
-                           tiny_camae_runner_cfg, tiny_mae_cfg,
-                           tiny_runner_cfg)
+from tests.helpers import (CACHED_EPM, amt_runner_cfg, evolved_runner_cfg,
+                           tiny_camae_cfg, tiny_camae_runner_cfg,
+                           tiny_mae_cfg, tiny_runner_cfg)
 from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
@@ -42,6 +43,12 @@ STRATEGIES = {
         work, data, max_epochs, warmup=0, interval=1, **kw),
     'ehm': schedule_cfg(dict(type='EvolvedHierarchicalMasker')),
     'epm': schedule_cfg(dict(type='EvolvedPartMasker', parts_range=(12, 4))),
+    # refreshed before epoch 0 only (R = 2): the resumed epoch reads the
+    # same cache version 1 as the uninterrupted run
+    'ehm_cached': lambda work, data, max_epochs, **kw: evolved_runner_cfg(
+        work, data, max_epochs, **kw),
+    'epm_cached': lambda work, data, max_epochs, **kw: evolved_runner_cfg(
+        work, data, max_epochs, CACHED_EPM, **kw),
     # one head per image: 2 steps per epoch would often draw one head only
     # and leave the probabilities uniform (resume with one head per step:
     # tests/test_engine/test_plb_hook.py)
@@ -107,8 +114,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, shapes_dir, name):
     # the checkpoint in one run and the live ones in the other: left out)
     start, full_start = (dict(r, RandomStateHook=None)
                          for r in (rec['epochs'][0], full_rec['epochs'][1]))
+    finals = [rec['final'], full_rec['final']]
+    if name.endswith('cached'):  # the resumed run computed no shard itself
+        for state in (start, full_start, *finals):
+            state['EvolvedStructureRefreshHook'] = dict(
+                state['EvolvedStructureRefreshHook'], shard_size=None)
     assert_same(start, full_start, 'epoch 1 start')
-    assert_same(rec['final'], full_rec['final'], 'final')
+    assert_same(*finals, 'final')
     assert_same(full.model.state_dict(), resumed.model.state_dict(),
                 'weights')
     check_state_moved(name, full_rec)
@@ -119,9 +131,16 @@ def check_state_moved(name, record):
     final, start = record['final'], record['epochs'][0]
     if name == 'amt':
         hook = final['AMTSaliencyRefreshHook']
-        assert hook['amt_saliency'] == dict(version=2, next_refresh=2)
+        assert hook['amt_saliency'] == dict(version=2, next_refresh=2,
+                                            digest=hook['digest'])
         assert hook['file_digest'] == hook['digest'] is not None
         assert start['AMTSaliencyRefreshHook']['digest'] != hook['digest']
+    elif name.endswith('cached'):
+        hook = final['EvolvedStructureRefreshHook']
+        assert hook['evolved_structure'] == dict(
+            version=1, next_refresh=2, digest=hook['digest'])
+        assert hook['file_digest'] == hook['digest'] is not None
+        assert 0 < float(final['masker']['progress']) < 1
     elif name == 'idm_plb':
         probs = final['masker']['probs']
         assert not torch.equal(probs, torch.full_like(probs, 0.5))
