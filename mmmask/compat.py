@@ -34,6 +34,18 @@ Applied once when ``mmmask`` is imported. A few small fixes:
 5. **Typos in type names get hints.** mmengine's ``KeyError`` for a type
    that is not registered (a hook, transform, model, ...) gets the closest
    registered names and the names mmmask registered in that registry.
+6. **Checkpoints cannot lose the last good state, and corrupt ones are
+   refused.** mmengine writes checkpoints in place and removes old ones
+   before the new one is written; it loads whatever unpickles. The
+   file-writing step and ``CheckpointHook``'s save order are replaced by
+   :mod:`mmmask.engine.checkpoint_save` (atomic write, ``last_checkpoint``
+   after it, removals last, NaN weights never written), and every local
+   load goes through :mod:`mmmask.engine.checkpoint_load` (complete,
+   checksums, safe unpickling, finite tensors; resume needs a training
+   checkpoint of the same model; partial ``load_from`` is reported).
+   Patched rather than subclassed: the shipped configs, like all OpenMMLab
+   configs, take ``type='CheckpointHook'`` from upstream bases, so every
+   config gets the safe behaviour without edits.
 """
 import pickle
 import warnings
@@ -218,6 +230,12 @@ def _patch_cpu_distributed() -> None:
     dist_utils._init_dist_pytorch = init_dist_pytorch
 
 
+def _patch_checkpoint_io() -> None:
+    from mmmask.engine import checkpoint_load, checkpoint_save
+    checkpoint_save.install()
+    checkpoint_load.install()
+
+
 def apply() -> None:
     """Apply the compatibility fixes (idempotent)."""
     global _APPLIED
@@ -234,4 +252,5 @@ def apply() -> None:
     _patch_mmcv_hue()
     _patch_image_errors()
     _patch_registry_typos()
+    _patch_checkpoint_io()
     _APPLIED = True
