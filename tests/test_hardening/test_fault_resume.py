@@ -28,8 +28,7 @@ from tests.test_hardening.faults import EPOCHS, fault_cfg
 from tests.test_hardening.test_bad_input import digest, train_args
 from tests.test_hardening.test_corrupt_state import flip_byte_of
 from tests.test_hardening.test_resume_equivalence import KillAfterEpoch
-from tests.test_hardening.test_safe_checkpoints import (file_size_limit,
-                                                        leftovers)
+from tests.test_hardening.test_atomic_write import file_size_limit, leftovers
 
 
 def run(work, data, resume=False, kill_after=None, hooks=(), **kw):
