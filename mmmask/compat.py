@@ -139,6 +139,28 @@ def _patch_mmcv_hue() -> None:
     mmcv.adjust_hue = adjust_hue
 
 
+def _image_advice(path) -> str:
+    """What to do about an image file mmcv cannot decode.
+
+    mmcv's ``ignore_empty=True`` returns no sample when reading or decoding
+    raises (a missing or empty file), but a truncated or garbage file
+    decodes to ``None`` and fails an assertion whatever the flag says.
+    """
+    import os
+    try:
+        empty = os.path.getsize(path) == 0
+    except (OSError, TypeError):
+        empty = False
+    if empty:
+        return ('the file is empty; replace it or remove it from the '
+                'dataset, or set ignore_empty=True in LoadImageFromFile to '
+                'skip empty files')
+    return ('it is truncated or not an image; replace it with a good copy '
+            'or remove it from the dataset (ignore_empty=True in '
+            'LoadImageFromFile does not skip such files: it skips only '
+            'missing or empty ones)')
+
+
 def _patch_image_errors() -> None:
     from mmcv.transforms.loading import LoadImageFromFile
     original = LoadImageFromFile.transform
@@ -155,10 +177,7 @@ def _patch_image_errors() -> None:
             path = results.get('img_path')
             raise ValueError(
                 f'cannot decode the image file {path} ({type(err).__name__}:'
-                f' {str(err).strip()}): it is truncated, empty or not an '
-                'image; replace or remove it from the dataset (or set '
-                'ignore_empty=True in LoadImageFromFile to skip unreadable '
-                'files)') from err
+                f' {str(err).strip()}): {_image_advice(path)}') from err
 
     transform.mmmask_names_file = True
     LoadImageFromFile.transform = transform

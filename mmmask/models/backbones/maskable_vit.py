@@ -13,7 +13,8 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models import MAEViT, VisionTransformer
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan, random_scores, select_by_score
+from mmmask.masks import (MaskPlan, check_ratios, random_scores,
+                          select_by_score)
 from .checks import check_divisible, check_input_size, to_pair
 
 
@@ -48,6 +49,7 @@ class MaskableMAEViT(MAEViT):
                  patch_size: int = 16,
                  **kwargs) -> None:
         check_divisible(img_size, patch_size)
+        check_ratios(kwargs.get('mask_ratio', 0.75))
         super().__init__(img_size=img_size, patch_size=patch_size, **kwargs)
         self.img_size = to_pair(img_size)
 
