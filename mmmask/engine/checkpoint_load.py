@@ -38,8 +38,10 @@ from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
+from .checkpoint_save import LAST_CHECKPOINT
 
-LAST_CHECKPOINT = 'last_checkpoint'
+#: mmengine's methods that the patches call
+_ORIGINAL = {}
 #: keys mmengine ignores when it reports missing keys
 IGNORED_MISSING = ('num_batches_tracked', )
 
@@ -277,9 +279,6 @@ def load_or_resume(self: Runner) -> None:
             f'{err} Auto-resume (--resume without a path) picked it from '
             f'{osp.join(self.work_dir, LAST_CHECKPOINT)} and refuses to '
             f'fall back on its own: {fix}.', err.path, err.key) from err
-
-
-_ORIGINAL = {}
 
 
 def install() -> None:

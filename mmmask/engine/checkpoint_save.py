@@ -39,6 +39,8 @@ from mmmask.fileio import (WriteFailed, atomic_save, atomic_write_text,
 
 #: the file mmengine's auto-resume reads
 LAST_CHECKPOINT = 'last_checkpoint'
+#: mmengine's functions that the patches call
+_ORIGINAL = {}
 
 
 def last_good_checkpoint(work_dir: str) -> Optional[str]:
@@ -208,9 +210,6 @@ def save_best_checkpoint(self: CheckpointHook, runner, metrics: dict) -> None:
         self.file_backend = backend
     if is_main_process():
         deferred.commit()
-
-
-_ORIGINAL = {}
 
 
 def install() -> None:

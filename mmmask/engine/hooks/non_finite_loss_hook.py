@@ -1,7 +1,6 @@
 """Stop training at the first non-finite loss, before it reaches a
 checkpoint."""
 import math
-import os.path as osp
 from typing import Optional, Tuple
 
 import torch
@@ -9,6 +8,8 @@ from mmengine.dist import all_reduce, get_dist_info
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
+
+from mmmask.engine.checkpoint_save import last_good_checkpoint
 
 
 def first_nonfinite_loss(outputs) -> Optional[Tuple[str, float]]:
@@ -72,11 +73,7 @@ class NonFiniteLossHook(Hook):
 
     @staticmethod
     def _last_checkpoint_hint(runner) -> str:
-        path = osp.join(runner.work_dir, 'last_checkpoint')
-        last = None
-        if osp.isfile(path):
-            with open(path) as f:
-                last = f.read().strip() or None
+        last = last_good_checkpoint(runner.work_dir)
         fix = ('lower the learning rate, clip gradients '
                '(optim_wrapper.clip_grad=dict(max_norm=...)) or check the '
                'data for broken images')
