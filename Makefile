@@ -23,9 +23,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m flake8 mmmask tools tests setup.py
 
+# --resume: a second `make demo` continues (or, when finished, reuses) the
+# run in $(DEMO_DIR) instead of being refused by the work-dir protection;
+# `make clean-demo` starts over
 demo: $(STAMP)
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
-	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --resume
 	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \
 		$$(cat $(DEMO_DIR)/last_checkpoint) --out $(DEMO_DIR)/reconstruction.png
 	$(PY) tools/analysis/visualize_masks.py $(DEMO_CFG) $(MASK_CFGS) \

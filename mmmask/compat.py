@@ -34,6 +34,18 @@ Applied once when ``mmmask`` is imported. A few small fixes:
 5. **Typos in type names get hints.** mmengine's ``KeyError`` for a type
    that is not registered (a hook, transform, model, ...) gets the closest
    registered names and the names mmmask registered in that registry.
+6. **Checkpoints cannot lose the last good state, and corrupt ones are
+   refused.** mmengine writes checkpoints in place and removes old ones
+   before the new one is written; it loads whatever unpickles. The
+   file-writing step and ``CheckpointHook``'s save order are replaced by
+   :mod:`mmmask.engine.checkpoint_save` (atomic write, ``last_checkpoint``
+   after it, removals last, NaN weights never written), and every local
+   load goes through :mod:`mmmask.engine.checkpoint_load` (complete,
+   checksums, safe unpickling, finite tensors; resume needs a training
+   checkpoint of the same model; partial ``load_from`` is reported).
+   Patched rather than subclassed: the shipped configs, like all OpenMMLab
+   configs, take ``type='CheckpointHook'`` from upstream bases, so every
+   config gets the safe behaviour without edits.
 """
 import pickle
 import warnings
@@ -127,6 +139,28 @@ def _patch_mmcv_hue() -> None:
     mmcv.adjust_hue = adjust_hue
 
 
+def _image_advice(path) -> str:
+    """What to do about an image file mmcv cannot decode.
+
+    mmcv's ``ignore_empty=True`` returns no sample when reading or decoding
+    raises (a missing or empty file), but a truncated or garbage file
+    decodes to ``None`` and fails an assertion whatever the flag says.
+    """
+    import os
+    try:
+        empty = os.path.getsize(path) == 0
+    except (OSError, TypeError):
+        empty = False
+    if empty:
+        return ('the file is empty; replace it or remove it from the '
+                'dataset, or set ignore_empty=True in LoadImageFromFile to '
+                'skip empty files')
+    return ('it is truncated or not an image; replace it with a good copy '
+            'or remove it from the dataset (ignore_empty=True in '
+            'LoadImageFromFile does not skip such files: it skips only '
+            'missing or empty ones)')
+
+
 def _patch_image_errors() -> None:
     from mmcv.transforms.loading import LoadImageFromFile
     original = LoadImageFromFile.transform
@@ -143,10 +177,7 @@ def _patch_image_errors() -> None:
             path = results.get('img_path')
             raise ValueError(
                 f'cannot decode the image file {path} ({type(err).__name__}:'
-                f' {str(err).strip()}): it is truncated, empty or not an '
-                'image; replace or remove it from the dataset (or set '
-                'ignore_empty=True in LoadImageFromFile to skip unreadable '
-                'files)') from err
+                f' {str(err).strip()}): {_image_advice(path)}') from err
 
     transform.mmmask_names_file = True
     LoadImageFromFile.transform = transform
@@ -218,6 +249,12 @@ def _patch_cpu_distributed() -> None:
     dist_utils._init_dist_pytorch = init_dist_pytorch
 
 
+def _patch_checkpoint_io() -> None:
+    from mmmask.engine import checkpoint_load, checkpoint_save
+    checkpoint_save.install()
+    checkpoint_load.install()
+
+
 def apply() -> None:
     """Apply the compatibility fixes (idempotent)."""
     global _APPLIED
@@ -234,4 +271,5 @@ def apply() -> None:
     _patch_mmcv_hue()
     _patch_image_errors()
     _patch_registry_typos()
+    _patch_checkpoint_io()
     _APPLIED = True

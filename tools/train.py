@@ -2,10 +2,14 @@
 
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
-        [--amp] [--cfg-options key=value ...] [--launcher pytorch]
+        [--overwrite-work-dir] [--amp] [--cfg-options key=value ...]
+        [--launcher pytorch]
 
 On a machine without CUDA the distributed backend is switched to gloo, so
-``tools/dist_train.sh`` also runs on CPU.
+``tools/dist_train.sh`` also runs on CPU. A new run into a work dir that
+holds an earlier run's checkpoints or caches is refused unless it continues
+that run (``--resume``) or ``--overwrite-work-dir`` is given. Every run
+stops at the first non-finite loss (``NonFiniteLossHook``).
 """
 import argparse
 import os
@@ -18,6 +22,10 @@ from mmengine.runner import Runner
 import mmmask  # noqa: F401  (compatibility layer, registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.apis.workdir import check_work_dir
+
+#: hooks every training run gets (unless the config lists them already)
+ALWAYS_HOOKS = ('NonFiniteLossHook', )
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -31,6 +39,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or from the latest checkpoint in '
         'the work dir when no path is given')
+    parser.add_argument(
+        '--overwrite-work-dir',
+        action='store_true',
+        help='start a new run in a work dir that holds checkpoints or '
+        'caches of an earlier run (they are overwritten as the new run '
+        'goes); without it such a run is refused')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
@@ -82,7 +96,18 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     if cfg.get('load_from'):
         check_checkpoint_file(cfg.load_from, 'load_from')
+    add_always_hooks(cfg)
+    check_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)),
+                   overwrite=args.overwrite_work_dir)
     return cfg
+
+
+def add_always_hooks(cfg: Config) -> None:
+    """Append :data:`ALWAYS_HOOKS` to ``custom_hooks`` where missing."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    present = {h.get('type') for h in hooks if hasattr(h, 'get')}
+    hooks += [dict(type=t) for t in ALWAYS_HOOKS if t not in present]
+    cfg.custom_hooks = hooks
 
 
 def main() -> None:

@@ -23,7 +23,12 @@ def adapt_to_cpu(cfg: Config) -> None:
     """
     if torch.cuda.is_available():
         return
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    # ``Config.setdefault`` returns the plain dict it was given, not the
+    # ConfigDict it stores: set the levels one by one
+    if cfg.get('env_cfg') is None:
+        cfg.env_cfg = dict()
+    if cfg.env_cfg.get('dist_cfg') is None:
+        cfg.env_cfg.dist_cfg = dict()
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     if cfg.get('launcher', 'none') != 'none' and cfg.get(
             'model_wrapper_cfg') is None:

@@ -12,6 +12,8 @@ from typing import List
 import numpy as np
 from PIL import Image
 
+from mmmask.fileio import atomic_write
+
 
 def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     """Draw one RGB image.
@@ -67,7 +69,6 @@ def make_shapes_dataset(out_dir: str,
         if osp.exists(path):
             continue
         rng = np.random.default_rng([seed, i])
-        tmp = path + '.tmp.png'
-        Image.fromarray(make_shape_image(rng, size)).save(tmp)
-        os.replace(tmp, path)
+        with atomic_write(path, 'image') as f:
+            Image.fromarray(make_shape_image(rng, size)).save(f, format='PNG')
     return paths

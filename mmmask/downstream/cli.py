@@ -3,6 +3,8 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmmask.apis.checkpoint import CorruptCheckpointError
+from mmmask.fileio import WriteFailed
 from .convert import convert_file, summarise
 from .targets import key_reports
 
@@ -31,13 +33,15 @@ def main(target: str, argv: Optional[List[str]] = None) -> int:
     """Convert, save atomically, print missing/unexpected keys.
 
     Returns:
-        int: 0 on success, 2 when the input is refused (message on stderr).
+        int: 0 on success, 2 when the input is refused or the output cannot
+        be written (message on stderr, no traceback; an existing output
+        file is left as it was).
     """
     args = parse_args(target, argv)
     try:
         converted = convert_file(args.src, args.dst, target, args.prefix)
-    except FileNotFoundError as err:  # names the file and the fix
-        print(f'error: {err}', file=sys.stderr)
+    except (FileNotFoundError, CorruptCheckpointError, WriteFailed) as err:
+        print(f'error: {err}', file=sys.stderr)  # names the file and fix
         return 2
     except (KeyError, ValueError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err

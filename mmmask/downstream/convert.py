@@ -19,15 +19,13 @@ layout:
 Every target drops the pre-training-only ``mask_token`` (SimMIM). Nothing
 here imports OpenMMLab, so the conversion is testable on its own.
 """
-import os
 import os.path as osp
-import tempfile
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
 
-import torch
 from torch import Tensor
 
 from mmmask.apis.checkpoint import load_checkpoint_file
+from mmmask.fileio import atomic_save
 
 TARGETS = ('mmpretrain', 'mmseg', 'mmdet')
 
@@ -195,21 +193,6 @@ def same_file(a: str, b: str) -> bool:
     return osp.realpath(a) == osp.realpath(b)
 
 
-def save_atomic(obj: object, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def convert_file(src: str, dst: str, target: str,
                  prefix: str = 'backbone.') -> Dict[str, Tensor]:
     """Convert a checkpoint file; the input is never written.
@@ -231,7 +214,8 @@ def convert_file(src: str, dst: str, target: str,
                       target)
     meta = dict(converted_from=osp.basename(src), target=target,
                 prefix=prefix, converter='mmmask.downstream.convert')
-    save_atomic(dict(state_dict=state, meta=meta), dst)
+    atomic_save(dict(state_dict=state, meta=meta), dst,
+                'converted checkpoint')
     return state
 
 

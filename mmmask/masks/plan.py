@@ -9,10 +9,30 @@ Pure torch, no OpenMMLab imports.
 """
 from dataclasses import dataclass
 import math
+import numbers
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+
+def check_number(name: str, value: object) -> None:
+    """Refuse a ratio that is not a real number, naming it and its value.
+
+    Raises:
+        TypeError: E.g. for ``mask_ratio='0.75'`` (quoted in a config or on
+            the command line).
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return
+    try:
+        example = float(value)
+    except (TypeError, ValueError):
+        example = 0.75 if name == 'mask_ratio' else 0.0
+    raise TypeError(
+        f'{name}={value!r} is a {type(value).__name__}, not a number: write '
+        f'{name}={example} without quotes (in the config, or '
+        f'--cfg-options ...{name}={example}).')
 
 
 def check_ratios(mask_ratio: float, throw_ratio: float = 0.0) -> None:
@@ -25,9 +45,12 @@ def check_ratios(mask_ratio: float, throw_ratio: float = 0.0) -> None:
             Eq. 6: enter neither encoder nor decoder). Must lie in [0, 1).
 
     Raises:
+        TypeError: If a ratio is not a number (e.g. the string ``'0.75'``).
         ValueError: If a ratio is out of range or ``mask_ratio + throw_ratio``
             leaves no visible patch.
     """
+    check_number('mask_ratio', mask_ratio)
+    check_number('throw_ratio', throw_ratio)
     if not 0.0 < float(mask_ratio) < 1.0:
         raise ValueError(
             f'mask_ratio={mask_ratio} is outside (0, 1): set mask_ratio to '

@@ -3,11 +3,14 @@
 Colours: visible patches show the image; masked patches are the image
 blended with grey; thrown patches (AMT) are dark red.
 """
+import os.path as osp
 from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from mmmask.fileio import atomic_write
 
 MASKED_RGB = np.array([128, 128, 128], dtype=np.float32)
 THROWN_RGB = np.array([90, 0, 0], dtype=np.float32)
@@ -71,6 +74,13 @@ def overlay_segments(img: np.ndarray,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def picture_format(path: str) -> str:
+    """The image format matplotlib writes for ``path`` (by extension,
+    PNG when there is none): a temporary file has no telling extension."""
+    ext = osp.splitext(path)[1].lstrip('.').lower()
+    return ext or 'png'
+
+
 def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
                     path: str,
                     col_titles: Optional[Sequence[str]] = None,
@@ -82,7 +92,9 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
     Args:
         rows: ``rows[i][j]`` is the ``(H, W, 3)`` uint8 image in row i,
             column j.
-        path (str): Output ``.png`` path (folders are created).
+        path (str): Output ``.png`` path (folders are created). Written
+            atomically: a failed or killed save leaves an earlier picture
+            of that name as it was.
         col_titles (Sequence[str], optional): One title per column.
         row_titles (Sequence[str], optional): One title per row, written
             above its first image.
@@ -92,7 +104,6 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
     Returns:
         str: ``path``.
     """
-    import os
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -124,9 +135,11 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
             handles=handles, loc='lower center', ncol=3, fontsize=8,
             frameon=False)
     fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, 'picture') as f:
+            fig.savefig(f, dpi=100, format=picture_format(path))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -91,7 +91,7 @@ def test_linear_probe_in_one_command(tmp_path, pretrain):
         env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert 'missing keys in mmpretrain linear probe ViT (0)' in out.stdout
-    converted = torch.load(work / 'backbone_mmpretrain.pth',
+    converted = torch.load(work / 'pretrained' / 'backbone_mmpretrain.pth',
                            weights_only=True)['state_dict']
     assert converted.keys() == expected_tensors(state, 'mmpretrain').keys()
     assert_all_transferred(converted, state, 'linear')

@@ -4,6 +4,7 @@ import argparse
 import hashlib
 import os
 import os.path as osp
+import re
 import shutil
 from unittest import mock
 
@@ -218,7 +219,8 @@ def test_failed_refresh_keeps_the_cache(tmp_path, eight_images):
     hook.before_train(runner)  # a matching cache is accepted
     victim = sorted(os.listdir(eight_images))[3]
     truncate(osp.join(eight_images, victim), 60)
-    with pytest.raises(ValueError, match=f'{victim}.*replace or remove'):
+    with pytest.raises(ValueError, match=f'{victim}.*replace it with a good '
+                       'copy or remove it'):
         hook.refresh(runner)
     assert digest(cache) == before and hook.version == 1
 
@@ -273,9 +275,20 @@ def test_corrupt_image_names_the_file(tmp_path, keep):
     path = osp.join(root, os.listdir(root)[0])
     truncate(path, keep)
     load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    advice = (r'replace it with a good copy or remove it from the dataset '
+              r'\(ignore_empty=True .* does not skip such files' if keep else
+              'the file is empty; .* set ignore_empty=True')
     with pytest.raises(ValueError, match=f'cannot decode the image file '
-                       f'{path}.*replace or remove it'):
+                       f'{path}.*{advice}'):
         load(dict(img_path=path))
+    # the advice holds: ignore_empty=True skips an empty file, not a
+    # truncated one
+    skip = TRANSFORMS.build(dict(type='LoadImageFromFile', ignore_empty=True))
+    if keep:
+        with pytest.raises(ValueError, match='cannot decode'):
+            skip(dict(img_path=path))
+    else:
+        assert skip(dict(img_path=path)) is None
     with pytest.raises(FileNotFoundError):
         load(dict(img_path=path + '.missing'))
 
@@ -309,3 +322,144 @@ def test_typo_in_a_runner_config_hook(tmp_path, shapes_dir):
                           custom_hooks=[dict(type='PLBHok')])
     with pytest.raises(KeyError, match='Did you mean PLBHook'):
         Runner.from_cfg(Config(cfg))
+
+
+# 11. a ratio given as a string -------------------------------------------
+@pytest.mark.parametrize('build', [
+    lambda r: MODELS.build(dict(type='RandomMasker', mask_ratio=r)),
+    lambda r: MODELS.build(dict(type='AMTMasker', mask_ratio=r,
+                                throw_ratio=0.4)),
+    lambda r: TRANSFORMS.build(dict(type='RandomMaskGenerator',
+                                    input_size=32, mask_patch_size=8,
+                                    model_patch_size=8, mask_ratio=r)),
+    lambda r: MODELS.build(tiny_mae_cfg(backbone=dict(
+        type='MaskableMAEViT', arch=dict(embed_dims=32, num_layers=2,
+                                         num_heads=2,
+                                         feedforward_channels=64),
+        img_size=32, patch_size=8, mask_ratio=r))),
+], ids=['masker', 'amt', 'generator', 'backbone'])
+def test_ratio_given_as_a_string(build):
+    with pytest.raises(TypeError,
+                       match=r"mask_ratio='0.45' is a str, not a number: "
+                       'write mask_ratio=0.45 without quotes'):
+        build('0.45')
+
+
+def test_throw_ratio_given_as_a_string():
+    with pytest.raises(TypeError, match=r"throw_ratio='a lot' is a str, not "
+                       'a number: write throw_ratio=0.0 without quotes'):
+        MODELS.build(dict(type='RandomMasker', mask_ratio=0.5,
+                          throw_ratio='a lot'))
+
+
+# 12. a config without env_cfg (CPU adaptation) -----------------------------
+def test_config_without_env_cfg_runs_on_cpu(tmp_path, shapes_dir):
+    cfg = tiny_runner_cfg(str(tmp_path), shapes_dir)
+    del cfg['env_cfg']
+    with mock.patch('torch.cuda.is_available', return_value=False):
+        cfg = train_tool().merge_args(Config(cfg), train_args())
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+
+# 13. truncated checkpoint reached through auto-resume or a picture tool ---
+def training_checkpoint(path: str, epoch: int) -> None:
+    torch.save(dict(meta=dict(epoch=epoch, iter=2 * epoch),
+                    state_dict=MODELS.build(tiny_mae_cfg()).state_dict(),
+                    message_hub={}), path)
+
+
+def test_truncated_checkpoint_through_auto_resume(tmp_path, shapes_dir):
+    older, latest = (str(tmp_path / f'epoch_{i}.pth') for i in (1, 2))
+    training_checkpoint(older, 1)
+    training_checkpoint(latest, 2)
+    truncate(latest, 2000)
+    os.utime(older, (1, 1))  # clearly older
+    (tmp_path / 'last_checkpoint').write_text(latest)
+    cfg = Config(tiny_runner_cfg(str(tmp_path), shapes_dir))
+    cfg = train_tool().merge_args(cfg, train_args(resume='auto'))
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError) as err:
+        runner.load_or_resume()
+    msg = str(err.value)
+    assert f'{latest} is not a readable checkpoint' in msg
+    assert f'the newest loadable checkpoint before it is {older}' in msg
+
+
+def test_truncated_checkpoint_for_a_picture_tool(tmp_path, pretrain_ckpt):
+    from mmmask.apis import build_model
+    bad = str(tmp_path / 'epoch_9.pth')
+    shutil.copy(pretrain_ckpt, bad)
+    truncate(bad, 3000)
+    with pytest.raises(ValueError,
+                       match='epoch_9.pth is not a readable checkpoint'):
+        build_model(Config(dict(model=tiny_mae_cfg())), bad)
+
+
+# 14. converters: refused input or output, exit 2 without a traceback -----
+def test_converter_folder_as_input_or_output(tmp_path, pretrain_ckpt,
+                                             capsys):
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    assert convert_main('mmseg', [pretrain_ckpt, str(folder)]) == 2
+    assert f'could not write the converted checkpoint {folder}: Is a ' \
+        'directory' in capsys.readouterr().err
+    assert convert_main('mmseg', [str(folder), str(tmp_path / 'x.pth')]) == 2
+    assert 'is a folder, not a checkpoint file' in capsys.readouterr().err
+
+
+# 15. dist_train.sh / dist_test.sh: arguments checked, spaces kept --------
+ECHO_PYTHON = '#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$ARGS_OUT"\n'
+
+
+def dist_script(name: str, args, tmp_path, **env):
+    import subprocess
+    from tests.helpers import ROOT
+    fake = tmp_path / 'fake python'
+    fake.write_text(ECHO_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / 'args.txt'
+    env = dict(os.environ, PYTHON=str(fake), ARGS_OUT=str(out), **env)
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools', name), *args],
+                          env=env, capture_output=True, text=True)
+    received = out.read_text().splitlines() if out.exists() else None
+    return proc, received
+
+
+@pytest.mark.parametrize('args,match', [
+    ([], 'expected CONFIG and GPUS, got 0'),
+    (['{cfg}'], 'expected CONFIG and GPUS, got 1'),
+    (['{cfg}', 'two'], r"GPUS must be .* \(a positive integer\), got 'two'"),
+    (['{cfg}', '0'], "got '0'"),
+    (['no such.py', '2'], "config file 'no such.py' does not exist"),
+])
+def test_dist_train_checks_its_arguments(tmp_path, args, match):
+    cfg = tmp_path / 'my config.py'
+    cfg.write_text('x = 1')
+    proc, received = dist_script(
+        'dist_train.sh', [a.format(cfg=cfg) for a in args], tmp_path)
+    assert proc.returncode == 2 and received is None
+    assert re.search(match, proc.stderr) and 'usage:' in proc.stderr
+
+
+def test_dist_scripts_keep_paths_with_spaces(tmp_path):
+    cfg = tmp_path / 'my config.py'
+    cfg.write_text('x = 1')
+    ckpt = tmp_path / 'epoch 1.pth'
+    ckpt.write_bytes(b'x')
+    proc, received = dist_script(
+        'dist_train.sh', [str(cfg), '2', '--work-dir', str(tmp_path / 'w d'),
+                          '--cfg-options', 'a=1'], tmp_path, PORT='29123')
+    assert proc.returncode == 0, proc.stderr
+    assert received[-7:] == [str(cfg), '--launcher', 'pytorch',
+                             '--work-dir', str(tmp_path / 'w d'),
+                             '--cfg-options', 'a=1']
+    assert '--nproc_per_node=2' in received
+    assert '--master_port=29123' in received
+    proc, received = dist_script(
+        'dist_test.sh', [str(cfg), str(ckpt), '1'], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert received[-4:] == [str(cfg), str(ckpt), '--launcher', 'pytorch']
+    proc, _ = dist_script('dist_test.sh', [str(cfg), 'none.pth', '1'],
+                          tmp_path)
+    assert proc.returncode == 2
+    assert "checkpoint 'none.pth' does not exist" in proc.stderr

@@ -62,8 +62,10 @@ esac
 
 NAME="$(basename "$CONFIG" .py)_$(basename "$CKPT" .pth)"
 WORK_DIR=${WORK_DIR:-work_dirs/transfer/$NAME}
-CONVERTED="$WORK_DIR/backbone_$TARGET.pth"
-mkdir -p "$WORK_DIR"
+# the converted encoder is an input of the run: kept in a subfolder, where
+# train.py's work-dir protection (earlier runs' *.pth) does not look
+CONVERTED="$WORK_DIR/pretrained/backbone_$TARGET.pth"
+mkdir -p "$WORK_DIR/pretrained"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" \
     "$ROOT/tools/model_converters/mmmask2$TARGET.py" "$CKPT" "$CONVERTED" \

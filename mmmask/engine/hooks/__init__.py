@@ -4,12 +4,12 @@ from .cache_fidelity_hook import EvolvedCacheFidelityHook
 from .evolved_structure_hook import EvolvedStructureRefreshHook
 from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
+from .non_finite_loss_hook import NonFiniteLossHook
 from .plb_hook import PLBHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
     'AMTSaliencyRefreshHook', 'EvolvedCacheFidelityHook',
-    'EvolvedStructureRefreshHook',
-    'MaskScheduleHook', 'PerImageCacheRefreshHook', 'PLBHook',
-    'RandomStateHook'
+    'EvolvedStructureRefreshHook', 'MaskScheduleHook', 'NonFiniteLossHook',
+    'PerImageCacheRefreshHook', 'PLBHook', 'RandomStateHook'
 ]

@@ -13,7 +13,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models import MAEViT, VisionTransformer
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import MaskPlan
+from mmmask.masks import MaskPlan, check_ratios
 from .checks import check_divisible, check_input_size, to_pair
 
 
@@ -52,6 +52,7 @@ class MaskableMAEViT(MAEViT):
                  patch_size: int = 16,
                  **kwargs) -> None:
         check_divisible(img_size, patch_size)
+        check_ratios(kwargs.get('mask_ratio', 0.75))
         super().__init__(img_size=img_size, patch_size=patch_size, **kwargs)
         self.img_size = to_pair(img_size)
 

@@ -1,0 +1,297 @@
+"""Checkpoint loading that refuses corrupt or unfitting state, by name.
+
+:func:`install` (called by :mod:`mmmask.compat`) changes these steps of
+mmengine 0.10.7:
+
+1. **Every local checkpoint load** (``Runner`` resume and ``load_from``,
+   ``load_checkpoint``, ``init_cfg=dict(type='Pretrained')``): mmengine's
+   loader for local paths is replaced by
+   :func:`mmmask.apis.checkpoint.load_verified`: the file must be complete,
+   pass its zip checksums, unpickle with ``weights_only=True`` and hold only
+   finite tensors; otherwise :class:`CorruptCheckpointError` names the file
+   and the first bad key.
+2. **Resume** (``--resume``): the checkpoint must be a training checkpoint
+   (``meta.epoch``, ``meta.iter``, ``message_hub``), and its state dict must
+   fit the model exactly (mmengine loads what fits and then fails with
+   ``KeyError: 'epoch'`` or an optimizer error, or resumes a half-loaded
+   model).
+3. **load_from**: a checkpoint that fits the model only in part is loaded
+   as mmengine does, with a warning that names the file and counts (and
+   shows) the missing, unused and reshaped tensors; one that fits in
+   nothing is refused.
+4. **Auto-resume** (``--resume`` without a path): the checkpoint named in
+   ``last_checkpoint`` is used; when it is broken the run is refused (not
+   silently resumed from an older one), and the message names it and the
+   newest loadable checkpoint before it. A ``last_checkpoint`` naming a
+   file that is gone, or checkpoints without a ``last_checkpoint``, are
+   refused too instead of starting from scratch over them.
+"""
+import glob
+import os
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner import checkpoint as mm_checkpoint
+
+from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
+from .checkpoint_save import LAST_CHECKPOINT
+
+#: mmengine's methods that the patches call
+_ORIGINAL = {}
+#: keys mmengine ignores when it reports missing keys
+IGNORED_MISSING = ('num_batches_tracked', )
+
+
+def load_from_local(filename: str, map_location=None):
+    """mmengine's loader for local paths, verified (see the module doc)."""
+    return load_verified(osp.expanduser(filename), 'checkpoint',
+                         map_location=map_location)
+
+
+def _examples(keys: Sequence[str], n: int = 3) -> str:
+    shown = ', '.join(keys[:n])
+    return f'{shown}, ...' if len(keys) > n else shown
+
+
+def compare_state(model, checkpoint: dict,
+                  revise_keys: Sequence = ((r'^module\.', ''), )) -> Dict:
+    """How a checkpoint's state dict fits a model.
+
+    Returns:
+        dict: ``missing`` (model keys not in the checkpoint), ``unexpected``
+        (checkpoint keys not in the model), ``reshaped`` (in both, other
+        shapes, as ``'key (ckpt shape vs model shape)'``), ``loaded`` (the
+        number of model tensors that load) and ``total``.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    for pattern, repl in revise_keys:
+        state = {re.sub(pattern, repl, k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state
+               and not any(s in k for s in IGNORED_MISSING)]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [
+        f'{k} ({tuple(state[k].shape)} vs {tuple(own[k].shape)})'
+        for k in own if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    return dict(missing=missing, unexpected=unexpected, reshaped=reshaped,
+                loaded=len(own) - len(missing) - len(reshaped),
+                total=len(own))
+
+
+def describe_fit(report: Dict) -> str:
+    """The mismatches of :func:`compare_state`, for a message."""
+    parts = []
+    if report['missing']:
+        parts.append(f'{len(report["missing"])} model tensors are not in it'
+                     f' ({_examples(report["missing"])})')
+    if report['unexpected']:
+        parts.append(f'{len(report["unexpected"])} of its tensors are not '
+                     f'in the model ({_examples(report["unexpected"])})')
+    if report['reshaped']:
+        parts.append(f'{len(report["reshaped"])} have other shapes '
+                     f'({_examples(report["reshaped"], 2)})')
+    return '; '.join(parts)
+
+
+def check_training_checkpoint(checkpoint, filename: str) -> None:
+    """Refuse to resume from a checkpoint that tools/train.py did not write.
+
+    Raises:
+        ValueError: Naming the file, what is missing and the fix.
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    missing = [k for k in ('epoch', 'iter')
+               if not isinstance(meta, dict) or k not in meta]
+    if 'message_hub' not in checkpoint:
+        missing.append('message_hub')
+    if not missing:
+        return
+    if isinstance(meta, dict) and meta.get('converted_from'):
+        origin = (f' It is a backbone converted from '
+                  f'{meta["converted_from"]} for {meta.get("target")}.')
+        start = ('To start the encoder from it, set '
+                 "model.backbone.init_cfg=dict(type='Pretrained', "
+                 f"checkpoint='{filename}') and run without --resume.")
+    else:
+        origin = ''
+        start = ('To start from these weights instead, give it as load_from '
+                 f'(--cfg-options load_from={filename}) without --resume.')
+    names = [k if k == 'message_hub' else f'meta.{k}' for k in missing]
+    raise ValueError(
+        f'--resume: {filename} is not a training checkpoint: it has no '
+        f'{", ".join(names)} (its top-level keys: '
+        f'{", ".join(map(str, checkpoint))}).{origin} Resume needs a '
+        'checkpoint written by tools/train.py (epoch_*.pth / iter_*.pth in '
+        f'the work dir). {start}')
+
+
+def check_resume_fit(report: Dict, filename: str, model) -> None:
+    """Refuse to resume into a model the checkpoint does not fit exactly."""
+    if not (report['missing'] or report['unexpected'] or report['reshaped']):
+        return
+    raise ValueError(
+        f'--resume: {filename} does not fit this model '
+        f'({type(model).__name__}): {describe_fit(report)}. It was written '
+        'by another architecture or config; resume only with the config '
+        'that wrote it. To start this model from the tensors that fit, '
+        f'use load_from={filename} without --resume.')
+
+
+def report_partial_load(runner, filename: str, report: Dict, model) -> None:
+    """Warn about (or refuse) a ``load_from`` that fits only in part."""
+    if report['loaded'] == 0 and report['total'] > 0:
+        raise ValueError(
+            f'load_from: {filename} has no tensor that fits this model '
+            f'({type(model).__name__}): {describe_fit(report)}. A backbone '
+            'converted by tools/model_converters has no "backbone." '
+            "prefix: load it with model.backbone.init_cfg=dict(type="
+            "'Pretrained', checkpoint=...) instead; otherwise give a "
+            'checkpoint of this model.')
+    if report['missing'] or report['unexpected'] or report['reshaped']:
+        runner.logger.warning(
+            f'load_from: {filename} fits this model '
+            f'({type(model).__name__}) only in part: {report["loaded"]} of '
+            f'{report["total"]} tensors loaded; {describe_fit(report)}. '
+            'The tensors not loaded keep their initial values. This is '
+            'expected when one algorithm starts from another\'s encoder '
+            '(e.g. MAE from a SimMIM or CAMAE checkpoint); otherwise give a '
+            'checkpoint written with this config.')
+
+
+def load_checkpoint(self: Runner,
+                    filename: str,
+                    map_location='cpu',
+                    strict: bool = False,
+                    revise_keys: list = [(r'^module.', '')]):
+    """``Runner.load_checkpoint`` with the checks of the module doc."""
+    checkpoint = mm_checkpoint._load_checkpoint(
+        filename, map_location=map_location)
+    resuming = getattr(self, '_mmmask_resuming', None) == filename
+    if resuming:
+        check_training_checkpoint(checkpoint, filename)
+    self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+    model = self.model.module if is_model_wrapper(self.model) else self.model
+    report = compare_state(model, checkpoint, revise_keys)
+    if resuming:
+        check_resume_fit(report, filename, model)
+    else:
+        report_partial_load(self, filename, report, model)
+    checkpoint = mm_checkpoint._load_checkpoint_to_model(
+        model, checkpoint, strict, revise_keys=revise_keys)
+    self._has_loaded = True
+    self.logger.info(f'Load checkpoint from {filename}')
+    return checkpoint
+
+
+def resume(self: Runner, filename: str, *args, **kwargs) -> None:
+    """``Runner.resume``; marks the load as a resume for the checks."""
+    self._mmmask_resuming = filename
+    try:
+        _ORIGINAL['resume'](self, filename, *args, **kwargs)
+    finally:
+        self._mmmask_resuming = None
+
+
+def checkpoints_in(work_dir: str) -> List[str]:
+    """The ``*.pth`` files of a folder, newest first (by modification)."""
+    paths = [p for p in glob.glob(osp.join(work_dir, '*.pth'))
+             if osp.isfile(p)]
+    return sorted(paths, key=lambda p: (os.stat(p).st_mtime, p),
+                  reverse=True)
+
+
+def newest_loadable(work_dir: str, exclude: str) -> Optional[str]:
+    """The newest training checkpoint in ``work_dir`` that loads, other than
+    ``exclude``."""
+    for path in checkpoints_in(work_dir):
+        if osp.abspath(path) == osp.abspath(exclude):
+            continue
+        try:
+            checkpoint = load_verified(path, 'checkpoint')
+            check_training_checkpoint(checkpoint, path)
+        except (ValueError, OSError):
+            continue
+        return path
+    return None
+
+
+def find_latest_checkpoint(path: str) -> Optional[str]:
+    """The checkpoint auto-resume continues from (mmengine's
+    ``find_latest_checkpoint``, which returns a missing file as is and
+    starts from scratch over checkpoints without ``last_checkpoint``).
+
+    Raises:
+        FileNotFoundError: If ``last_checkpoint`` names a file that is gone
+            (and is not beside it), or checkpoints exist without it.
+    """
+    save_file = osp.join(path, LAST_CHECKPOINT)
+    found = checkpoints_in(path)
+    if not osp.isfile(save_file):
+        if found:
+            raise FileNotFoundError(
+                f'--resume: {path} holds checkpoints ({_examples(found)}) '
+                f'but no {LAST_CHECKPOINT} file naming the one to continue '
+                f'from: give it explicitly, e.g. --resume {found[0]}')
+        print_log(f'--resume: no checkpoint in {path}; starting from '
+                  'scratch.', logger='current')
+        return None
+    with open(save_file) as f:
+        last = f.read().strip()
+    if last and osp.isfile(last):
+        return last
+    beside = osp.join(path, osp.basename(last)) if last else ''
+    if beside and osp.isfile(beside):  # the work dir was moved or renamed
+        print_log(f'--resume: {save_file} names {last}, which is gone; '
+                  f'using {beside} (the work dir was moved).',
+                  logger='current')
+        return beside
+    hint = (f'give the checkpoint to continue from, e.g. --resume '
+            f'{found[0]}' if found else
+            'there is no checkpoint in the work dir: start a new run')
+    raise FileNotFoundError(
+        f'--resume: {save_file} names {last!r}, which does not exist: {hint}')
+
+
+def load_or_resume(self: Runner) -> None:
+    """``Runner.load_or_resume``; a broken checkpoint chosen by auto-resume
+    is refused with the newest loadable one named."""
+    auto = (self._resume and self._load_from is None
+            and not self._has_loaded)
+    try:
+        _ORIGINAL['load_or_resume'](self)
+    except CorruptCheckpointError as err:
+        if not auto:
+            raise
+        older = newest_loadable(self.work_dir, exclude=err.path)
+        fix = (f'the newest loadable checkpoint before it is {older}: '
+               f'continue from it with --resume {older} (the run will '
+               f'write {osp.basename(err.path)} again when it gets there; '
+               'copy the broken file away first to keep it)' if older else
+               'no other checkpoint in the work dir loads: start a new run '
+               'with --overwrite-work-dir or into another --work-dir')
+        raise CorruptCheckpointError(
+            f'{err} Auto-resume (--resume without a path) picked it from '
+            f'{osp.join(self.work_dir, LAST_CHECKPOINT)} and refuses to '
+            f'fall back on its own: {fix}.', err.path, err.key) from err
+
+
+def install() -> None:
+    """Put the checked steps into mmengine (idempotent)."""
+    from mmengine.runner import runner as runner_module
+    if getattr(Runner.load_checkpoint, 'mmmask_checked', False):
+        return
+    mm_checkpoint.CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
+    _ORIGINAL['resume'] = Runner.resume
+    _ORIGINAL['load_or_resume'] = Runner.load_or_resume
+    load_checkpoint.mmmask_checked = True
+    Runner.load_checkpoint = load_checkpoint
+    Runner.resume = resume
+    Runner.load_or_resume = load_or_resume
+    runner_module.find_latest_checkpoint = find_latest_checkpoint

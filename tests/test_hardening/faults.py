@@ -1,0 +1,68 @@
+"""A tiny training run for the fault tests, and a child process that is
+killed while it writes a checkpoint.
+
+Usage (the child)::
+
+    python -m tests.test_hardening.faults WORK_DIR DATA_ROOT MARKER
+
+trains :func:`fault_cfg` and, while writing the epoch-2 checkpoint, stops
+half-way through the bytes, creates ``MARKER`` and waits to be killed.
+"""
+import io
+import os
+import signal
+import sys
+
+import torch
+
+from tests.helpers import tiny_runner_cfg
+
+EPOCHS = 3
+
+
+def fault_cfg(work_dir: str, data_root: str, max_keep_ckpts: int = -1,
+              **kw) -> dict:
+    """Tiny MAE, 3 epochs of 2 iterations, a checkpoint every epoch, the
+    generators' states saved (exact resume)."""
+    cfg = tiny_runner_cfg(work_dir, data_root, max_epochs=EPOCHS,
+                          custom_hooks=[dict(type='RandomStateHook')], **kw)
+    cfg['train_dataloader']['batch_size'] = 16
+    cfg['default_hooks']['checkpoint']['max_keep_ckpts'] = max_keep_ckpts
+    return cfg
+
+
+def stall_in_save(marker: str, epoch: int = 2) -> None:
+    """Make ``torch.save`` of the epoch-``epoch`` checkpoint write half of
+    its bytes, create ``marker`` and block until the process is killed."""
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        meta = obj.get('meta', {}) if isinstance(obj, dict) else {}
+        if meta.get('epoch') != epoch or isinstance(f, (str, os.PathLike)):
+            return original(obj, f, *args, **kwargs)
+        buffer = io.BytesIO()
+        original(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        f.write(data[:len(data) // 2])
+        f.flush()
+        with open(marker, 'w') as m:
+            m.write(str(os.getpid()))
+        while True:
+            signal.pause()
+
+    torch.save = save
+
+
+def main() -> None:
+    work_dir, data_root, marker = sys.argv[1:4]
+    torch.set_num_threads(1)
+    import mmmask  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    stall_in_save(marker)
+    Runner.from_cfg(Config(fault_cfg(work_dir, data_root,
+                                     max_keep_ckpts=1))).train()
+
+
+if __name__ == '__main__':
+    main()

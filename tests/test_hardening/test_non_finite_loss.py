@@ -1,0 +1,66 @@
+"""A non-finite training loss stops the run at that iteration, naming it
+and the last good checkpoint, before any checkpoint of NaN weights is
+written (``NonFiniteLossHook``, which tools/train.py adds to every run)."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmmask.engine.hooks.non_finite_loss_hook import first_nonfinite_loss
+from tests.helpers import tiny_runner_cfg, train_tool
+from tests.test_hardening.test_bad_input import train_args
+
+
+class NaNWeightAt(Hook):
+    """Turn a weight into NaN before iteration ``it`` (0-based)."""
+
+    def __init__(self, it: int) -> None:
+        self.it = it
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.it:
+            with torch.no_grad():
+                runner.model.backbone.cls_token.fill_(float('nan'))
+
+
+def test_nan_loss_stops_before_a_checkpoint(tmp_path, shapes_dir):
+    work = str(tmp_path / 'work')
+    cfg = Config(tiny_runner_cfg(work, shapes_dir, max_epochs=3))
+    cfg.train_dataloader.batch_size = 16
+    cfg = train_tool().merge_args(cfg, train_args(work_dir=work))
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(NaNWeightAt(3))
+    with pytest.raises(FloatingPointError) as err:
+        runner.train()
+    first = osp.join(work, 'epoch_1.pth')
+    msg = str(err.value)
+    assert 'non-finite training loss at iteration 4 (epoch 2, batch 2): ' \
+        'loss=nan' in msg
+    assert f'The last good checkpoint is {first}' in msg
+    assert f'--resume {first}' in msg
+    assert sorted(n for n in os.listdir(work) if n.endswith('.pth')) == [
+        'epoch_1.pth']
+
+
+def test_only_loss_entries_count():
+    nan = torch.tensor(float('nan'))
+    assert first_nonfinite_loss({'acc': nan, 'loss': torch.tensor(1.)}) \
+        is None
+    assert first_nonfinite_loss({'loss_rec': 1.0, 'loss_con': float('inf')}) \
+        == ('loss_con', float('inf'))
+
+
+def test_train_py_adds_the_hook_once(tmp_path, shapes_dir):
+    cfg = Config(tiny_runner_cfg(str(tmp_path), shapes_dir,
+                                 custom_hooks=[dict(type='NonFiniteLossHook'),
+                                               dict(type='RandomStateHook')]))
+    cfg = train_tool().merge_args(cfg, train_args())
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'NonFiniteLossHook', 'RandomStateHook']
+    cfg = Config(tiny_runner_cfg(str(tmp_path), shapes_dir))
+    cfg = train_tool().merge_args(cfg, train_args())
+    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook']
