@@ -16,20 +16,21 @@ the rows describe; the row shape follows from the kind (:func:`row_shape`):
 - ``KIND_PARTS``: ``(h, w)`` int16 part labels (EPM Eq. 16).
 
 Files written before the kind field existed have zeros there: saliency.
-Writers replace the whole file atomically (temp file in the same folder,
-fsync, ``os.replace``), so a reader sees the old or the new cache, never a
-mix; readers memory-map the file and re-open it when it was replaced.
+Writers replace the whole file atomically (``mmmask.fileio.atomic_write``:
+temp file in the same folder, fsync, rename), so a reader sees the old or
+the new cache, never a mix; readers memory-map the file and re-open it
+when it was replaced.
 :func:`check_cache` validates a file (header, size, grid, kind, values)
 before a run uses it. No OpenMMLab imports.
 """
 import os
-import os.path as osp
 import struct
-import tempfile
 from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
+
+from mmmask.fileio import atomic_write
 
 MAGIC = b'MMASKSAL'
 HEADER_SIZE = 64
@@ -114,19 +115,9 @@ def write_image_cache(path: str,
     header = _FIELDS.pack(MAGIC, int(version), rows.shape[0], int(grid[0]),
                           int(grid[1]), _CODES[np_dtype], int(kind))
     header = header.ljust(HEADER_SIZE, b'\0')
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.cache-', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(header)
-            f.write(np.ascontiguousarray(rows, dtype=np_dtype))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, f'{KIND_NAMES[kind]} cache') as f:
+        f.write(header)
+        f.write(np.ascontiguousarray(rows, dtype=np_dtype))
 
 
 def read_header(path: str) -> dict:

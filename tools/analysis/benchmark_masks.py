@@ -53,6 +53,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 from mmmask.apis import build_model, load_config
+from mmmask.fileio import atomic_write_text
 from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
                                    cached_structure_fns, count_flops,
                                    describe_device, epm_all_probed_fn,
@@ -368,12 +369,7 @@ def write_json(path: str, out: List[dict], t: Dict[str, float],
                mae_step_ms=t['step'] * 1e3,
                amt_step_ratio=t['amt_step'] / t['step'],
                epm_probed_share=info['probed'])
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.benchmark-', dir=folder)
-    with os.fdopen(fd, 'w') as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=1), 'benchmark rows')
 
 
 def main(argv=None) -> None:

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import tempfile
 from collections import defaultdict
 from typing import Dict, List
 
@@ -27,6 +26,7 @@ import numpy as np
 from mmengine.runner import Runner
 
 from mmmask.apis import adapt_to_cpu, load_config
+from mmmask.fileio import atomic_write, atomic_write_text
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -108,13 +108,6 @@ def table(summary: Dict[int, Dict[str, float]]) -> List[str]:
     return lines
 
 
-def atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=osp.dirname(path))
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def plot(records: List[Dict[str, float]], path: str, title: str) -> None:
     """ARI (cached vs fresh, and references) over the epochs."""
     import matplotlib
@@ -133,12 +126,9 @@ def plot(records: List[Dict[str, float]], path: str, title: str) -> None:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png',
-                               dir=osp.dirname(path))
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(path, 'plot') as f:
+        fig.savefig(f, format='png', dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> None:
@@ -151,12 +141,12 @@ def main(argv=None) -> None:
              f'step, {args.epochs} epochs')
     print(title)
     print('\n'.join(lines))
-    atomic_write(osp.join(args.out, 'fidelity.json'), json.dumps(
+    atomic_write_text(osp.join(args.out, 'fidelity.json'), json.dumps(
         dict(method=args.method, interval=args.interval,
              epochs=args.epochs, records=records,
              by_age={str(k): v for k, v in summary.items()}), indent=1))
-    atomic_write(osp.join(args.out, 'fidelity.md'),
-                 f'{title}\n\n' + '\n'.join(lines) + '\n')
+    atomic_write_text(osp.join(args.out, 'fidelity.md'),
+                      f'{title}\n\n' + '\n'.join(lines) + '\n')
     plot(records, osp.join(args.out, 'fidelity.png'), title)
     print(f'written: {args.out}/fidelity.json, fidelity.md, fidelity.png')
 

@@ -20,10 +20,8 @@ restored) and changes nothing in the model or the data, so a run with the
 hook trains exactly as one without it.
 """
 import json
-import os
 import os.path as osp
 import random
-import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -33,6 +31,7 @@ from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
 
+from mmmask.fileio import atomic_write_text
 from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import (build_tree, cut_and_order,
                                     cut_from_nodes, cut_scores, masking_level)
@@ -162,8 +161,5 @@ class EvolvedCacheFidelityHook(Hook):
     def _write(self, runner) -> None:
         path = self.out_file or osp.join(runner.work_dir,
                                          'cache_fidelity.json')
-        folder = osp.dirname(osp.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix='.fidelity-', dir=folder)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(self.records, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.records, indent=1),
+                          'cache fidelity records')
