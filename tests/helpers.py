@@ -235,6 +235,17 @@ def evolved_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
     return cfg
 
 
+def train_runner(cfg: dict, *hooks):
+    """Build a Runner from a config dict, add ``hooks``, train; the runner."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(Config(cfg))
+    for hook in hooks:
+        runner.register_hook(hook)
+    runner.train()
+    return runner
+
+
 def free_port() -> int:
     """A TCP port that is free now (other suites may run in parallel)."""
     with socket.socket() as s:

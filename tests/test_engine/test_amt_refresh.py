@@ -8,12 +8,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 from PIL import Image
 
 from mmmask.masks import cls_saliency, read_header
 from mmmask.models.utils import probe_attention
-from tests.helpers import AMT_PIPELINE, amt_runner_cfg, dist_train
+from tests.helpers import (AMT_PIPELINE, amt_runner_cfg, dist_train,
+                           train_runner)
 from tests.rank_state_dump import load_ranks
 
 
@@ -64,19 +64,11 @@ def reference_saliency(runner, cache):
     return max(errors).item()
 
 
-def train(cfg, *hooks):
-    runner = Runner.from_cfg(Config(cfg))
-    for h in hooks:
-        runner.register_hook(h)
-    runner.train()
-    return runner
-
-
 def test_random_until_first_refresh_then_amt_each_interval(
         tmp_path, shapes_dir):
     work = str(tmp_path / 'work')
     rec = Recorder()
-    runner = train(amt_runner_cfg(work, shapes_dir, max_epochs=3), rec)
+    runner = train_runner(amt_runner_cfg(work, shapes_dir, max_epochs=3), rec)
     # epoch 0: no cache, random masks; refreshed before epochs 1 and 2
     assert all(v == {0} and warm for v, warm in rec.epochs[0])
     assert all(v == {1} and not warm for v, warm in rec.epochs[1])
@@ -100,8 +92,8 @@ def test_random_until_first_refresh_then_amt_each_interval(
 def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
     work = str(tmp_path / 'work')
     # warm-up 0: refreshed before epoch 0 (version 1), next before epoch 2
-    train(amt_runner_cfg(work, shapes_dir, max_epochs=1, warmup=0,
-                         interval=2))
+    train_runner(amt_runner_cfg(work, shapes_dir, max_epochs=1, warmup=0,
+                                interval=2))
     cache = osp.join(work, 'amt_saliency.bin')
     assert read_header(cache)['version'] == 1
     if lose_cache:
@@ -109,7 +101,7 @@ def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
     rec = Recorder()
     cfg = amt_runner_cfg(work, shapes_dir, max_epochs=3, warmup=0,
                          interval=2, resume=True, experiment_name='resumed')
-    runner = train(cfg, rec)
+    runner = train_runner(cfg, rec)
     hook = amt_hook(runner)
     # version 1 kept (recomputed if lost), the next refresh before epoch 2
     assert all(v == {1} and not warm for v, warm in rec.epochs[1])
@@ -124,7 +116,7 @@ def test_stale_cache_of_another_run_is_removed(tmp_path, shapes_dir):
     write_image_cache(osp.join(work, 'amt_saliency.bin'),
                       torch.rand(32, 4, 4), version=7)
     rec = Recorder()
-    train(amt_runner_cfg(work, shapes_dir, max_epochs=1), rec)
+    train_runner(amt_runner_cfg(work, shapes_dir, max_epochs=1), rec)
     assert all(v == {0} and warm for v, warm in rec.epochs[0])
 
 
@@ -134,7 +126,7 @@ def test_hook_without_saliency_transform_is_an_error(tmp_path, shapes_dir):
         t for t in AMT_PIPELINE if t['type'] != 'AMTSaliencyCrop'
     ]
     with pytest.raises(ValueError, match='no AMTSaliencyCrop'):
-        train(cfg)
+        train_runner(cfg)
 
 
 def test_cache_identical_on_two_gloo_ranks(tmp_path, shapes_dir):

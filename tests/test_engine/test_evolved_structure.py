@@ -7,14 +7,12 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheSizeError, read_header,
                           write_image_cache)
 from mmmask.masks.stats import adjusted_rand_index
-from tests.helpers import CACHED_EPM, evolved_runner_cfg
+from tests.helpers import CACHED_EPM, evolved_runner_cfg, train_runner
 
 KINDS = {'ehm': (None, KIND_TREE, 'ehm_tree.bin'),
          'epm': (CACHED_EPM, KIND_PARTS, 'epm_parts.bin')}
@@ -81,14 +79,6 @@ class Recorder(Hook):
             runner.epoch, 0) + self.calls - self._start
 
 
-def train(cfg, *hooks):
-    runner = Runner.from_cfg(Config(cfg))
-    for h in hooks:
-        runner.register_hook(h)
-    runner.train()
-    return runner
-
-
 def digest(path):
     with open(path, 'rb') as f:
         return hashlib.sha1(f.read()).hexdigest()
@@ -100,7 +90,7 @@ def test_refreshed_before_epoch_0_then_every_interval(tmp_path, shapes_dir,
     masker, cache_kind, name = KINDS[kind]
     work = str(tmp_path / 'work')
     rec = Recorder()
-    runner = train(evolved_runner_cfg(work, shapes_dir, 3, masker), rec)
+    runner = train_runner(evolved_runner_cfg(work, shapes_dir, 3, masker), rec)
     # refreshed before epochs 0 and 2; every batch reads the cache and no
     # training step probes the model
     assert rec.versions == {0: {1}, 1: {1}, 2: {2}}
@@ -122,7 +112,7 @@ def test_refreshed_before_epoch_0_then_every_interval(tmp_path, shapes_dir,
 @pytest.mark.parametrize('damage', [None, 'missing', 'truncated'])
 def test_resume_keeps_version_and_progress(tmp_path, shapes_dir, damage):
     work = str(tmp_path / 'work')
-    train(evolved_runner_cfg(work, shapes_dir, 1))
+    train_runner(evolved_runner_cfg(work, shapes_dir, 1))
     cache = osp.join(work, 'ehm_tree.bin')
     before = digest(cache)
     if damage == 'missing':
@@ -131,7 +121,7 @@ def test_resume_keeps_version_and_progress(tmp_path, shapes_dir, damage):
         with open(cache, 'r+b') as f:
             f.truncate(100)
     rec = Recorder()
-    runner = train(
+    runner = train_runner(
         evolved_runner_cfg(work, shapes_dir, 3, resume=True,
                            experiment_name=f'resumed_{damage}'), rec)
     # the resumed epoch reads version 1: the same file, or rebuilt
@@ -162,7 +152,7 @@ def test_cache_of_another_dataset_size_is_refused_and_kept(tmp_path,
     before = digest(cache)
     with pytest.raises(CacheSizeError, match='holds 12 images but the '
                        'training dataset has 32'):
-        train(evolved_runner_cfg(work, shapes_dir, 1))
+        train_runner(evolved_runner_cfg(work, shapes_dir, 1))
     assert digest(cache) == before
 
 
@@ -171,13 +161,13 @@ def test_hook_needs_a_cached_masker_and_the_crop(tmp_path, shapes_dir):
         str(tmp_path / 'a'), shapes_dir, 1,
         masker=dict(type='EvolvedHierarchicalMasker'))
     with pytest.raises(TypeError, match='cached=True'):
-        train(cfg)
+        train_runner(cfg)
     cfg = evolved_runner_cfg(str(tmp_path / 'b'), shapes_dir, 1)
     pipeline = cfg['train_dataloader']['dataset']['pipeline']
     cfg['train_dataloader']['dataset']['pipeline'] = [
         t for t in pipeline if t['type'] != 'EvolvedStructureCrop']
     with pytest.raises(ValueError, match='no EvolvedStructureCrop'):
-        train(cfg)
+        train_runner(cfg)
 
 
 def test_cached_masker_without_hook_probes_and_says_so(
@@ -185,7 +175,7 @@ def test_cached_masker_without_hook_probes_and_says_so(
     cfg = evolved_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1)
     cfg['custom_hooks'] = [dict(type='MaskScheduleHook')]
     rec = Recorder()
-    runner = train(cfg, rec)
+    runner = train_runner(cfg, rec)
     assert rec.versions == {0: {0}} and rec.step_probes[0] == 4
     log = open(runner.logger.log_file).read()
     assert log.count('carries no cached structure') == 1
@@ -196,12 +186,12 @@ def test_cached_masker_without_hook_probes_and_says_so(
 def test_fidelity_hook_measures_without_changing_training(tmp_path,
                                                           shapes_dir, kind):
     masker = KINDS[kind][0]
-    plain = train(evolved_runner_cfg(str(tmp_path / 'a'), shapes_dir, 2,
-                                     masker))
+    plain = train_runner(
+        evolved_runner_cfg(str(tmp_path / 'a'), shapes_dir, 2, masker))
     cfg = evolved_runner_cfg(str(tmp_path / 'b'), shapes_dir, 2, masker)
     cfg['custom_hooks'].append(dict(type='EvolvedCacheFidelityHook',
                                     num_samples=8))
-    measured = train(cfg)
+    measured = train_runner(cfg)
     for a, b in zip(plain.model.state_dict().values(),
                     measured.model.state_dict().values()):
         assert torch.equal(a, b)  # the same training, bit for bit

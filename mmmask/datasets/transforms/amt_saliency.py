@@ -21,18 +21,17 @@ Pipeline (MAE)::
     dict(type='AMTSaliencyCrop', cell_size=16),
     dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version'])
 """
-import warnings
 from typing import Optional
 
 import numpy as np
 import torch
-from mmcv.transforms import BaseTransform
 from mmcv.transforms import RandomFlip as MMCVRandomFlip
 
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.masks import ImageCacheReader, crop_saliency
+from mmmask.masks import crop_saliency
+from .cache_lookup import CacheLookupTransform
 
 
 @TRANSFORMS.register_module()
@@ -80,7 +79,7 @@ class TrackedRandomFlip(MMCVRandomFlip):
 
 
 @TRANSFORMS.register_module()
-class AMTSaliencyCrop(BaseTransform):
+class AMTSaliencyCrop(CacheLookupTransform):
     """Crop and flip the cached AMT saliency of a sample like its image.
 
     Reads the ``(h, w)`` saliency of ``results['sample_idx']`` from the cache
@@ -105,52 +104,24 @@ class AMTSaliencyCrop(BaseTransform):
             "interpolation" to image size) or ``'nearest'``.
     """
 
+    without_cache = 'AMT masks stay random'
+    refresh_hook = 'AMTSaliencyRefreshHook'
+
     def __init__(self,
                  cell_size: int = 16,
                  cache_file: Optional[str] = None,
                  interpolation: str = 'bilinear') -> None:
-        if int(cell_size) < 1:
-            raise ValueError(f'cell_size={cell_size} must be >= 1')
         if interpolation not in ('bilinear', 'nearest'):
             raise ValueError(
                 f"interpolation={interpolation!r}: use 'bilinear' or "
                 "'nearest'")
-        self.cell_size = int(cell_size)
         self.interpolation = interpolation
-        self.cache_file = None
-        self.reader: Optional[ImageCacheReader] = None
-        self._warned = False
-        if cache_file is not None:
-            self.set_cache_file(cache_file)
-
-    def set_cache_file(self, path: str) -> None:
-        """Point the transform at a cache file (the refresh hook calls it)."""
-        self.cache_file = path
-        self.reader = ImageCacheReader(path)
+        super().__init__(cell_size, cache_file)
 
     def transform(self, results: dict) -> dict:
         """Add ``saliency`` and ``saliency_version`` for one image."""
-        img_shape = tuple(results['img'].shape[:2])
-        if img_shape[0] % self.cell_size or img_shape[1] % self.cell_size:
-            raise ValueError(
-                f'the image is {img_shape}, not a multiple of cell_size='
-                f'{self.cell_size}: put AMTSaliencyCrop after the crop and '
-                'give it the model (or mask) patch size.')
-        saliency, version = None, 0
-        if self.reader is None:
-            if not self._warned:
-                warnings.warn(
-                    'AMTSaliencyCrop has no cache_file: AMT masks stay random.'
-                    ' Add AMTSaliencyRefreshHook to custom_hooks (it sets the '
-                    'file) or give cache_file.')
-                self._warned = True
-        else:
-            if 'sample_idx' not in results:
-                raise KeyError(
-                    'AMTSaliencyCrop needs results["sample_idx"] to find the '
-                    'cached saliency: use an mmengine BaseDataset (it sets '
-                    'sample_idx) as the training dataset.')
-            saliency, version = self.reader.lookup(int(results['sample_idx']))
+        img_shape = self.image_shape(results)
+        saliency, version = self.lookup(results)
         if saliency is None:
             grid = (img_shape[0] // self.cell_size,
                     img_shape[1] // self.cell_size)
@@ -161,18 +132,11 @@ class AMTSaliencyCrop(BaseTransform):
                 torch.from_numpy(saliency), src_shape,
                 results.get('geometry', []), self.cell_size,
                 self.interpolation).numpy()
-            if weights.shape[0] * self.cell_size != img_shape[0] or \
-                    weights.shape[1] * self.cell_size != img_shape[1]:
-                raise ValueError(
-                    f'the recorded crops/flips give a {weights.shape} grid '
-                    f'but the image is {img_shape}: a transform that does '
-                    'not record itself resized the image; use '
-                    'TrackedRandomResizedCrop / TrackedRandomFlip.')
+            self.check_grid(weights.shape, img_shape)
         results['saliency'] = weights
         results['saliency_version'] = int(version)
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(cell_size={self.cell_size}, '
-                f'cache_file={self.cache_file!r}, '
+        return (f'{super().__repr__()[:-1]}, '
                 f'interpolation={self.interpolation!r})')
