@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from PIL import Image
 
-from mmmask.masks import cls_saliency, read_header
+from mmmask.masks import cls_saliency, read_header, write_image_cache
 from mmmask.models.utils import probe_attention
 from tests.helpers import (AMT_PIPELINE, amt_runner_cfg, dist_train,
                            train_runner)
@@ -88,7 +88,7 @@ def test_random_until_first_refresh_then_amt_each_interval(
         digest=hashlib.sha1(rows).hexdigest())
 
 
-@pytest.mark.parametrize('lose_cache', [False, True])
+@pytest.mark.parametrize('lose_cache', [False, 'missing', 'nan', 'grid'])
 def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
     work = str(tmp_path / 'work')
     # warm-up 0: refreshed before epoch 0 (version 1), next before epoch 2
@@ -96,23 +96,32 @@ def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
                                 interval=2))
     cache = osp.join(work, 'amt_saliency.bin')
     assert read_header(cache)['version'] == 1
-    if lose_cache:
+    if lose_cache == 'missing':
         os.remove(cache)
+    elif lose_cache:  # the same version, damaged: NaN, or another grid
+        bad = (np.full((32, 4, 4), np.nan, np.float32)
+               if lose_cache == 'nan' else np.ones((32, 2, 2), np.float32))
+        write_image_cache(cache, bad, 1, 'float32')
     rec = Recorder()
     cfg = amt_runner_cfg(work, shapes_dir, max_epochs=3, warmup=0,
                          interval=2, resume=True, experiment_name='resumed')
     runner = train_runner(cfg, rec)
     hook = amt_hook(runner)
-    # version 1 kept (recomputed if lost), the next refresh before epoch 2
+    # version 1 kept (recomputed if lost or damaged, the problem named),
+    # the next refresh before epoch 2
     assert all(v == {1} and not warm for v, warm in rec.epochs[1])
     assert all(v == {2} for v, _ in rec.epochs[2])
     assert (hook.version, hook.next_refresh) == (2, 4)
+    log = open(runner.logger.log_file).read()
+    named = {False: None, 'missing': 'is missing', 'nan': 'NaN or inf',
+             'grid': 'written for a 2x2 patch grid'}[lose_cache]
+    assert (named is None) == ('recomputing the cache' not in log)
+    assert named is None or named in log
 
 
 def test_stale_cache_of_another_run_is_removed(tmp_path, shapes_dir):
     work = str(tmp_path / 'work')
     os.makedirs(work)
-    from mmmask.masks import write_image_cache
     write_image_cache(osp.join(work, 'amt_saliency.bin'),
                       torch.rand(32, 4, 4), version=7)
     rec = Recorder()
