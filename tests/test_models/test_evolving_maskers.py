@@ -137,3 +137,35 @@ def test_ehm_probes_at_most_six_layers():
 def test_bad_arguments_say_what_to_fix(bad, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(bad)
+
+
+def test_epm_official_options_columns_and_random_k(monkeypatch):
+    """features='columns': EM on the attention columns (the official code);
+    parts_jitter=2: K uniform in K..K+2 (its randint(c, c + 2))."""
+    from mmmask.models.maskers import epm_masker
+    model = build(tiny_mae_cfg, dict(type='EvolvedPartMasker',
+                                     parts_range=(6, 3)))
+    x = torch.randn(2, 3, 32, 32)
+    masker, backbone = model.masker, model.backbone
+    seen = []
+
+    def spy(features, num_parts, *args):
+        seen.append((features.clone(), num_parts))
+        return torch.zeros(features.shape[:2], dtype=torch.long)
+
+    monkeypatch.setattr(epm_masker, 'em_partition', spy)
+    graph = epm_masker.attention_graph(masker.patch_attention(x, backbone))
+    masker.segments(x, backbone)
+    masker.features = 'columns'
+    masker.segments(x, backbone)
+    assert torch.equal(seen[0][0], graph)
+    assert torch.equal(seen[1][0], graph.transpose(1, 2))
+    assert seen[0][1] == seen[1][1] == 6  # the schedule's K at progress 0
+    masker.parts_jitter = 2
+    ks = {masker.num_parts() for _ in range(200)}
+    assert ks == {6, 7, 8}
+    with pytest.raises(ValueError, match='parts_jitter=2'):
+        build(tiny_mae_cfg, dict(type='EvolvedPartMasker',
+                                 parts_range=(15, 3), parts_jitter=2))
+    with pytest.raises(ValueError, match="'rows'"):
+        MODELS.build(dict(type='EvolvedPartMasker', features='cols'))

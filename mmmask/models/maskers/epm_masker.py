@@ -55,6 +55,12 @@ class EvolvedPartMasker(ScheduledMasker):
             the official code runs 15 vMF iterations).
         var_reg (float): Relative variance floor of the diagonal
             covariances (see ``mmmask.masks.parts``). Defaults to 0.01.
+        features (str): Node embedding of the graph: ``'rows'`` (default,
+            the paper: ``phi_i = w_i``, Sec. 3.2) or ``'columns'`` (the
+            official code: node j is the column ``A[:, j]``).
+        parts_jitter (int): Draw K uniformly from ``K .. K + parts_jitter``
+            at every partition (the official code: ``randint(c, c + 2)``,
+            i.e. 2). Defaults to 0 (the paper's K).
         cached (bool): Cached mode (see above). Defaults to False.
     """
 
@@ -68,8 +74,20 @@ class EvolvedPartMasker(ScheduledMasker):
                  parts_range: Sequence[int] = (40, 10),
                  num_iters: int = 10,
                  var_reg: float = 0.01,
+                 features: str = 'rows',
+                 parts_jitter: int = 0,
                  cached: bool = False) -> None:
         super().__init__(mask_ratio, throw_ratio, num_layers, cached)
+        if features not in ('rows', 'columns'):
+            raise ValueError(
+                f"features={features!r}: use 'rows' (the paper, Eq. 7) or "
+                "'columns' (the official code)")
+        if int(parts_jitter) < 0:
+            raise ValueError(
+                f'parts_jitter={parts_jitter} must be >= 0 (the official '
+                'code: 2)')
+        self.features = features
+        self.parts_jitter = int(parts_jitter)
         if len(parts_range) != 2:
             raise ValueError(
                 f'parts_range={parts_range} must be (K_start, K_end), '
@@ -91,13 +109,14 @@ class EvolvedPartMasker(ScheduledMasker):
         super().check_backbone(backbone)
         grid = patch_grid(backbone)
         num_patches = grid[0] * grid[1]
-        if max(self.parts_range) > num_patches:
+        if max(self.parts_range) + self.parts_jitter > num_patches:
             raise ValueError(
-                f'EvolvedPartMasker parts_range={self.parts_range} asks for '
-                f'more parts K than the {num_patches} patches of the '
-                f'{grid[0]}x{grid[1]} grid: set parts_range to at most '
-                f'({num_patches}, ...) (the paper uses (40, 10) for 14x14; '
-                'the 8x8 demo uses (12, 4)).')
+                f'EvolvedPartMasker parts_range={self.parts_range} (with '
+                f'parts_jitter={self.parts_jitter}) asks for more parts K '
+                f'than the {num_patches} patches of the {grid[0]}x{grid[1]} '
+                f'grid: set parts_range to at most ({num_patches}, ...) '
+                '(the paper uses (40, 10) for 14x14; the 8x8 demo uses '
+                '(12, 4)).')
 
     def schedule(self):
         """``(alpha, K)`` at the current progress (Eq. 4, Sec. 4.1)."""
@@ -107,9 +126,19 @@ class EvolvedPartMasker(ScheduledMasker):
     @torch.no_grad()
     def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
         """``(B, L)`` part labels at the current K (Eq. 7-16)."""
-        _, num_parts = self.schedule()
         graph = attention_graph(self.patch_attention(inputs, backbone))
-        return em_partition(graph, num_parts, self.num_iters, self.var_reg)
+        if self.features == 'columns':  # node j = column j (official code)
+            graph = graph.transpose(1, 2)
+        return em_partition(graph, self.num_parts(), self.num_iters,
+                            self.var_reg)
+
+    def num_parts(self) -> int:
+        """K for one partition: the schedule's (Sec. 4.1), plus a uniform
+        draw from ``0 .. parts_jitter`` (the official code's random K)."""
+        _, k = self.schedule()
+        if self.parts_jitter:
+            k += int(torch.randint(0, self.parts_jitter + 1, ()))
+        return k
 
     def needs_parts(self, grid_delta: Tensor,
                     grid: Tuple[int, int]) -> Tensor:
@@ -157,4 +186,6 @@ class EvolvedPartMasker(ScheduledMasker):
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, gamma={self.gamma}, '
-                f'parts_range={self.parts_range}, num_iters={self.num_iters}')
+                f'parts_range={self.parts_range}, num_iters={self.num_iters}, '
+                f'features={self.features!r}, '
+                f'parts_jitter={self.parts_jitter}')
