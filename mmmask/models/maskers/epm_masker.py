@@ -110,13 +110,14 @@ class EvolvedPartMasker(ScheduledMasker):
         grid = patch_grid(backbone)
         num_patches = grid[0] * grid[1]
         if max(self.parts_range) + self.parts_jitter > num_patches:
+            jitter = (f' with parts_jitter={self.parts_jitter}'
+                      if self.parts_jitter else '')
             raise ValueError(
-                f'EvolvedPartMasker parts_range={self.parts_range} (with '
-                f'parts_jitter={self.parts_jitter}) asks for more parts K '
-                f'than the {num_patches} patches of the {grid[0]}x{grid[1]} '
-                f'grid: set parts_range to at most ({num_patches}, ...) '
-                '(the paper uses (40, 10) for 14x14; the 8x8 demo uses '
-                '(12, 4)).')
+                f'EvolvedPartMasker parts_range={self.parts_range}{jitter} '
+                f'asks for more parts K than the {num_patches} patches of '
+                f'the {grid[0]}x{grid[1]} grid: set parts_range to at most '
+                f'({num_patches - self.parts_jitter}, ...) (the paper uses '
+                '(40, 10) for 14x14; the 8x8 demo uses (12, 4)).')
 
     def schedule(self):
         """``(alpha, K)`` at the current progress (Eq. 4, Sec. 4.1)."""
