@@ -87,7 +87,20 @@ def em_responsibilities(features: Tensor,
 
     Returns:
         Tensor: ``(B, N, min(K, N))`` responsibilities ``E_ik`` (Eq. 12).
+
+    Runs in float32 even inside an autocast region (an AMP training step or
+    a bfloat16 refresh): Eq. 11's quadratic form subtracts large, nearly
+    equal products, which half precision would round into wrong parts.
     """
+    with torch.autocast(features.device.type, enabled=False):
+        return _em_responsibilities(features, num_parts, num_iters, var_reg,
+                                    var_eps, generator)
+
+
+def _em_responsibilities(features: Tensor, num_parts: int, num_iters: int,
+                         var_reg: float, var_eps: float,
+                         generator: Optional[torch.Generator]) -> Tensor:
+    """:func:`em_responsibilities` outside autocast."""
     if features.dim() != 3:
         raise ValueError(
             f'features must be (B, N, D), got {tuple(features.shape)}')

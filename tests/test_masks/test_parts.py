@@ -76,6 +76,20 @@ def test_em_never_returns_nan_on_degenerate_input(case):
     assert parts.min() >= 0 and parts.max() < 40
 
 
+def test_em_is_float32_inside_a_bfloat16_autocast_region():
+    """An AMP step or a bf16 refresh calls EM under autocast: its matrix
+    products (Eq. 11's quadratic form) stay float32, so the parts equal
+    those outside autocast exactly."""
+    x = attention_graph(torch.rand(2, 64, 64).softmax(-1))
+    plain = em_responsibilities(
+        x, 4, generator=torch.Generator().manual_seed(0))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        amp = em_responsibilities(
+            x, 4, generator=torch.Generator().manual_seed(0))
+    assert amp.dtype == torch.float32
+    assert torch.equal(amp, plain)
+
+
 def test_more_parts_than_nodes_are_clamped():
     resp = em_responsibilities(torch.rand(2, 16, 16), 40)
     assert resp.shape == (2, 16, 16)
