@@ -3,13 +3,14 @@ from .amt_refresh_hook import AMTSaliencyRefreshHook
 from .cache_fidelity_hook import EvolvedCacheFidelityHook
 from .evolved_structure_hook import EvolvedStructureRefreshHook
 from .image_cache_hook import PerImageCacheRefreshHook
+from .knn_eval_hook import KNNEvalHook
 from .mask_schedule_hook import MaskScheduleHook
 from .plb_hook import PLBHook
 from .random_state_hook import RandomStateHook
 
 __all__ = [
     'AMTSaliencyRefreshHook', 'EvolvedCacheFidelityHook',
-    'EvolvedStructureRefreshHook',
+    'EvolvedStructureRefreshHook', 'KNNEvalHook',
     'MaskScheduleHook', 'PerImageCacheRefreshHook', 'PLBHook',
     'RandomStateHook'
 ]
