@@ -64,7 +64,7 @@ def test_records_every_epoch_before_the_start_and_the_probe_at_the_end(
     assert [r['iter'] for r in records] == [0, 4, 8]  # 32 images, batch 8
     for r in records:
         assert 0 <= r['knn_top1'] <= 100 and r['seconds'] > 0
-        assert (r['num_train'], r['num_val'], r['feature']) == (24, 12,
+        assert (r['num_train'], r['num_val'], r['feature']) == (25, 13,
                                                                 'cls')
     assert 'epoch_share' not in records[0]  # no epoch timed yet
     for r in records[1:]:
@@ -100,7 +100,7 @@ def test_the_last_record_is_the_trained_encoders_accuracy(runs):
     # labels in dataset order (CustomDataset: class folders sorted)
     assert y.tolist() == [s['gt_label'] for s in (
         hook.datasets(model)['train'].get_data_info(i)
-        for i in range(24))]
+        for i in range(25))]
     assert hook.records[-1]['knn_top1'] == knn_top1(x, y, xq, yq, 3)
 
 
