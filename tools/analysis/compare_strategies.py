@@ -83,8 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--k', type=int, default=20)
     parser.add_argument('--temperature', type=float, default=0.07)
     parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--workers', type=int, default=2,
-                        help='training loader workers')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='training loader workers (default: 0 on the '
+                        'CPU, where the main process decodes 64-px images '
+                        'faster than workers that compete for the cores; 4 '
+                        'on a GPU)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     known = strategy_names()
@@ -200,7 +203,7 @@ def run_config(name: str, args: argparse.Namespace, data: str,
                               data_prefix='val'),
              interval=args.knn_interval, at_start=True,
              feature=args.feature, k=args.k, temperature=args.temperature,
-             batch_size=64, num_workers=0, linear_probe=True),
+             batch_size=64, num_workers=args.workers, linear_probe=True),
     ]
     # one log line per epoch with the epoch's mean loss
     cfg.log_processor = dict(window_size=iters, by_epoch=True)
@@ -237,11 +240,12 @@ def train_one(name: str, args: argparse.Namespace, data: str) -> dict:
     work_dir = osp.join(args.out, name)
     os.makedirs(work_dir, exist_ok=True)
     cfg = run_config(name, args, data, work_dir)
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     runner = Runner.from_cfg(cfg)
     runner.train()
     result = summarise(name, work_dir, cfg.model.type)
-    result['wall_seconds'] = time.perf_counter() - start
+    result.update(wall_seconds=time.perf_counter() - start,
+                  load_start=load_start, load_end=os.getloadavg()[0])
     atomic_write(osp.join(work_dir, 'result.json'),
                  json.dumps(result, indent=1))
     return result
@@ -339,14 +343,35 @@ def report(results: List[dict], settings: dict, out: str,
         'frozen final features. Losses are not comparable across '
         'algorithms (MAE: normalised-pixel L2; SimMIM: L1; CAMAE: '
         'contrastive + L2).', '',
-        f'Device: {extra["device"]}; {extra["cpu_count"]} CPUs, load '
-        f'average {extra["load_before"]:.1f} before and '
-        f'{extra["load_after"]:.1f} after; wall time of the strategies '
-        f'trained in the last call: {extra["wall_seconds"] / 60:.1f} min.',
-        ''
+        f'One standard error of a top-1 accuracy near chance on '
+        f'{results[0]["num_val"]} validation images is '
+        f'{standard_error(chance, results[0]["num_val"]):.1f} points: '
+        'differences of that size are noise.', '',
+        f'Device: {extra["device"]}; {extra["cpu_count"]} CPUs; wall time '
+        f'of all runs (training, k-NN, probe, set-up), summed: '
+        f'{sum(r["wall_seconds"] for r in results) / 60:.1f} min; 1-minute '
+        'load average of the machine at the start and end of each run: '
+        f'{load_range(results)}.', ''
     ] + table(results) + ['']
     atomic_write(osp.join(out, 'results.md'), '\n'.join(lines))
     plot(results, osp.join(out, 'comparison.png'), chance)
+
+
+def load_range(results: List[dict]) -> str:
+    """The smallest and largest load average the runs saw (other
+    processes on a shared machine slow the runs down)."""
+    loads = [r[k] for r in results for k in ('load_start', 'load_end')
+             if r.get(k) is not None]
+    if not loads:
+        return 'not recorded'
+    return f'{min(loads):.1f} to {max(loads):.1f}'
+
+
+def standard_error(percent: float, num: int) -> float:
+    """Binomial standard error, in points, of an accuracy measured on
+    ``num`` samples: ``100 * sqrt(p (1 - p) / num)``."""
+    p = percent / 100
+    return 100 * (p * (1 - p) / max(num, 1))**0.5
 
 
 def plot(results: List[dict], path: str, chance: float) -> None:
@@ -354,7 +379,7 @@ def plot(results: List[dict], path: str, chance: float) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 6))
     styles = {'MAEWithMasker': '-', 'SimMIMWithMasker': '--', 'CAMAE': ':'}
     cmap = plt.get_cmap('tab20')
 
@@ -373,9 +398,12 @@ def plot(results: List[dict], path: str, chance: float) -> None:
     axes[0].set(xlabel='epoch', ylabel='training loss (epoch mean)',
                 title='loss (not comparable across algorithms)')
     axes[0].set_yscale('log')
+    se = standard_error(chance, results[0]['num_val'])
     axes[1].axhline(chance, color='grey', linewidth=1)
+    axes[1].axhspan(chance - se, chance + se, color='grey', alpha=0.15)
     axes[1].set(xlabel='epoch', ylabel='k-NN top-1 (%)',
-                title=f'k-NN top-1 (grey: chance {chance:.0f} %)')
+                title=f'k-NN top-1 (grey: chance {chance:.0f} % '
+                f'+- 1 s.e.)')
     names = [r['strategy'] for r in results]
     cost = [r['sec_per_epoch'] or 0 for r in results]
     axes[2].barh(range(len(names)), cost,
@@ -383,8 +411,12 @@ def plot(results: List[dict], path: str, chance: float) -> None:
     axes[2].set_yticks(range(len(names)), names, fontsize=8)
     axes[2].invert_yaxis()
     axes[2].set(xlabel='seconds per training epoch', title='cost')
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=9, fontsize=8,
+               title='solid: MAE, dashed: SimMIM, dotted: CAMAE',
+               title_fontsize=8)
+    rows = -(-len(labels) // 9)
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * rows, 1, 1))
     fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.png',
                                dir=osp.dirname(path))
     os.close(fd)
@@ -404,6 +436,8 @@ def atomic_write(path: str, text: str) -> None:
 def main(argv=None) -> List[dict]:
     args = parse_args(argv)
     device = select_device(args.device)
+    if args.workers is None:
+        args.workers = 0 if device == 'cpu' else 4
     import torch
 
     import mmmask  # noqa: F401  (registers the components)
@@ -411,8 +445,6 @@ def main(argv=None) -> List[dict]:
     data = prepare_data(args)
     settings = settings_of(args, data)
     check_settings(args.out, settings)
-    load_before = os.getloadavg()[0]
-    start = time.perf_counter()
     results = []
     for name in args.strategies:
         path = osp.join(args.out, name, 'result.json')
@@ -429,8 +461,6 @@ def main(argv=None) -> List[dict]:
               f's / epoch, {result["wall_seconds"]:.0f} s in all')
     extra = dict(device=device, cpu_count=os.cpu_count(),
                  torch_threads=torch.get_num_threads(),
-                 load_before=load_before, load_after=os.getloadavg()[0],
-                 wall_seconds=time.perf_counter() - start,
                  num_classes=class_count(data))
     report(results, settings, args.out, extra)
     print('\n'.join(table(results)))
