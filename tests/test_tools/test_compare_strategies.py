@@ -72,3 +72,17 @@ def test_unknown_strategy_and_bad_data_are_named(tmp_path, capsys):
         compare.parse_args(['--strategies', 'random', '--out', 'x',
                             '--data', str(tmp_path)])
     assert 'has no train or val folder' in capsys.readouterr().err
+
+
+def test_any_imagenet_layout_folder_via_data(smoke, tmp_path):
+    out, _ = smoke
+    data = next((out / 'data').iterdir())  # train/<class>, val/<class>
+    compare = tool_module('tools/analysis/compare_strategies.py')
+    rows = compare.main(['--strategies', 'grid', '--epochs', '1', '--data',
+                         str(data), '--workers', '0', '--out',
+                         str(tmp_path / 'cmp')])
+    assert (rows[0]['num_train'], rows[0]['num_val']) == (64, 32)
+    doc = json.loads((tmp_path / 'cmp' / 'results.json').read_text())
+    assert doc['settings']['data'] == str(data)
+    assert doc['settings']['num_images'] is None  # --data: not generated
+    assert not (tmp_path / 'cmp' / 'data').exists()
