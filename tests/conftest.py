@@ -2,7 +2,8 @@
 import pytest
 
 import mmmask  # noqa: F401  (registers components, applies compat)
-from mmmask.datasets.synthetic import make_shapes_dataset
+from mmmask.datasets.synthetic import (make_labelled_shapes,
+                                       make_shapes_dataset)
 
 
 @pytest.fixture(scope='session')
@@ -10,6 +11,15 @@ def shapes_dir(tmp_path_factory):
     """32 synthetic 32x32 images in a folder."""
     out = tmp_path_factory.mktemp('shapes')
     make_shapes_dataset(str(out), num_images=32, size=32, seed=1)
+    return str(out)
+
+
+@pytest.fixture(scope='session')
+def labelled_shapes_dir(tmp_path_factory):
+    """Labelled 32x32 shapes in ImageNet layout: train/ 25, val/ 13 (odd:
+    two ranks get shards of different lengths)."""
+    out = tmp_path_factory.mktemp('labelled')
+    make_labelled_shapes(str(out), num_train=25, num_val=13, size=32, seed=1)
     return str(out)
 
 

@@ -246,6 +246,23 @@ def train_runner(cfg: dict, *hooks):
     return runner
 
 
+def knn_hook(data_root: str, **kw) -> dict:
+    """A KNNEvalHook config on a labelled ImageNet-layout folder
+    (``train/`` bank, ``val/`` queries), evaluated every epoch and before
+    the first one, loaders in the main process."""
+    cfg = dict(
+        type='KNNEvalHook',
+        train_dataset=dict(type='CustomDataset', data_root=data_root,
+                           data_prefix='train'),
+        val_dataset=dict(type='CustomDataset', data_root=data_root,
+                         data_prefix='val'),
+        at_start=True,
+        batch_size=8,
+        num_workers=0)
+    cfg.update(kw)
+    return cfg
+
+
 def free_port() -> int:
     """A TCP port that is free now (other suites may run in parallel)."""
     with socket.socket() as s:

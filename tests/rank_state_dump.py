@@ -14,8 +14,9 @@ work dir with:
 Hook state: what each mmmask hook saves in checkpoints
 (``before_save_checkpoint``), plus, for the per-image cache hooks, the
 digest of the cache it holds, of the cache file on disk and its shard size.
-Masker state: the masker's ``state_dict`` (PLB probabilities, schedule
-progress).
+Wall-clock fields of KNNEvalHook records are left out (they differ
+between ranks and runs). Masker state: the masker's ``state_dict`` (PLB
+probabilities, schedule progress).
 """
 import hashlib
 import os.path as osp
@@ -38,6 +39,12 @@ def hook_states(runner) -> dict:
             continue
         state = {}
         hook.before_save_checkpoint(runner, state)
+        timing = getattr(hook, 'timing_keys', ())
+        if timing:  # KNNEvalHook: wall-clock fields differ run to run
+            state[hook.state_key]['records'] = [{
+                k: v
+                for k, v in r.items() if k not in timing
+            } for r in state[hook.state_key]['records']]
         if hasattr(hook, 'read_cache'):  # per-image cache refresh hooks
             on_disk = hook.read_cache()
             state['file_digest'] = None if on_disk is None else \

@@ -4,26 +4,44 @@ Each image is a smooth two-colour gradient with one to three filled shapes
 (disc, rectangle, triangle) in random colours, drawn deterministically from a
 seed. Shapes give MIM something to reconstruct: edges, flat regions and
 object/background contrast.
+
+Two layouts:
+
+- unlabelled (:func:`make_shapes_dataset`): a flat folder of images, the
+  pre-training set of ``make demo``;
+- labelled (:func:`make_labelled_shapes`): ``train/`` and ``val/`` splits
+  in ImageNet folder layout (one sub-folder per class). The class of an
+  image is the kind of its largest *visible* shape (shapes drawn later cover
+  earlier ones), so the label is what the pixels show, not a hidden draw.
+  Colours, background, position and size carry no class information: a
+  classifier must read the outline of a shape.
 """
 import os
 import os.path as osp
-from typing import List
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 
 from mmmask.fileio import atomic_write
 
+#: the shape kinds, in drawing-code order; the class names of the labelled set
+SHAPE_KINDS = ('disc', 'rectangle', 'triangle')
 
-def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Draw one RGB image.
+
+def draw_shapes(rng: np.random.Generator,
+                size: int = 64) -> Tuple[np.ndarray, np.ndarray, List[int]]:
+    """Draw one RGB image and record which shape covers each pixel.
 
     Args:
         rng (np.random.Generator): Random source.
         size (int): Side in pixels.
 
     Returns:
-        np.ndarray: ``(size, size, 3)`` uint8 image.
+        tuple: ``(image, owner, kinds)``: the ``(size, size, 3)`` uint8
+        image; ``(size, size)`` int array, the index of the shape visible at
+        each pixel (-1 = background; later shapes cover earlier ones); the
+        kind of every shape (an index into :data:`SHAPE_KINDS`).
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
     angle = rng.uniform(0, 2 * np.pi)
@@ -31,7 +49,9 @@ def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
-    for _ in range(int(rng.integers(1, 4))):
+    owner = np.full((size, size), -1, dtype=np.int64)
+    kinds = []
+    for j in range(int(rng.integers(1, 4))):
         cx, cy = rng.uniform(0.15, 0.85, 2)
         r = rng.uniform(0.12, 0.3)
         kind = int(rng.integers(3))
@@ -45,8 +65,37 @@ def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
             inside = ((yy - cy) < r) & (
                 np.abs(xx - cx) < (yy - (cy - r)) * 0.6) & (yy > cy - r)
         img[inside] = rng.uniform(0, 255, 3)
+        owner[inside] = j
+        kinds.append(kind)
     noise = rng.normal(0, 4.0, img.shape)
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
+    return np.clip(img + noise, 0, 255).astype(np.uint8), owner, kinds
+
+
+def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """Draw one RGB image (:func:`draw_shapes` without the records).
+
+    Args:
+        rng (np.random.Generator): Random source.
+        size (int): Side in pixels.
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 image.
+    """
+    return draw_shapes(rng, size)[0]
+
+
+def largest_visible_kind(owner: np.ndarray, kinds: List[int]) -> int:
+    """The kind of the shape that covers the most pixels.
+
+    Args:
+        owner (np.ndarray): Per-pixel shape index from :func:`draw_shapes`.
+        kinds (list[int]): Kind of every shape.
+
+    Returns:
+        int: Index into :data:`SHAPE_KINDS` (the first shape wins a tie).
+    """
+    areas = np.bincount(owner[owner >= 0].ravel(), minlength=len(kinds))
+    return kinds[int(np.argmax(areas))]
 
 
 def make_shapes_dataset(out_dir: str,
@@ -72,3 +121,84 @@ def make_shapes_dataset(out_dir: str,
         with atomic_write(path, 'image') as f:
             Image.fromarray(make_shape_image(rng, size)).save(f, format='PNG')
     return paths
+
+
+def labelled_shape_image(rng: np.random.Generator, label: int,
+                         size: int = 64,
+                         max_tries: int = 1000) -> np.ndarray:
+    """An image whose largest visible shape is of kind ``label``.
+
+    Images are drawn from ``rng`` until one has that class (rejection
+    sampling: the class-conditional distribution of :func:`draw_shapes`).
+
+    Args:
+        rng (np.random.Generator): Random source.
+        label (int): Index into :data:`SHAPE_KINDS`.
+        size (int): Side in pixels.
+        max_tries (int): Draws before giving up.
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 image.
+    """
+    if not 0 <= label < len(SHAPE_KINDS):
+        raise ValueError(f'label={label} must index SHAPE_KINDS '
+                         f'{SHAPE_KINDS}')
+    for _ in range(max_tries):
+        img, owner, kinds = draw_shapes(rng, size)
+        if kinds and (owner >= 0).any() and \
+                largest_visible_kind(owner, kinds) == label:
+            return img
+    raise RuntimeError(f'no image of class {SHAPE_KINDS[label]} in '
+                       f'{max_tries} draws at size {size}')
+
+
+#: seed-stream ids of the labelled splits (the flat set uses [seed, i])
+_SPLITS = {'train': 1, 'val': 2}
+
+
+def make_labelled_shapes(out_dir: str,
+                         num_train: int = 512,
+                         num_val: int = 256,
+                         size: int = 64,
+                         seed: int = 0) -> Dict[str, List[str]]:
+    """Write a labelled train/val split in ImageNet folder layout.
+
+    ``out_dir/{train,val}/{disc,rectangle,triangle}/shape_XXXXX.png``:
+    image ``i`` of a split has class ``i % 3`` (balanced classes) and is
+    drawn from ``np.random.default_rng([seed, split, i])``, so the two
+    splits never share an image and the content depends only on the seed
+    and the index. Existing images are kept (idempotent); each file is
+    written under a temporary name and renamed.
+
+    Any mmpretrain ``CustomDataset`` reads a split with labels
+    (``data_root=out_dir, data_prefix='train'``) or, without labels, as
+    a plain image set (``with_label=False``).
+
+    Args:
+        out_dir (str): Output folder.
+        num_train (int): Images in ``train/``.
+        num_val (int): Images in ``val/``.
+        size (int): Side in pixels.
+        seed (int): Seed of the set.
+
+    Returns:
+        dict: ``{'train': [paths], 'val': [paths]}``.
+    """
+    out = {}
+    for split, num in (('train', num_train), ('val', num_val)):
+        paths = []
+        for name in SHAPE_KINDS:
+            os.makedirs(osp.join(out_dir, split, name), exist_ok=True)
+        for i in range(num):
+            label = i % len(SHAPE_KINDS)
+            path = osp.join(out_dir, split, SHAPE_KINDS[label],
+                            f'shape_{i:05d}.png')
+            paths.append(path)
+            if osp.exists(path):
+                continue
+            rng = np.random.default_rng([seed, _SPLITS[split], i])
+            with atomic_write(path, 'image') as f:
+                Image.fromarray(labelled_shape_image(rng, label, size)).save(
+                    f, format='PNG')
+        out[split] = paths
+    return out

@@ -13,7 +13,11 @@ Checked, per pair:
   progress;
 - the ranks mask different images with different masks;
 - a second launch with the same seed reproduces every rank's masks and
-  states exactly.
+  states exactly;
+- the EHM pair also runs ``KNNEvalHook`` (before training and after the
+  epoch): both ranks hold the same k-NN records, computed on the gathered
+  features of the whole labelled split, equal to a single-process
+  evaluation of the checkpoint.
 
 All pairs train in one launch (``tests/multi_train.py``: torchrun and
 ``tools/train.py``'s config handling, as ``tools/dist_train.sh``), twice.
@@ -25,7 +29,7 @@ import torch
 from mmengine.config import Config
 
 from tests.helpers import (CACHED_EHM, CACHED_EPM, amt_runner_cfg,
-                           dist_train_many, evolved_runner_cfg,
+                           dist_train_many, evolved_runner_cfg, knn_hook,
                            tiny_camae_runner_cfg, tiny_mae_cfg,
                            tiny_runner_cfg, tiny_simmim_cfg)
 from tests.rank_state_dump import assert_same, load_ranks
@@ -87,7 +91,11 @@ PAIRS = {
 }
 
 
-def write_configs(root, data) -> list:
+#: the pair that also runs the k-NN monitor
+KNN_PAIR = 'mae_ehm'
+
+
+def write_configs(root, data, labelled) -> list:
     paths = []
     for name, make in PAIRS.items():
         cfg = make(str(root / name), data)
@@ -96,7 +104,7 @@ def write_configs(root, data) -> list:
         cfg['custom_hooks'] = cfg.get('custom_hooks', []) + [
             dict(type='RandomStateHook'),
             dict(type='RankStateDumpHook')
-        ]
+        ] + ([knn_hook(labelled)] if name == KNN_PAIR else [])
         cfg['experiment_name'] = f'{root.name}_{name}'
         path = root / f'{name}.py'
         Config(cfg).dump(str(path))
@@ -105,13 +113,14 @@ def write_configs(root, data) -> list:
 
 
 @pytest.fixture(scope='module')
-def launches(tmp_path_factory, shapes_dir):
+def launches(tmp_path_factory, shapes_dir, labelled_shapes_dir):
     """``{pair: [ranks of launch 1, ranks of launch 2]}``, and the work
     dirs of the first launch under ``'dirs'``."""
     out = {name: [] for name in PAIRS}
     for launch in ('first', 'second'):
         root = tmp_path_factory.mktemp(launch)
-        dist_train_many(write_configs(root, shapes_dir), timeout=400)
+        dist_train_many(write_configs(root, shapes_dir, labelled_shapes_dir),
+                        timeout=400)
         for name in PAIRS:
             out[name].append(load_ranks(root / name))
         out.setdefault('dirs', {name: root / name for name in PAIRS})
@@ -172,3 +181,26 @@ def test_checkpoint_holds_the_random_states_of_both_ranks(launches):
     # diff_rank_seed: each rank has its own generators
     assert not torch.equal(saved['states'][0]['torch'],
                            saved['states'][1]['torch'])
+
+
+def test_knn_monitor_reports_the_same_number_on_both_ranks(
+        launches, labelled_shapes_dir):
+    from mmpretrain.registry import HOOKS, MODELS
+
+    from mmmask.evaluation import knn_top1
+    r0, r1 = launches[KNN_PAIR][0]
+    records = r0['final']['KNNEvalHook']['knn_eval']['records']
+    assert records == r1['final']['KNNEvalHook']['knn_eval']['records']
+    assert [r['epoch'] for r in records] == [0, 1]
+    # every rank scored the whole split (13 + 12 training images embedded
+    # on the two ranks: the shorter shard is padded, the padding dropped)
+    assert {(r['num_train'], r['num_val']) for r in records} == {(25, 13)}
+    # features and labels gathered together, nothing lost or repeated: one
+    # process on the saved weights gets the same accuracy
+    model = MODELS.build(tiny_mae_cfg(masker=EHM))
+    ckpt = torch.load(launches['dirs'][KNN_PAIR] / 'epoch_1.pth')
+    model.load_state_dict(ckpt['state_dict'])
+    hook = HOOKS.build(knn_hook(labelled_shapes_dir))
+    (x, y), (xq, yq) = hook.extract(model, 'train'), hook.extract(
+        model, 'val')
+    assert records[1]['knn_top1'] == knn_top1(x, y, xq, yq, 3)

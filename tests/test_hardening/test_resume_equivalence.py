@@ -13,6 +13,8 @@ mmengine saves the seed but not the generators' states, so the configs add
 ``RandomStateHook`` (without it the resumed epoch draws other crops and
 masks; see ``test_random_state_hook.py``).
 """
+import copy
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -20,8 +22,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from tests.helpers import (CACHED_EPM, amt_runner_cfg, evolved_runner_cfg,
-                           tiny_camae_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg, tiny_runner_cfg)
+                           knn_hook, tiny_camae_cfg, tiny_camae_runner_cfg,
+                           tiny_mae_cfg, tiny_runner_cfg, tiny_simmim_cfg)
 from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
@@ -169,3 +171,29 @@ def test_without_saved_states_the_resumed_masks_differ(tmp_path, shapes_dir):
     assert rec['plans'][it]['paths'] == full_rec['plans'][it]['paths']
     assert not torch.equal(rec['plans'][it]['mask'],
                            full_rec['plans'][it]['mask'])
+
+
+def test_resume_with_the_knn_monitor_is_exact(tmp_path, shapes_dir,
+                                              labelled_shapes_dir):
+    """SimMIM (drop path draws random numbers every step) with KNNEvalHook
+    after every epoch: the resumed run trains the same weights and ends
+    with the same k-NN records (the first ones from the checkpoint)."""
+    def make(work, data, max_epochs, **kw):
+        model = tiny_simmim_cfg(data_preprocessor=copy.deepcopy(
+            tiny_mae_cfg()['data_preprocessor']))
+        return tiny_runner_cfg(
+            work, data, max_epochs=max_epochs, model=model,
+            custom_hooks=[knn_hook(labelled_shapes_dir)], **kw)
+
+    full, full_rec = train(make, tmp_path / 'full', shapes_dir)
+    train(make, tmp_path / 'cut', shapes_dir, kill_after=1)
+    resumed, rec = train(make, tmp_path / 'cut', shapes_dir, resume=True,
+                         experiment_name='resumed_knn')
+    it = len(full.train_dataloader)
+    for i in range(it, EPOCHS * it):
+        assert_same(rec['plans'][i], full_rec['plans'][i], f'iter {i}')
+    assert_same(full.model.state_dict(), resumed.model.state_dict(),
+                'weights')
+    records = rec['final']['KNNEvalHook']['knn_eval']['records']
+    assert [r['epoch'] for r in records] == [0, 1, 2]
+    assert_same(rec['final'], full_rec['final'], 'final')

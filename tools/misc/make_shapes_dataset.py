@@ -1,21 +1,42 @@
 """Write the synthetic shapes image set used by the demo and tests.
 
-Usage:
+Unlabelled (the demo's pre-training set, a flat folder of images)::
+
     python tools/misc/make_shapes_dataset.py --out data/shapes-64px
         [--num 512] [--size 64] [--seed 0]
+
+Labelled, in ImageNet folder layout (``OUT/train/<class>/*.png`` with
+``--num`` images and ``OUT/val/<class>/*.png`` with ``--num-val``; the
+class is the kind of the largest visible shape: disc, rectangle or
+triangle)::
+
+    python tools/misc/make_shapes_dataset.py --labelled
+        --out data/shapes-64px-labelled [--num 512] [--num-val 256]
 """
 import argparse
 
-from mmmask.datasets.synthetic import make_shapes_dataset
+from mmmask.datasets.synthetic import (make_labelled_shapes,
+                                       make_shapes_dataset)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description='Make the shapes dataset')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--num', type=int, default=512)
+    parser.add_argument('--num', type=int, default=512,
+                        help='images (training images with --labelled)')
     parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--labelled', action='store_true',
+                        help='train/ and val/ splits with class folders')
+    parser.add_argument('--num-val', type=int, default=256,
+                        help='validation images (with --labelled)')
     args = parser.parse_args()
+    if args.labelled:
+        paths = make_labelled_shapes(args.out, args.num, args.num_val,
+                                     args.size, args.seed)
+        print(f'{len(paths["train"])} training and {len(paths["val"])} '
+              f'validation images in {args.out}/{{train,val}}/<class>')
+        return
     paths = make_shapes_dataset(args.out, args.num, args.size, args.seed)
     print(f'{len(paths)} images in {args.out}')
 
