@@ -20,6 +20,7 @@ probabilities, schedule progress).
 """
 import hashlib
 import os.path as osp
+from types import SimpleNamespace
 from typing import Optional, Sequence
 
 import torch
@@ -102,7 +103,11 @@ class RankStateDumpHook(Hook):
         if self.plan_iters is not None and \
                 runner.iter not in self.plan_iters:
             return
-        plan = self._plan
+        plan, self._plan = self._plan, None
+        if plan is None:  # SimMIM with the pipeline's mask (upstream path)
+            mask = torch.stack([torch.as_tensor(s.mask).flatten()
+                                for s in data_batch['data_samples']]).bool()
+            plan = SimpleNamespace(mask=mask, thrown=torch.zeros_like(mask))
         self.record['plans'][runner.iter] = dict(
             mask=plan.mask.detach().cpu().clone(),
             thrown=plan.thrown.detach().cpu().clone(),
