@@ -8,11 +8,13 @@ model's attention: drawn from untrained weights its masks say little about
 the strategy, so these helpers load a checkpoint's encoder, say when none was
 given, and compute AMT's saliency from the weights when no cache is given.
 """
-from typing import List, Optional, Tuple
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from mmmask.masks import MaskPlan
 from .checkpoint import load_checkpoint_file
 
 #: prefix of the encoder every mmmask algorithm has (CAMAE's online one)
@@ -171,3 +173,109 @@ def reconstruction_view(model: nn.Module, inputs,
                     raw[model.reconstruction_view])
         return inputs[0], raw[0]
     return inputs, raw
+
+
+def to_rgb(raw) -> List:
+    """Collated uint8 BGR ``(C, H, W)`` images -> ``(H, W, 3)`` RGB."""
+    return [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
+            else img.permute(1, 2, 0).numpy() for img in raw]
+
+
+def pipeline_plan(cfg, batch) -> Optional[MaskPlan]:
+    """The pipeline's plan when the model would take it as is (no in-model
+    masker, one view): then no model needs to be built."""
+    samples = batch['data_samples']
+    if cfg.model.get('masker') is not None or isinstance(
+            batch['inputs'], (list, tuple)):
+        return None
+    if not samples or 'mask' not in samples[0]:
+        return None
+    mask = torch.stack([torch.as_tensor(s.mask) for s in samples])
+    thrown = None
+    if 'throw_mask' in samples[0]:
+        thrown = torch.stack([torch.as_tensor(s.throw_mask) for s in samples])
+    return MaskPlan.from_maps(mask, thrown)
+
+
+def config_rows(config: str,
+                num: int,
+                images: Optional[str] = None,
+                seed: int = 0,
+                progress: Optional[Sequence[float]] = None,
+                segments: bool = False,
+                cfg_options: Optional[dict] = None,
+                checkpoint: Optional[str] = None,
+                name: Optional[str] = None) -> Tuple[list, list, list]:
+    """Rows of images of one config with its plans drawn over them.
+
+    The plan comes from where training takes it: the model's masker, else
+    the pipeline's mask (then no model is built), else random masking.
+
+    Args:
+        config (str): Config file.
+        num (int): Images per row.
+        images (str, optional): Folder of images to run through the config's
+            pipeline instead of its dataset.
+        seed (int): Seed of the pipeline and of the masks.
+        progress (Sequence[float], optional): Training-progress values of a
+            scheduled masker (EHM, EPM): one row each.
+        segments (bool): Also draw a scheduled masker's regions.
+        cfg_options (dict, optional): Overrides of the config.
+        checkpoint (str, optional): Pre-training checkpoint whose encoder an
+            in-model masker uses (:func:`load_encoder_weights`).
+        name (str, optional): Row title; the config's file name by default.
+
+    Returns:
+        tuple: ``(rows, titles, notes)``: the picture rows, their titles and
+        the warnings for this config (untrained attention-driven masker).
+    """
+    from mmmask.visualization import overlay_plan, overlay_segments
+    from .inspect import build_model, build_train_batch, load_config
+    default_name = name is None
+    name = name or osp.splitext(osp.basename(config))[0]
+    cfg = load_config(config, cfg_options)
+    torch.manual_seed(seed)
+    batch, _ = build_train_batch(cfg, num, images)
+    plan = pipeline_plan(cfg, batch)
+    if plan is not None:  # data-independent: the weights play no part
+        labels = plan.label_map().cpu().numpy()
+        rgb = to_rgb(batch['inputs'])
+        return ([[overlay_plan(img, lab) for img, lab in zip(rgb, labels)]],
+                [name], [])
+    model = build_model(cfg)
+    notes = []
+    if checkpoint is not None and masker_of(model) is not None:
+        print(f'{osp.basename(config)}: '
+              f'{load_encoder_weights(model, checkpoint)}')
+    note = needs_weights_note(model, name, checkpoint)
+    if note:
+        notes.append(note)
+        name += ' (untrained weights)'
+    model.eval()
+    data = model.data_preprocessor(batch, training=True)
+    inputs, raw = reconstruction_view(model, data['inputs'], batch['inputs'])
+    samples = data['data_samples']
+    if checkpoint is not None and fill_amt_saliency(
+            model, inputs, samples) and default_name:
+        name += ' (saliency of this checkpoint)'
+    rgb = to_rgb(raw)
+    masker = masker_of(model)
+    scheduled = hasattr(masker, 'set_progress')
+    rows, titles = [], []
+    for p in (progress if scheduled and progress else [None]):
+        if p is not None:
+            masker.set_progress(p)
+        suffix = '' if p is None else f'  progress {p:g}'
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            plan = model.get_plan(inputs, samples)
+        labels = plan.label_map().cpu().numpy()
+        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
+        titles.append(name + suffix)
+        if segments and hasattr(masker, 'segments'):
+            with torch.no_grad():
+                seg = masker.segments(inputs, model.backbone)
+            seg = seg.view(-1, *plan.grid).cpu().numpy()
+            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
+            titles.append(f'{type(masker).__name__} regions{suffix}')
+    return rows, titles, notes

@@ -24,23 +24,15 @@ each shown crop (in training the refresh hook computes it on the whole
 image and the pipeline crops it).
 """
 import argparse
-import os.path as osp
 import sys
 import warnings
-from typing import List, Optional
 
-import torch
 from mmengine.config import DictAction
 
 import mmmask  # noqa: F401  (registers components)
-from mmmask.apis import build_model, build_train_batch, load_config
-from mmmask.apis.mask_drawing import (fill_amt_saliency, load_encoder_weights,
-                                      masker_of, needs_weights_note,
-                                      reconstruction_view)
+from mmmask.apis.mask_drawing import config_rows
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
-from mmmask.masks import MaskPlan
-from mmmask.visualization import (overlay_plan, overlay_segments,
-                                  save_image_grid)
+from mmmask.visualization import save_image_grid
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,84 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='also draw the parts / tree cut of scheduled maskers')
     add_verbose_argument(parser)
     return parser.parse_args(argv)
-
-
-def to_rgb(raw) -> List:
-    """Collated uint8 BGR ``(C, H, W)`` images -> ``(H, W, 3)`` RGB."""
-    return [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
-            else img.permute(1, 2, 0).numpy() for img in raw]
-
-
-def pipeline_plan(cfg, batch) -> Optional[MaskPlan]:
-    """The pipeline's plan when the model would take it as is (no in-model
-    masker, one view): then no model needs to be built."""
-    samples = batch['data_samples']
-    if cfg.model.get('masker') is not None or isinstance(
-            batch['inputs'], (list, tuple)):
-        return None
-    if not samples or 'mask' not in samples[0]:
-        return None
-    mask = torch.stack([torch.as_tensor(s.mask) for s in samples])
-    thrown = None
-    if 'throw_mask' in samples[0]:
-        thrown = torch.stack([torch.as_tensor(s.throw_mask) for s in samples])
-    return MaskPlan.from_maps(mask, thrown)
-
-
-def config_rows(config: str, num: int, images, seed: int,
-                progress: Optional[List[float]], segments: bool,
-                cfg_options=None, checkpoint: Optional[str] = None):
-    """Rows of images of one config with its plans drawn over them.
-
-    Returns:
-        tuple: ``(rows, titles, notes)``: the picture rows, their titles and
-        the warnings for this config (untrained attention-driven masker).
-    """
-    name = osp.splitext(osp.basename(config))[0]
-    cfg = load_config(config, cfg_options)
-    torch.manual_seed(seed)
-    batch, _ = build_train_batch(cfg, num, images)
-    plan = pipeline_plan(cfg, batch)
-    if plan is not None:  # data-independent: the weights play no part
-        labels = plan.label_map().cpu().numpy()
-        rgb = to_rgb(batch['inputs'])
-        return ([[overlay_plan(img, lab) for img, lab in zip(rgb, labels)]],
-                [name], [])
-    model = build_model(cfg)
-    notes = []
-    if checkpoint is not None and masker_of(model) is not None:
-        print(f'{name}: {load_encoder_weights(model, checkpoint)}')
-    note = needs_weights_note(model, name, checkpoint)
-    if note:
-        notes.append(note)
-        name += ' (untrained weights)'
-    model.eval()
-    data = model.data_preprocessor(batch, training=True)
-    inputs, raw = reconstruction_view(model, data['inputs'], batch['inputs'])
-    samples = data['data_samples']
-    if checkpoint is not None and fill_amt_saliency(model, inputs, samples):
-        name += ' (saliency of this checkpoint)'
-    rgb = to_rgb(raw)
-    masker = masker_of(model)
-    scheduled = hasattr(masker, 'set_progress')
-    rows, titles = [], []
-    for p in (progress if scheduled and progress else [None]):
-        if p is not None:
-            masker.set_progress(p)
-        suffix = '' if p is None else f'  progress {p:g}'
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            plan = model.get_plan(inputs, samples)
-        labels = plan.label_map().cpu().numpy()
-        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
-        titles.append(name + suffix)
-        if segments and hasattr(masker, 'segments'):
-            with torch.no_grad():
-                seg = masker.segments(inputs, model.backbone)
-            seg = seg.view(-1, *plan.grid).cpu().numpy()
-            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
-            titles.append(f'{type(masker).__name__} regions{suffix}')
-    return rows, titles, notes
 
 
 def main(argv=None) -> None:
