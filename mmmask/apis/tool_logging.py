@@ -11,6 +11,8 @@ creates its own logger, which becomes the current one.
 """
 import logging
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 from mmengine.logging import MMLogger
 
@@ -50,6 +52,29 @@ def quiet_tool_logging(verbose: bool = False) -> MMLogger:
         for message in QUIET_WARNINGS:
             warnings.filterwarnings('ignore', message=message)
     return logger
+
+
+@contextmanager
+def quiet_logs(verbose: bool = False) -> Iterator[MMLogger]:
+    """:func:`quiet_tool_logging` for a block: the previous current logger
+    and warning filters come back after it (a tool's ``main`` called inside
+    another program, e.g. the tests).
+
+    Args:
+        verbose (bool): Keep INFO messages. Defaults to False.
+
+    Yields:
+        MMLogger: The current logger inside the block.
+    """
+    previous = next(reversed(MMLogger._instance_dict), None)
+    with warnings.catch_warnings():
+        logger = quiet_tool_logging(verbose)
+        try:
+            yield logger
+        finally:
+            if previous in MMLogger._instance_dict:
+                MMLogger._instance_dict[previous] = \
+                    MMLogger._instance_dict.pop(previous)
 
 
 def add_verbose_argument(parser) -> None:

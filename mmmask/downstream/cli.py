@@ -4,7 +4,7 @@ import sys
 from typing import List, Optional
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
-from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.fileio import WriteFailed
 from .convert import convert_file, summarise
 from .targets import EXPECTED_KEYS, key_reports
@@ -40,7 +40,12 @@ def main(target: str, argv: Optional[List[str]] = None) -> int:
         file is left as it was).
     """
     args = parse_args(target, argv)
-    quiet_tool_logging(args.verbose)
+    with quiet_logs(args.verbose):
+        return convert_and_report(args, target)
+
+
+def convert_and_report(args: argparse.Namespace, target: str) -> int:
+    """The body of :func:`main`."""
     try:
         converted = convert_file(args.src, args.dst, target, args.prefix)
     except (FileNotFoundError, CorruptCheckpointError, WriteFailed) as err:
