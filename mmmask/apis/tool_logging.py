@@ -72,7 +72,9 @@ def quiet_logs(verbose: bool = False) -> Iterator[MMLogger]:
         try:
             yield logger
         finally:
-            if previous in MMLogger._instance_dict:
+            if previous is None:  # no logger before: none current after
+                MMLogger._instance_dict.pop(logger.instance_name, None)
+            elif previous in MMLogger._instance_dict:
                 MMLogger._instance_dict[previous] = \
                     MMLogger._instance_dict.pop(previous)
 

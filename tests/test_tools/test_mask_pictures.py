@@ -168,11 +168,14 @@ def test_mask_statistics_notes_and_checkpoint(trained_checkpoint, shapes64):
     assert (masks.flatten(1).sum(1) == 48).all()  # 75 % of 64
 
 
-def test_mask_statistics_tool_on_demo_configs(tmp_path):
-    res = run_tool('tools/analysis/mask_statistics.py', RANDOM_DEMO,
-                   AMT_DEMO, '--num', '8', '--cfg-options',
-                   'train_dataloader.dataset.pipeline.3.input_size=32')
-    lines = res.stdout.splitlines()
+def test_mask_statistics_tool_on_demo_configs(capsys):
+    tool_module('tools/analysis/mask_statistics.py').main([
+        RANDOM_DEMO, AMT_DEMO, '--num', '8', '--cfg-options',
+        'train_dataloader.dataset.pipeline.3.input_size=32'])
+    out = capsys.readouterr()
+    for text in INIT_LOG:
+        assert text not in out.out + out.err
+    lines = out.out.splitlines()
     assert lines[0].startswith('config') and 'spectrum' in lines[0]
     random_row = next(r for r in lines if r.startswith('mae_vit-tiny-p8_rand'))
     # 32 px / patch 8: a 4x4 mask grid holds one band, said in a note
@@ -185,19 +188,22 @@ def test_mask_statistics_tool_on_demo_configs(tmp_path):
 
 
 def test_make_gallery_draws_every_strategy(tmp_path, trained_checkpoint,
-                                           shapes64):
+                                           shapes64, capsys):
     out = tmp_path / 'gallery'
-    res = run_tool('tools/analysis/make_gallery.py', '--checkpoint',
-                   trained_checkpoint, '--images', shapes64, '--out', out,
-                   '--num', '1')
-    assert 'warning' not in res.stderr  # every masker had the checkpoint
-    gallery = tool_module('tools/analysis/make_gallery.py').GALLERY
+    gallery_tool = tool_module('tools/analysis/make_gallery.py')
+    gallery_tool.main(['--checkpoint', trained_checkpoint, '--images',
+                       shapes64, '--out', str(out), '--num', '1'])
+    res = capsys.readouterr()
+    assert 'warning' not in res.err  # every masker had the checkpoint
+    for text in INIT_LOG:
+        assert text not in res.out + res.err
+    gallery = gallery_tool.GALLERY
     heights = {}
     for name, rows in gallery.items():
-        assert f'saved {out / name}' in res.stdout
+        assert f'saved {out / name}' in res.out
         heights[name] = np.asarray(Image.open(out / name)).shape[0]
     # EHM: 3 progress values x (mask + regions); 7 data-independent rows
     assert heights['gallery_ehm.png'] > 5 * heights['gallery_idm.png'] / 2
     assert heights['gallery_data_independent.png'] > \
         heights['gallery_ehm.png']
-    assert res.stdout.count('loaded') == 4  # AMT, EHM, EPM, IDM
+    assert res.out.count('loaded') == 4  # AMT, EHM, EPM, IDM

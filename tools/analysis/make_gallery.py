@@ -33,7 +33,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis.mask_drawing import config_rows
-from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.visualization import save_image_grid
 
 MAE = 'configs/mae/mae_vit-base-p16_{}_8xb512-amp-coslr-800e_in1k.py'
@@ -129,12 +129,12 @@ def draw(rows: List[Row], path: str, args: argparse.Namespace) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    quiet_tool_logging(args.verbose)
-    # the saliency is computed from the checkpoint (said in the title)
-    warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
-    os.makedirs(args.out, exist_ok=True)
-    for name, rows in GALLERY.items():
-        print(f'saved {draw(rows, osp.join(args.out, name), args)}')
+    with quiet_logs(args.verbose):
+        # the saliency is computed from the checkpoint (said in the title)
+        warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
+        os.makedirs(args.out, exist_ok=True)
+        for name, rows in GALLERY.items():
+            print(f'saved {draw(rows, osp.join(args.out, name), args)}')
 
 
 if __name__ == '__main__':

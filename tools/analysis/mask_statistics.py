@@ -37,7 +37,7 @@ from mmmask.apis import build_model, build_train_batch, load_config
 from mmmask.apis.mask_drawing import (fill_amt_saliency, is_attention_driven,
                                       load_encoder_weights, masker_of,
                                       reconstruction_view)
-from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.datasets.transforms import BaseMaskGenerator
 from mmmask.masks.stats import fitting_num_bins, mask_statistics
 from mmpretrain.registry import TRANSFORMS
@@ -170,10 +170,15 @@ def draw_masks(config: str, num: int, cfg_options=None,
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    quiet_tool_logging(args.verbose)
-    # said in the notes under the table
-    for message in NOTED_WARNINGS:
-        warnings.filterwarnings('ignore', message=message)
+    with quiet_logs(args.verbose):
+        # said in the notes under the table
+        for message in NOTED_WARNINGS:
+            warnings.filterwarnings('ignore', message=message)
+        print_table(args)
+
+
+def print_table(args: argparse.Namespace) -> None:
+    """One row per config, then the notes."""
     header = (f'{"config":60s} {"grid":>6s}  {"spectrum, low to high":24s}'
               f' {"region":>7s} {"regions/mask":>13s}')
     print(header)
