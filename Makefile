@@ -9,7 +9,7 @@ DEMO_DIR := work_dirs/demo_mae
 DEMO_DATA := data/shapes-64px
 MASK_CFGS := $(foreach m,random block grid,configs/mae/mae_vit-base-p16_$(m)-mask_8xb512-amp-coslr-800e_in1k.py)
 
-.PHONY: env test lint demo clean-demo
+.PHONY: env test lint demo gallery clean-demo
 
 env: $(STAMP)
 
@@ -27,13 +27,23 @@ lint: $(STAMP)
 # run in $(DEMO_DIR) instead of being refused by the work-dir protection;
 # `make clean-demo` starts over
 demo: $(STAMP)
+	@echo "[demo 1/4] $(DEMO_DATA): 512 synthetic 64x64 images"
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
+	@echo "[demo 2/4] pre-training the tiny MAE, 60 epochs (mmengine's log)"
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --resume
+	@echo "[demo 3/4] reconstructions of the checkpoint"
 	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \
 		$$(cat $(DEMO_DIR)/last_checkpoint) --out $(DEMO_DIR)/reconstruction.png
+	@echo "[demo 4/4] random, block-wise and grid masks"
 	$(PY) tools/analysis/visualize_masks.py $(DEMO_CFG) $(MASK_CFGS) \
 		--images $(DEMO_DATA) --out $(DEMO_DIR)/masks.png
 	@echo "demo done: checkpoint $$(cat $(DEMO_DIR)/last_checkpoint), pictures $(DEMO_DIR)/reconstruction.png $(DEMO_DIR)/masks.png"
+
+# the README's gallery (docs/images/gallery_*.png): every strategy's masks,
+# the attention-driven ones from the demo checkpoint
+gallery: demo
+	$(PY) tools/analysis/make_gallery.py --checkpoint $$(cat $(DEMO_DIR)/last_checkpoint) \
+		--images $(DEMO_DATA) --out docs/images
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

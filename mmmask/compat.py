@@ -15,11 +15,12 @@ Applied once when ``mmmask`` is imported. A few small fixes:
    bound to :func:`checkpoint_getattr`, which resolves only HistoryBuffer's
    statistics methods. A checkpoint that carries any other callable is
    still refused.
-2. **Distributed training on CPU.** mmengine's PyTorch launcher calls
-   ``torch.cuda.set_device`` unconditionally, which fails on a machine
-   without a GPU; there the process group is initialised with gloo and no
-   device is set (``tools/dist_train.sh`` on CPU, and the CPU DDP tests).
-   With CUDA available mmengine's own function runs unchanged.
+2. **Distributed training on CPU.** mmengine's PyTorch and Slurm
+   launchers call ``torch.cuda.set_device`` unconditionally, which fails on
+   a machine without a GPU; there the process group is initialised with
+   gloo and no device is set (``tools/dist_train.sh`` and
+   ``tools/slurm_train.sh`` on CPU, and the CPU DDP tests). With CUDA
+   available mmengine's own functions run unchanged.
 3. **numpy 2.4** removed ``np.in1d``, which mmpretrain's retrieval metric
    calls; it is restored as the documented equivalent
    ``np.isin(a, b).ravel()`` when missing. mmcv 2.1.0's ``adjust_hue``
@@ -47,7 +48,9 @@ Applied once when ``mmmask`` is imported. A few small fixes:
    configs, take ``type='CheckpointHook'`` from upstream bases, so every
    config gets the safe behaviour without edits.
 """
+import os
 import pickle
+import subprocess
 import warnings
 from typing import Any, List
 
@@ -247,6 +250,38 @@ def _patch_cpu_distributed() -> None:
 
     init_dist_pytorch.mmmask_cpu_fallback = True
     dist_utils._init_dist_pytorch = init_dist_pytorch
+
+    original_slurm = dist_utils._init_dist_slurm
+
+    def init_dist_slurm(backend, port=None, init_backend='torch', **kwargs):
+        """mmengine's Slurm launcher init; on a CPU-only machine gloo, no
+        device (mmengine sets the rank variables as below, then calls
+        ``torch.cuda.set_device``)."""
+        if torch.cuda.is_available():
+            return original_slurm(backend, port=port,
+                                  init_backend=init_backend, **kwargs)
+        env = os.environ
+        if port is not None:
+            env['MASTER_PORT'] = str(port)
+        env.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in env:
+            node_list = env['SLURM_NODELIST']
+            status, addr = subprocess.getstatusoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+            if status != 0 or not addr.strip():
+                raise RuntimeError(
+                    f'cannot find the master node of {node_list!r} with '
+                    f'scontrol ({addr.strip() or "no output"}): run inside '
+                    'a Slurm allocation or set MASTER_ADDR')
+            env['MASTER_ADDR'] = addr.strip()
+        env['WORLD_SIZE'] = env['SLURM_NTASKS']
+        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+        env['RANK'] = env['SLURM_PROCID']
+        torch.distributed.init_process_group(
+            backend='gloo' if backend == 'nccl' else backend, **kwargs)
+
+    init_dist_slurm.mmmask_cpu_fallback = True
+    dist_utils._init_dist_slurm = init_dist_slurm
 
 
 def _patch_checkpoint_io() -> None:

@@ -10,12 +10,15 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# downstream benchmark configs (mmseg/mmdet scopes, no masks) are built by
-# tests/test_downstream/test_full_size_configs.py
+# downstream configs (mmseg/mmdet scopes, no masks) are built by
+# tests/test_downstream/test_full_size_configs.py (benchmarks/) and
+# test_demo_downstream_configs.py (demo/downstream/)
+DOWNSTREAM = (osp.join('configs', 'benchmarks'),
+              osp.join('configs', 'demo', 'downstream'))
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                          recursive=True)
-    if '_base_' not in p and osp.join('configs', 'benchmarks') not in p)
+    if '_base_' not in p and not any(d in p for d in DOWNSTREAM))
 
 
 def test_configs_exist():

@@ -103,10 +103,19 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def add_always_hooks(cfg: Config) -> None:
-    """Append :data:`ALWAYS_HOOKS` to ``custom_hooks`` where missing."""
+    """Append :data:`ALWAYS_HOOKS` to ``custom_hooks`` where missing.
+
+    They are registered in mmpretrain's hook registry: in an mmseg or mmdet
+    config (another ``default_scope``) they are named with the
+    ``mmpretrain.`` scope.
+    """
     hooks = list(cfg.get('custom_hooks', None) or [])
-    present = {h.get('type') for h in hooks if hasattr(h, 'get')}
-    hooks += [dict(type=t) for t in ALWAYS_HOOKS if t not in present]
+    present = {str(h.get('type')).split('.')[-1] for h in hooks
+               if hasattr(h, 'get')}
+    scope = cfg.get('default_scope', 'mmpretrain') or 'mmpretrain'
+    prefix = '' if scope == 'mmpretrain' else 'mmpretrain.'
+    hooks += [dict(type=prefix + t) for t in ALWAYS_HOOKS
+              if t not in present]
     cfg.custom_hooks = hooks
 
 

@@ -4,9 +4,10 @@ import sys
 from typing import List, Optional
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.fileio import WriteFailed
 from .convert import convert_file, summarise
-from .targets import key_reports
+from .targets import EXPECTED_KEYS, key_reports
 
 DESCRIPTIONS = {
     'mmpretrain': 'mmpretrain VisionTransformer (linear probe / fine-tune)',
@@ -26,6 +27,7 @@ def parse_args(target: str, argv: Optional[List[str]]) -> argparse.Namespace:
         default='backbone.',
         help="prefix of the encoder's keys (default: backbone.; CAMAE's "
         'online encoder is there too)')
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -38,6 +40,12 @@ def main(target: str, argv: Optional[List[str]] = None) -> int:
         file is left as it was).
     """
     args = parse_args(target, argv)
+    with quiet_logs(args.verbose):
+        return convert_and_report(args, target)
+
+
+def convert_and_report(args: argparse.Namespace, target: str) -> int:
+    """The body of :func:`main`."""
     try:
         converted = convert_file(args.src, args.dst, target, args.prefix)
     except (FileNotFoundError, CorruptCheckpointError, WriteFailed) as err:
@@ -50,6 +58,6 @@ def main(target: str, argv: Optional[List[str]] = None) -> int:
     print(f'converted {len(converted)} tensors from {args.src} '
           f'(prefix {args.prefix!r}) -> {args.dst}')
     for name, report in key_reports(converted, target).items():
-        for block in summarise(report, name):
+        for block in summarise(report, name, EXPECTED_KEYS.get(name)):
             print(block)
     return 0

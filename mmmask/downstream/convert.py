@@ -20,7 +20,9 @@ Every target drops the pre-training-only ``mask_token`` (SimMIM). Nothing
 here imports OpenMMLab, so the conversion is testable on its own.
 """
 import os.path as osp
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
+import re
+from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 from torch import Tensor
 
@@ -219,14 +221,72 @@ def convert_file(src: str, dst: str, target: str,
     return state
 
 
-def format_keys(title: str, keys: Iterable[str]) -> str:
-    """One report line per key, or ``none``."""
+#: ``[(regex over the whole key, why the key is expected), ...]``
+ExpectedKeys = Sequence[Tuple[str, str]]
+
+
+def expected_reason(key: str, expected: ExpectedKeys) -> Optional[str]:
+    """Why ``key`` is missing/unexpected by design, or None if it is not."""
+    for pattern, reason in expected:
+        if re.fullmatch(pattern, key):
+            return reason
+    return None
+
+
+def format_keys(title: str, keys: Iterable[str],
+                expected: ExpectedKeys = ()) -> str:
+    """The report block of some keys: the keys a target has or lacks by
+    design grouped under their reason (``expected: why``), the others under
+    ``NOT EXPECTED``, and a closing line that says whether to act.
+
+    Args:
+        title (str): E.g. ``'missing keys in mmseg MAE backbone'``.
+        keys (Iterable[str]): The keys.
+        expected (ExpectedKeys): Patterns of the keys expected here, with
+            the reason. Empty when none is expected.
+
+    Returns:
+        str: The block, ``none`` when there are no keys.
+    """
     keys = list(keys)
-    body = '\n'.join(f'  {k}' for k in keys) if keys else '  none'
-    return f'{title} ({len(keys)}):\n{body}'
+    if not keys:
+        return f'{title} (0):\n  none'
+    groups: Dict[Optional[str], List[str]] = {}
+    for key in keys:
+        groups.setdefault(expected_reason(key, expected), []).append(key)
+    lines = [f'{title} ({len(keys)}):']
+    for reason, members in groups.items():
+        if reason is None:
+            continue
+        lines.append(f'  expected ({len(members)}): {reason}')
+        lines += [f'    {k}' for k in members]
+    surprises = groups.get(None, [])
+    if surprises:
+        lines.append(f'  NOT EXPECTED ({len(surprises)}):')
+        lines += [f'    {k}' for k in surprises]
+        lines.append(f'  -> {len(surprises)} of {len(keys)} NOT EXPECTED: '
+                     'check --prefix and that the checkpoint\'s encoder is '
+                     'the one the target config builds')
+    else:
+        lines.append(f'  -> all {len(keys)} expected: the target has or '
+                     'lacks them by design, nothing to do')
+    return '\n'.join(lines)
 
 
-def summarise(report: KeyReport, name: str) -> Tuple[str, str]:
-    """The two report blocks printed by the converter tools."""
-    return (format_keys(f'missing keys in {name}', report.missing),
-            format_keys(f'unexpected keys in {name}', report.unexpected))
+def summarise(report: KeyReport, name: str,
+              expected: Optional[Mapping[str, ExpectedKeys]] = None
+              ) -> Tuple[str, str]:
+    """The two report blocks printed by the converter tools.
+
+    Args:
+        report (KeyReport): Missing and unexpected keys.
+        name (str): The target layout's name.
+        expected (Mapping, optional): ``{'missing': [...], 'unexpected':
+            [...]}`` patterns of keys expected by design (see
+            :func:`format_keys`).
+    """
+    expected = expected or {}
+    return (format_keys(f'missing keys in {name}', report.missing,
+                        expected.get('missing', ())),
+            format_keys(f'unexpected keys in {name}', report.unexpected,
+                        expected.get('unexpected', ())))

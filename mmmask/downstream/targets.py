@@ -8,7 +8,7 @@ from typing import Dict
 
 from torch import Tensor, nn
 
-from .convert import KeyReport, compare_keys, infer_vit_arch
+from .convert import ExpectedKeys, KeyReport, compare_keys, infer_vit_arch
 
 
 def vit_arch(arch: dict) -> dict:
@@ -62,6 +62,40 @@ TARGET_MODELS = {
     },
     'mmdet': {
         'mmmask PlainViTSimpleFPN': build_mmdet
+    },
+}
+
+
+_FINAL_NORM_UNUSED = ("the encoder's final norm; this model runs with "
+                      'final_norm=False')
+
+#: layout name -> {'missing'|'unexpected': [(key regex, why by design)]}
+EXPECTED_KEYS: Dict[str, Dict[str, ExpectedKeys]] = {
+    'mmpretrain linear probe ViT': {},
+    'mmpretrain fine-tune ViT': {
+        'missing': [(r'ln2\.(weight|bias)',
+                     'the norm after average pooling, trained from its '
+                     'initial value')],
+        'unexpected': [(r'ln1\.(weight|bias)',
+                        _FINAL_NORM_UNUSED + ' (average pooling uses ln2)')],
+    },
+    'mmseg MAE backbone': {
+        'missing': [
+            (r'layers\.\d+\.gamma_[12]',
+             "layer scale of mmseg's BEiT-style blocks, initialised to "
+             '1.0 (identity)'),
+            (r'layers\.\d+\.attn\.relative_position_bias_table',
+             'relative position bias, initialised to zeros (no bias)'),
+            (r'layers\.\d+\.attn\.relative_position_index',
+             'a fixed index buffer the model computes'),
+        ],
+        'unexpected': [(r'norm1\.(weight|bias)',
+                        _FINAL_NORM_UNUSED + ' (UperNet reads the blocks)')],
+    },
+    'mmmask PlainViTSimpleFPN': {
+        'missing': [(r'pyramid\..+',
+                     'the simple feature pyramid, new in the detector and '
+                     'trained from scratch')],
     },
 }
 

@@ -37,6 +37,34 @@ def mask_statistics(masks: Tensor, num_bins: int = 3) -> Dict[str, object]:
         regions_per_mask=len(sizes) / max(len(masks), 1))
 
 
+def fitting_num_bins(height: int, width: int, preferred: int = 3) -> int:
+    """The most radial bins, up to ``preferred``, that an ``height x width``
+    grid fills (every bin holds a DFT frequency of the grid).
+
+    Args:
+        height (int): Grid height (mask cells).
+        width (int): Grid width.
+        preferred (int): The wanted number of bins. Defaults to 3.
+
+    Returns:
+        int: ``preferred`` when it fits, else the largest smaller count
+        (at least 1).
+
+    Raises:
+        ValueError: If ``preferred`` is below 1.
+    """
+    if preferred < 1:
+        raise ValueError(f'num_bins={preferred} must be at least 1')
+    probe = torch.zeros(1, height, width)
+    for num_bins in range(preferred, 0, -1):
+        try:
+            radial_power_spectrum(probe, num_bins=num_bins)
+        except ValueError:
+            continue
+        return num_bins
+    return 1
+
+
 def mask_iou(a: Tensor, b: Tensor) -> Tensor:
     """Intersection over union of the masked sets of two draws.
 

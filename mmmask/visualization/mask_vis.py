@@ -1,7 +1,8 @@
 """Pictures of mask plans and MAE reconstructions.
 
-Colours: visible patches show the image; masked patches are the image
-blended with grey; thrown patches (AMT) are dark red.
+Colours: visible patches show the image unchanged; masked patches are the
+image blended with grey; thrown patches (AMT) are dark red. The legend
+(:func:`legend_handles`) shows exactly these.
 """
 import os.path as osp
 from typing import List, Optional, Sequence
@@ -74,6 +75,30 @@ def overlay_segments(img: np.ndarray,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def legend_handles() -> list:
+    """The legend of :func:`overlay_plan`'s colours.
+
+    A visible patch is the image itself, so its swatch is an empty box (no
+    colour of its own); masked and thrown swatches are what their overlay
+    draws over a mid-grey image, the colours seen in the picture.
+
+    Returns:
+        list[matplotlib.patches.Patch]: visible, masked, thrown.
+    """
+    from matplotlib.patches import Patch
+    grey = np.full((1, 1, 3), 128, dtype=np.uint8)
+    masked = overlay_plan(grey, np.array([[1]]))[0, 0] / 255
+    thrown = overlay_plan(grey, np.array([[2]]))[0, 0] / 255
+    return [
+        Patch(facecolor='none', edgecolor='black', linewidth=0.8,
+              label='visible (the image)'),
+        Patch(facecolor=masked, edgecolor='black', linewidth=0.8,
+              label='masked (predicted; image under grey)'),
+        Patch(facecolor=thrown, edgecolor='black', linewidth=0.8,
+              label='thrown (dark red)')
+    ]
+
+
 def picture_format(path: str) -> str:
     """The image format matplotlib writes for ``path`` (by extension,
     PNG when there is none): a temporary file has no telling extension."""
@@ -107,7 +132,6 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(
@@ -126,11 +150,7 @@ def save_image_grid(rows: Sequence[Sequence[np.ndarray]],
             if j == 0 and row_titles is not None and i < len(row_titles):
                 ax.set_title(row_titles[i], fontsize=8, loc='left')
     if legend:
-        handles = [
-            Patch(color=np.array([200, 200, 200]) / 255, label='visible'),
-            Patch(color=MASKED_RGB / 255, label='masked (predicted)'),
-            Patch(color=THROWN_RGB / 255, label='thrown')
-        ]
+        handles = legend_handles()
         fig.legend(
             handles=handles, loc='lower center', ncol=3, fontsize=8,
             frameon=False)

@@ -26,7 +26,6 @@ import statistics
 import time
 
 import torch
-from mmengine.logging import MMLogger
 
 from mmpretrain.registry import MODELS
 
@@ -35,6 +34,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
                                    sync)
 from mmmask.apis.inspect import build_model, load_config
 from mmmask.models.maskers import patch_grid
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -56,16 +56,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default=None,
                         help='cpu or cuda (default: cuda if available)')
     parser.add_argument('--seed', type=int, default=0)
+    add_verbose_argument(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    quiet_tool_logging(args.verbose)
     torch.manual_seed(args.seed)
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
-    # keep mmengine's per-parameter init report out of the output
-    MMLogger.get_instance('benchmark_amt', log_level='WARNING')
     cfg = load_config(args.config)
     hook = amt_refresh_hook_cfg(cfg)
     interval = args.interval or hook.get('interval', 40)

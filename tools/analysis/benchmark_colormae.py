@@ -18,6 +18,7 @@ import torch
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config, median_time, train_step_fn
 from mmmask.apis.benchmark import describe_device
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
@@ -31,7 +32,9 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    quiet_tool_logging(args.verbose)
     device = torch.device(args.device)
     torch.manual_seed(0)
 

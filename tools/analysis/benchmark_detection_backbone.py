@@ -17,6 +17,7 @@ import torch
 import mmmask  # noqa: F401
 from mmmask.apis.benchmark import timed_round_robin
 from mmmask.downstream.mmdet import PlainViTSimpleFPN
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 
 def main() -> None:
@@ -25,7 +26,9 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--window', type=int, default=7)
     parser.add_argument('--repeat', type=int, default=3)
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    quiet_tool_logging(args.verbose)
     torch.manual_seed(0)
     windowed = PlainViTSimpleFPN(arch='base', img_size=args.size,
                                  window_size=args.window)

@@ -37,7 +37,6 @@ import argparse
 
 import numpy as np
 import torch
-from mmengine.logging import MMLogger
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
@@ -48,6 +47,7 @@ from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import build_tree, ehm_scores
 from mmmask.masks.parts import attention_graph, em_partition, epm_scores
 from mmmask.models.maskers import patch_grid
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 DEFAULT_CONFIG = \
     'configs/mae/mae_vit-base-p16_ehm-mask_8xb512-amp-coslr-300e_in1k.py'
@@ -70,6 +70,7 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help='torch CPU threads for the step and maskers (1 = no thread '
         'contention on a shared machine; 0 = torch default)')
+    add_verbose_argument(parser)
     return parser.parse_args()
 
 
@@ -86,7 +87,7 @@ def scipy_loop(sim: torch.Tensor) -> None:
 
 def main() -> None:
     args = parse_args()
-    MMLogger.get_instance('mmengine', log_level='WARNING')  # quiet init
+    quiet_tool_logging(args.verbose)
     default_threads = torch.get_num_threads()
     if args.threads > 0:
         torch.set_num_threads(args.threads)

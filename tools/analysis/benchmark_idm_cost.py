@@ -24,6 +24,7 @@ import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
 from mmmask.apis.benchmark import (describe_device, idm_step_fns,
                                    timed_round_robin)
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 DEFAULT_CFG = ('configs/camae/'
                'camae_vit-base-p16_idm-plb_8xb512-amp-coslr-400e_in1k.py')
@@ -37,11 +38,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
+    add_verbose_argument(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    quiet_tool_logging(args.verbose)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     cfg = load_config(args.config)

@@ -47,7 +47,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 
 from mmpretrain.registry import MODELS, TRANSFORMS
@@ -61,6 +60,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
                                    idm_step_fns, per_image_fn,
                                    timed_round_robin, train_step_fn)
 from mmmask.models.maskers import patch_grid
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -124,6 +124,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the CPU, where the cost per image does not depend '
                         'on it)')
     parser.add_argument('--seed', type=int, default=0)
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.batch < 2:
         parser.error(f'--batch {args.batch}: use at least 2 (CAMAE\'s '
@@ -374,7 +375,7 @@ def write_json(path: str, out: List[dict], t: Dict[str, float],
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    MMLogger.get_instance('mmengine', log_level='WARNING')  # quiet init
+    quiet_tool_logging(args.verbose)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     t, info = measure(args)

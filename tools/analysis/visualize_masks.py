@@ -5,31 +5,44 @@ configured, else the pipeline's mask, else random masking.
 
 Usage:
     python tools/analysis/visualize_masks.py CONFIG [CONFIG ...]
-        [--num 6] [--images DIR] [--out masks.png] [--seed 0]
-        [--cfg-options key=value ...] [--progress 0 0.5 1] [--segments]
+        [--checkpoint CKPT] [--num 6] [--images DIR] [--out masks.png]
+        [--seed 0] [--cfg-options key=value ...] [--progress 0 0.5 1]
+        [--segments] [--verbose]
 
-Visible patches show the image, masked ones are grey, thrown ones dark red.
-For a masker with a schedule (EHM, EPM), ``--progress`` draws one row per
-training-progress value and ``--segments`` adds, per progress value, the
-regions it masks whole: EPM's parts or the nodes of EHM's tree cut, in
-random colours.
+Visible patches show the image unchanged, masked ones are the image under
+grey, thrown ones (AMT) dark red. For a masker with a schedule (EHM, EPM),
+``--progress`` draws one row per training-progress value and ``--segments``
+adds, per progress value, the regions it masks whole: EPM's parts or the
+nodes of EHM's tree cut, in random colours.
+
+Attention-driven strategies (AMT, EHM, EPM, IDM) choose patches from the
+model's attention: give ``--checkpoint`` (a pre-training checkpoint of the
+same backbone, e.g. the demo's ``work_dirs/demo_mae/epoch_60.pth``), or the
+tool warns that their masks come from untrained weights. With a checkpoint
+and no saliency cache, AMT's saliency is computed from the checkpoint on
+each shown crop (in training the refresh hook computes it on the whole
+image and the pipeline crops it).
 """
 import argparse
-import os.path as osp
-from typing import List, Optional
+import sys
+import warnings
 
-import torch
 from mmengine.config import DictAction
 
 import mmmask  # noqa: F401  (registers components)
-from mmmask.apis import build_model, build_train_batch, load_config
-from mmmask.visualization import (overlay_plan, overlay_segments,
-                                  save_image_grid)
+from mmmask.apis.mask_drawing import config_rows
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
+from mmmask.visualization import save_image_grid
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Visualize mask plans')
     parser.add_argument('configs', nargs='+', help='config files')
+    parser.add_argument(
+        '--checkpoint',
+        help='pre-training checkpoint whose encoder draws the masks of '
+        'attention-driven strategies (AMT, EHM, EPM, IDM); loaded into '
+        'every config (the encoder must fit)')
     parser.add_argument('--num', type=int, default=6, help='images per config')
     parser.add_argument(
         '--images',
@@ -53,55 +66,22 @@ def parse_args() -> argparse.Namespace:
         '--segments',
         action='store_true',
         help='also draw the parts / tree cut of scheduled maskers')
-    return parser.parse_args()
+    add_verbose_argument(parser)
+    return parser.parse_args(argv)
 
 
-def config_rows(config: str, num: int, images, seed: int,
-                progress: Optional[List[float]], segments: bool,
-                cfg_options=None):
-    """Rows of images of one config with its plans drawn over them."""
-    torch.manual_seed(seed)
-    cfg = load_config(config, cfg_options)
-    model = build_model(cfg)
-    model.eval()
-    batch, _ = build_train_batch(cfg, num, images)
-    data = model.data_preprocessor(batch, training=True)
-    inputs, raw = data['inputs'], batch['inputs']
-    if isinstance(inputs, (list, tuple)):
-        # multi-view algorithms (CAMAE) mask their reconstruction view
-        index = getattr(model, 'reconstruction_view', 0)
-        inputs, raw = inputs[index], raw[index]
-    rgb = [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
-           else img.permute(1, 2, 0).numpy() for img in raw]
-    name = osp.splitext(osp.basename(config))[0]
-    masker = getattr(model, 'masker', None)
-    scheduled = hasattr(masker, 'set_progress')
-    rows, titles = [], []
-    for p in (progress if scheduled and progress else [None]):
-        if p is not None:
-            masker.set_progress(p)
-        suffix = '' if p is None else f'  progress {p:g}'
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            plan = model.get_plan(inputs, data['data_samples'])
-        labels = plan.label_map().cpu().numpy()
-        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
-        titles.append(name + suffix)
-        if segments and hasattr(masker, 'segments'):
-            with torch.no_grad():
-                seg = masker.segments(inputs, model.backbone)
-            seg = seg.view(-1, *plan.grid).cpu().numpy()
-            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
-            titles.append(f'{type(masker).__name__} regions{suffix}')
-    return rows, titles
-
-
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    quiet_tool_logging(args.verbose)
+    # said below, per config, with what to do about it
+    warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
     rows, titles = [], []
     for config in args.configs:
-        r, t = config_rows(config, args.num, args.images, args.seed,
-                           args.progress, args.segments, args.cfg_options)
+        r, t, notes = config_rows(config, args.num, args.images, args.seed,
+                                  args.progress, args.segments,
+                                  args.cfg_options, args.checkpoint)
+        for note in notes:
+            print(f'warning: {note}', file=sys.stderr)
         rows += r
         titles += t
     path = save_image_grid(rows, args.out, row_titles=titles)

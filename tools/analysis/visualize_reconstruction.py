@@ -14,6 +14,7 @@ from mmmask.apis import build_model, build_train_batch, load_config
 from mmmask.models import MAEWithMasker
 from mmmask.visualization import (mae_reconstruct, overlay_plan,
                                   save_image_grid, to_uint8_rgb)
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,11 +26,13 @@ def parse_args() -> argparse.Namespace:
                         'config\'s dataset)')
     parser.add_argument('--out', default='work_dirs/reconstruction.png')
     parser.add_argument('--seed', type=int, default=0)
+    add_verbose_argument(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    quiet_tool_logging(args.verbose)
     torch.manual_seed(args.seed)
     cfg = load_config(args.config)
     model = build_model(cfg, args.checkpoint)

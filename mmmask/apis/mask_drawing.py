@@ -1,0 +1,281 @@
+"""Draw a config's masks as training draws them, from given weights.
+
+Shared by ``tools/analysis/visualize_masks.py``, ``mask_statistics.py`` and
+``make_gallery.py``. A data-independent strategy (random, block, grid,
+ColorMAE) draws the same masks whatever the weights. An attention-driven one
+(AMT, EHM, EPM, IDM: ``masker.probes_attention``) chooses patches from the
+model's attention: drawn from untrained weights its masks say little about
+the strategy, so these helpers load a checkpoint's encoder, say when none was
+given, and compute AMT's saliency from the weights when no cache is given.
+"""
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from mmmask.masks import MaskPlan
+from .checkpoint import load_checkpoint_file
+
+#: prefix of the encoder every mmmask algorithm has (CAMAE's online one)
+ENCODER_PREFIX = 'backbone.'
+
+#: encoder keys of one pre-training algorithm only (SimMIM's mask token)
+OPTIONAL_ENCODER_KEYS = ('mask_token', )
+
+
+def masker_of(model: nn.Module) -> Optional[nn.Module]:
+    """The in-model masker of an algorithm, or None."""
+    return getattr(model, 'masker', None)
+
+
+def is_attention_driven(model: nn.Module) -> bool:
+    """Whether the model's masker chooses patches from its attention."""
+    return bool(getattr(masker_of(model), 'probes_attention', False))
+
+
+def needs_weights_note(model: nn.Module, name: str,
+                       checkpoint: Optional[str]) -> Optional[str]:
+    """Why masks drawn from this model mean little without a checkpoint.
+
+    Args:
+        model (nn.Module): The algorithm.
+        name (str): The config's name, for the message.
+        checkpoint (str, optional): The checkpoint its weights came from.
+
+    Returns:
+        str | None: A warning when an attention-driven masker is drawn from
+        untrained weights; None otherwise.
+    """
+    if checkpoint is not None or not is_attention_driven(model):
+        return None
+    masker = type(masker_of(model)).__name__
+    what = ('from the saliency of the model\'s attention (without a '
+            'saliency cache: its random warm-up masks)'
+            if masker == 'AMTMasker' else 'from the model\'s attention')
+    return (f'{name}: {masker} chooses patches {what}, and these masks come '
+            'from untrained (randomly initialised) weights, so they do not '
+            'show the strategy. Pass --checkpoint with a pre-trained '
+            'checkpoint of the same backbone, e.g. '
+            'work_dirs/demo_mae/epoch_60.pth after `make demo`.')
+
+
+def load_encoder_weights(model: nn.Module, checkpoint: str) -> str:
+    """Load a pre-training checkpoint into a model for drawing masks.
+
+    The checkpoint may come from another strategy's run (the demo's random
+    MAE for the AMT/EHM/EPM/IDM configs of the same backbone): every tensor
+    whose key and shape the model shares is loaded; the encoder
+    (``backbone.*``) must load completely, the rest (decoder, masker state
+    such as IDM's head probabilities) is loaded when present.
+
+    Args:
+        model (nn.Module): The algorithm.
+        checkpoint (str): A ``.pth`` written by ``tools/train.py``.
+
+    Returns:
+        str: One line saying what was loaded.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        ValueError: If the encoder does not fit (other architecture, or not
+            a pre-training checkpoint); the message names the keys.
+    """
+    loaded = load_checkpoint_file(checkpoint, '--checkpoint')
+    state = loaded.get('state_dict', loaded) if isinstance(loaded,
+                                                           dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'--checkpoint {checkpoint} holds no state dict')
+    own = model.state_dict()
+    encoder = [k for k in own if k.startswith(ENCODER_PREFIX)]
+    # a pre-training-only token one algorithm has and another has not
+    # (SimMIM's mask_token): kept as initialised
+    optional = [k for k in encoder if k[len(ENCODER_PREFIX):] in
+                OPTIONAL_ENCODER_KEYS and k not in state]
+    missing = [k for k in encoder if k not in state and k not in optional]
+    reshaped = [
+        f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+        for k in encoder if k in state and tuple(state[k].shape) != tuple(
+            own[k].shape)
+    ]
+    if missing or reshaped:
+        problems = []
+        if missing:
+            problems.append(f'{len(missing)} encoder tensors are not in it '
+                            f'({", ".join(missing[:3])})')
+        if reshaped:
+            problems.append(f'{len(reshaped)} have other shapes '
+                            f'({", ".join(reshaped[:2])})')
+        raise ValueError(
+            f'--checkpoint {checkpoint} does not fit the encoder of this '
+            f'config: {"; ".join(problems)}. Give a pre-training checkpoint '
+            'of the same backbone (patch size, width, depth, image size), '
+            'not a converted or downstream one.')
+    fitting = {k: v for k, v in state.items()
+               if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    model.load_state_dict(fitting, strict=False)
+    loaded_encoder = len(encoder) - len(optional)
+    others = len(fitting) - loaded_encoder
+    kept = f' ({", ".join(optional)} as initialised)' if optional else ''
+    return (f'loaded {checkpoint}: the encoder ({loaded_encoder} tensors'
+            f'{kept}) and {others} of the {len(own) - len(encoder)} other '
+            'tensors')
+
+
+def fill_amt_saliency(model: nn.Module, inputs: Tensor,
+                      data_samples: Optional[List]) -> bool:
+    """Give AMT the saliency of the current weights when no cache has.
+
+    In training, ``AMTSaliencyRefreshHook`` computes every whole image's
+    saliency and ``AMTSaliencyCrop`` crops it with the image. Without that
+    cache (``saliency_version == 0``) the masker draws its random warm-up
+    masks. For a picture from a checkpoint, this computes the saliency
+    (AMT Eq. 3-4) of each shown crop with the model and packs it as
+    version 1, on the cell grid the pipeline packs.
+
+    Returns:
+        bool: True when the saliency was filled in.
+    """
+    from mmmask.engine.hooks.amt_refresh_hook import batch_saliency
+    from mmmask.models.maskers import AMTMasker
+    if not isinstance(masker_of(model), AMTMasker) or not data_samples \
+            or 'saliency' not in data_samples[0]:
+        return False
+    if min(int(s.saliency_version) for s in data_samples) > 0:
+        return False  # a cache was given: use it
+    with torch.no_grad():
+        saliency = batch_saliency(model.backbone, inputs)
+    cells = tuple(torch.as_tensor(data_samples[0].saliency).shape)
+    if tuple(saliency.shape[1:]) != cells:
+        saliency = torch.nn.functional.adaptive_avg_pool2d(
+            saliency[:, None], cells)[:, 0]
+    for sample, weights in zip(data_samples, saliency.cpu()):
+        sample.saliency = weights.numpy()
+        sample.saliency_version = 1
+    return True
+
+
+def reconstruction_view(model: nn.Module, inputs,
+                        raw) -> Tuple[Tensor, list]:
+    """The view a multi-view algorithm (CAMAE) masks, else the inputs.
+
+    Args:
+        model (nn.Module): The algorithm.
+        inputs: Normalised inputs (a tensor, or one per view).
+        raw: The collated images before normalisation, alike.
+
+    Returns:
+        tuple: The masked view's normalised inputs and raw images.
+    """
+    if isinstance(inputs, (list, tuple)):
+        if hasattr(model, 'reconstruction_input'):
+            return (model.reconstruction_input(inputs),
+                    raw[model.reconstruction_view])
+        return inputs[0], raw[0]
+    return inputs, raw
+
+
+def to_rgb(raw) -> List:
+    """Collated uint8 BGR ``(C, H, W)`` images -> ``(H, W, 3)`` RGB."""
+    return [img.flip(0).permute(1, 2, 0).numpy() if img.shape[0] == 3
+            else img.permute(1, 2, 0).numpy() for img in raw]
+
+
+def pipeline_plan(cfg, batch) -> Optional[MaskPlan]:
+    """The pipeline's plan when the model would take it as is (no in-model
+    masker, one view): then no model needs to be built."""
+    samples = batch['data_samples']
+    if cfg.model.get('masker') is not None or isinstance(
+            batch['inputs'], (list, tuple)):
+        return None
+    if not samples or 'mask' not in samples[0]:
+        return None
+    mask = torch.stack([torch.as_tensor(s.mask) for s in samples])
+    thrown = None
+    if 'throw_mask' in samples[0]:
+        thrown = torch.stack([torch.as_tensor(s.throw_mask) for s in samples])
+    return MaskPlan.from_maps(mask, thrown)
+
+
+def config_rows(config: str,
+                num: int,
+                images: Optional[str] = None,
+                seed: int = 0,
+                progress: Optional[Sequence[float]] = None,
+                segments: bool = False,
+                cfg_options: Optional[dict] = None,
+                checkpoint: Optional[str] = None,
+                name: Optional[str] = None) -> Tuple[list, list, list]:
+    """Rows of images of one config with its plans drawn over them.
+
+    The plan comes from where training takes it: the model's masker, else
+    the pipeline's mask (then no model is built), else random masking.
+
+    Args:
+        config (str): Config file.
+        num (int): Images per row.
+        images (str, optional): Folder of images to run through the config's
+            pipeline instead of its dataset.
+        seed (int): Seed of the pipeline and of the masks.
+        progress (Sequence[float], optional): Training-progress values of a
+            scheduled masker (EHM, EPM): one row each.
+        segments (bool): Also draw a scheduled masker's regions.
+        cfg_options (dict, optional): Overrides of the config.
+        checkpoint (str, optional): Pre-training checkpoint whose encoder an
+            in-model masker uses (:func:`load_encoder_weights`).
+        name (str, optional): Row title; the config's file name by default.
+
+    Returns:
+        tuple: ``(rows, titles, notes)``: the picture rows, their titles and
+        the warnings for this config (untrained attention-driven masker).
+    """
+    from mmmask.visualization import overlay_plan, overlay_segments
+    from .inspect import build_model, build_train_batch, load_config
+    default_name = name is None
+    name = name or osp.splitext(osp.basename(config))[0]
+    cfg = load_config(config, cfg_options)
+    torch.manual_seed(seed)
+    batch, _ = build_train_batch(cfg, num, images)
+    plan = pipeline_plan(cfg, batch)
+    if plan is not None:  # data-independent: the weights play no part
+        labels = plan.label_map().cpu().numpy()
+        rgb = to_rgb(batch['inputs'])
+        return ([[overlay_plan(img, lab) for img, lab in zip(rgb, labels)]],
+                [name], [])
+    model = build_model(cfg)
+    notes = []
+    if checkpoint is not None and masker_of(model) is not None:
+        print(f'{osp.basename(config)}: '
+              f'{load_encoder_weights(model, checkpoint)}')
+    note = needs_weights_note(model, name, checkpoint)
+    if note:
+        notes.append(note)
+        name += ' (untrained weights)'
+    model.eval()
+    data = model.data_preprocessor(batch, training=True)
+    inputs, raw = reconstruction_view(model, data['inputs'], batch['inputs'])
+    samples = data['data_samples']
+    if checkpoint is not None and fill_amt_saliency(
+            model, inputs, samples) and default_name:
+        name += ' (saliency of this checkpoint)'
+    rgb = to_rgb(raw)
+    masker = masker_of(model)
+    scheduled = hasattr(masker, 'set_progress')
+    rows, titles = [], []
+    for p in (progress if scheduled and progress else [None]):
+        if p is not None:
+            masker.set_progress(p)
+        suffix = '' if p is None else f'  progress {p:g}'
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            plan = model.get_plan(inputs, samples)
+        labels = plan.label_map().cpu().numpy()
+        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
+        titles.append(name + suffix)
+        if segments and hasattr(masker, 'segments'):
+            with torch.no_grad():
+                seg = masker.segments(inputs, model.backbone)
+            seg = seg.view(-1, *plan.grid).cpu().numpy()
+            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
+            titles.append(f'{type(masker).__name__} regions{suffix}')
+    return rows, titles, notes

@@ -1,0 +1,209 @@
+"""Mask pictures and statistics from trained weights: visualize_masks'
+warning for attention-driven strategies drawn untrained, the legend,
+mask_statistics on every kind of shipped config (bins fitted to the grid,
+notes on what a row needs), the encoder loading shared by the tools, the
+gallery tool, and quiet output (no per-parameter init log)."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmmask.apis import build_model, load_config
+from mmmask.apis.mask_drawing import (config_rows, load_encoder_weights,
+                                      needs_weights_note)
+from mmmask.masks.stats import fitting_num_bins
+from mmmask.visualization.mask_vis import legend_handles, overlay_plan
+from tests.helpers import ROOT, tool_module
+
+DEMO = osp.join(ROOT, 'configs', 'demo')
+RANDOM_DEMO = osp.join(DEMO,
+                       'mae_vit-tiny-p8_random-mask_1xb32-60e_shapes-64px.py')
+EHM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_ehm-mask_1xb32-60e_shapes-64px.py')
+AMT_DEMO = osp.join(DEMO,
+                    'mae_vit-tiny-p8_amt-0.45-0.40_1xb32-60e_shapes-64px.py')
+SIMMIM_AMT_DEMO = osp.join(
+    DEMO, 'simmim_vit-tiny-p8_amt-0.44-0.26_1xb32-30e_shapes-64px.py')
+#: what mmengine prints per parameter when a model initialises untold
+INIT_LOG = ('Initialized by user-defined', 'Name of parameter')
+
+
+def run_tool(*args, timeout=300):
+    out = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'),
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for text in INIT_LOG:
+        assert text not in out.stdout + out.stderr
+    return out
+
+
+@pytest.fixture(scope='module')
+def shapes64(tmp_path_factory):
+    """The demo's image set, small."""
+    from mmmask.datasets.synthetic import make_shapes_dataset
+    out = tmp_path_factory.mktemp('shapes64')
+    make_shapes_dataset(str(out), num_images=16, size=64, seed=0)
+    return str(out)
+
+
+@pytest.fixture(scope='module')
+def trained_checkpoint(trained_demo_model, tmp_path_factory):
+    """The briefly trained demo MAE saved as mmengine saves it."""
+    path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_1.pth')
+    torch.save(dict(meta=dict(epoch=1, iter=50),
+                    state_dict=trained_demo_model.state_dict()), path)
+    return path
+
+
+def test_visualize_masks_warns_when_attention_is_untrained(tmp_path,
+                                                           shapes64):
+    out = tmp_path / 'masks.png'
+    res = run_tool('tools/analysis/visualize_masks.py', RANDOM_DEMO,
+                   EHM_DEMO, '--images', shapes64, '--num', '2', '--out', out)
+    warnings = [line for line in res.stderr.splitlines()
+                if line.startswith('warning:')]
+    assert len(warnings) == 1, res.stderr  # EHM, not the random row
+    assert 'EvolvedHierarchicalMasker' in warnings[0]
+    assert 'untrained' in warnings[0] and '--checkpoint' in warnings[0]
+    assert res.stdout.strip() == f'saved {out}'  # quiet: nothing else
+    assert np.asarray(Image.open(out)).shape[0] > 200
+
+
+def test_config_rows_from_a_checkpoint(trained_checkpoint, shapes64,
+                                       trained_demo_model):
+    rows, titles, notes = config_rows(EHM_DEMO, 2, shapes64,
+                                      progress=[0.5], segments=True,
+                                      checkpoint=trained_checkpoint)
+    assert notes == [] and len(rows) == 2 and len(rows[0]) == 2
+    assert titles[0].endswith('progress 0.5')
+    # AMT: the saliency comes from the checkpoint, so AMT's own plan
+    # (masked + thrown) is drawn, not its random warm-up (75 %, no throw)
+    rows, titles, notes = config_rows(AMT_DEMO, 2, shapes64,
+                                      checkpoint=trained_checkpoint)
+    assert notes == [] and 'saliency of this checkpoint' in titles[0]
+    thrown = np.array([90, 0, 0])
+    assert any((np.abs(img.astype(int) - thrown).sum(-1) < 30).any()
+               for img in rows[0])
+    rows, titles, notes = config_rows(AMT_DEMO, 2, shapes64)
+    assert 'untrained' in notes[0] and 'warm-up' in notes[0]
+
+
+def test_load_encoder_weights_fits_or_names_what_does_not(
+        trained_checkpoint, tmp_path):
+    cfg = load_config(SIMMIM_AMT_DEMO)
+    model = build_model(cfg)
+    # an MAE checkpoint into SimMIM: the encoder loads, SimMIM's mask token
+    # is kept as initialised
+    line = load_encoder_weights(model, trained_checkpoint)
+    assert 'backbone.mask_token as initialised' in line
+    state = torch.load(trained_checkpoint, weights_only=False)['state_dict']
+    assert torch.equal(model.backbone.layers[0].attn.qkv.weight,
+                       state['backbone.layers.0.attn.qkv.weight'])
+    assert needs_weights_note(model, 'x', trained_checkpoint) is None
+    assert 'AMTMasker' in needs_weights_note(model, 'x', None)
+    other = load_config(osp.join(ROOT, 'configs', 'mae',
+                                 'mae_vit-base-p16_ehm-mask_8xb512-amp-'
+                                 'coslr-300e_in1k.py'))
+    other.model.backbone.arch = 'deit-tiny'
+    with pytest.raises(ValueError, match='does not fit the encoder'):
+        load_encoder_weights(build_model(other), trained_checkpoint)
+
+
+def test_legend_matches_the_overlay():
+    visible, masked, thrown = legend_handles()
+    assert visible.get_facecolor()[3] == 0  # no colour: the image itself
+    grey = np.full((2, 2, 3), 128, dtype=np.uint8)
+    labels = np.array([[0, 1], [2, 0]])
+    drawn = overlay_plan(grey, labels) / 255
+    np.testing.assert_allclose(masked.get_facecolor()[:3], drawn[0, 1])
+    np.testing.assert_allclose(thrown.get_facecolor()[:3], drawn[1, 0])
+    np.testing.assert_allclose(drawn[0, 0], 128 / 255)  # visible unchanged
+
+
+def test_fitting_num_bins():
+    assert fitting_num_bins(14, 14) == 3 and fitting_num_bins(8, 8) == 3
+    assert fitting_num_bins(6, 6) == 2 and fitting_num_bins(4, 4) == 1
+    assert fitting_num_bins(14, 14, preferred=8) < 8
+    with pytest.raises(ValueError):
+        fitting_num_bins(8, 8, preferred=0)
+
+
+PIPELINE_CONFIGS = sorted(
+    p for sub in ('mae', 'simmim', 'colormae', 'camae')
+    for p in glob.glob(osp.join(ROOT, 'configs', sub, '*.py')))
+
+
+def test_mask_statistics_draws_every_pipeline_config():
+    """Configs whose masks come from the pipeline are drawn without a
+    model; every one fits some number of bands."""
+    stats = tool_module('tools/analysis/mask_statistics.py')
+    drawn = 0
+    for config in PIPELINE_CONFIGS:
+        if load_config(config).model.get('masker') is not None:
+            continue
+        masks, notes = stats.draw_masks(config, 4)
+        assert masks.dim() == 3 and masks.shape[0] == 4 and notes == []
+        assert fitting_num_bins(*masks.shape[1:]) >= 1
+        drawn += 1
+    assert drawn >= 10
+
+
+def test_mask_statistics_notes_and_checkpoint(trained_checkpoint, shapes64):
+    stats = tool_module('tools/analysis/mask_statistics.py')
+    masks, notes = stats.draw_masks(EHM_DEMO, 4)
+    assert masks.shape == (4, 8, 8)
+    assert any('untrained' in n for n in notes)
+    assert any('progress 0.5' in n for n in notes)
+    masks, notes = stats.draw_masks(EHM_DEMO, 4, checkpoint=trained_checkpoint,
+                                    images=shapes64, progress=1.0)
+    assert masks.shape == (4, 8, 8)
+    assert not any('untrained' in n for n in notes)
+    assert any(trained_checkpoint in n for n in notes)
+    assert (masks.flatten(1).sum(1) == 48).all()  # 75 % of 64
+
+
+def test_mask_statistics_tool_on_demo_configs(capsys):
+    tool_module('tools/analysis/mask_statistics.py').main([
+        RANDOM_DEMO, AMT_DEMO, '--num', '8', '--cfg-options',
+        'train_dataloader.dataset.pipeline.3.input_size=32'])
+    out = capsys.readouterr()
+    for text in INIT_LOG:
+        assert text not in out.out + out.err
+    lines = out.out.splitlines()
+    assert lines[0].startswith('config') and 'spectrum' in lines[0]
+    random_row = next(r for r in lines if r.startswith('mae_vit-tiny-p8_rand'))
+    # 32 px / patch 8: a 4x4 mask grid holds one band, said in a note
+    assert ' 4x4 ' in random_row and '[1]' in random_row
+    assert any(r.startswith('[1] 1 spectrum band(s): a 4x4 mask grid')
+               for r in lines)
+    amt_row = next(r for r in lines if r.startswith('mae_vit-tiny-p8_amt'))
+    assert ' 8x8 ' in amt_row
+    assert any('AMTMasker' in r and 'untrained' in r for r in lines)
+
+
+def test_make_gallery_draws_every_strategy(tmp_path, trained_checkpoint,
+                                           shapes64, capsys):
+    out = tmp_path / 'gallery'
+    gallery_tool = tool_module('tools/analysis/make_gallery.py')
+    gallery_tool.main(['--checkpoint', trained_checkpoint, '--images',
+                       shapes64, '--out', str(out), '--num', '1'])
+    res = capsys.readouterr()
+    assert 'warning' not in res.err  # every masker had the checkpoint
+    for text in INIT_LOG:
+        assert text not in res.out + res.err
+    gallery = gallery_tool.GALLERY
+    heights = {}
+    for name, rows in gallery.items():
+        assert f'saved {out / name}' in res.out
+        heights[name] = np.asarray(Image.open(out / name)).shape[0]
+    # EHM: 3 progress values x (mask + regions); 7 data-independent rows
+    assert heights['gallery_ehm.png'] > 5 * heights['gallery_idm.png'] / 2
+    assert heights['gallery_data_independent.png'] > \
+        heights['gallery_ehm.png']
+    assert res.out.count('loaded') == 4  # AMT, EHM, EPM, IDM
