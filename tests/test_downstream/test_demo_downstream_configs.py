@@ -8,17 +8,15 @@ mixed-precision optimizer wrappers."""
 import os
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from PIL import Image
 
 from mmmask.apis import build_model, load_config
 from mmmask.apis.launch import adapt_optim_wrapper_to_cpu
-from mmmask.datasets.synthetic import make_shape_image
+from mmmask.datasets.synthetic import SHAPE_KINDS, make_labelled_shapes
 from mmmask.downstream.convert import convert_file
 from tests.helpers import ROOT, tool_module, train_tool
 
@@ -34,7 +32,7 @@ UPERNET = osp.join(DOWNSTREAM,
                    'upernet_vit-tiny-p8_1xb4-400i_rects-ade20k-64px.py')
 MASK_RCNN = osp.join(
     DOWNSTREAM, 'mask-rcnn_vit-tiny-p8-sfp_1xb4-6e_rects-coco-64px.py')
-CLASSES = ('disc', 'rectangle', 'triangle')
+CLASSES = SHAPE_KINDS
 
 
 @pytest.fixture(scope='module')
@@ -51,17 +49,11 @@ def demo_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def labelled_shapes(tmp_path_factory):
-    """``train/`` and ``val/`` of class folders, as the labelled shapes
-    set (the class here is arbitrary: the run is what is tested)."""
-    root = tmp_path_factory.mktemp('labelled')
-    for split, per_class in (('train', 4), ('val', 2)):
-        for c, name in enumerate(CLASSES):
-            os.makedirs(root / split / name)
-            for i in range(per_class):
-                rng = np.random.default_rng([c, i, split == 'val'])
-                Image.fromarray(make_shape_image(rng, 64)).save(
-                    root / split / name / f'shape_{i:05d}.png')
-    return str(root)
+    """The labelled shapes set of ``make_shapes_dataset.py --labelled``:
+    ``train/`` 12 and ``val/`` 6 images in class folders."""
+    root = str(tmp_path_factory.mktemp('labelled'))
+    make_labelled_shapes(root, num_train=12, num_val=6, size=64, seed=0)
+    return root
 
 
 @pytest.fixture(scope='module')
