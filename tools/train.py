@@ -22,7 +22,7 @@ from mmengine.runner import Runner
 import mmmask  # noqa: F401  (compatibility layer, registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
-from mmmask.apis.workdir import check_work_dir
+from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
 
 #: hooks every training run gets (unless the config lists them already)
 ALWAYS_HOOKS = ('NonFiniteLossHook', )
@@ -97,8 +97,19 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if cfg.get('load_from'):
         check_checkpoint_file(cfg.load_from, 'load_from')
     add_always_hooks(cfg)
-    check_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)),
+    resume = bool(cfg.get('resume', False))
+    check_work_dir(cfg.work_dir, resume=resume,
                    overwrite=args.overwrite_work_dir)
+    # once per job: launchers give every process RANK (torchrun) or
+    # SLURM_PROCID (srun)
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    if args.overwrite_work_dir and not resume and rank == '0':
+        retired = retire_resume_pointer(cfg.work_dir)
+        if retired:
+            print(f'--overwrite-work-dir: the earlier run\'s last_checkpoint '
+                  f'is now {osp.basename(retired)} (auto-resume will not '
+                  'continue that run); its checkpoints are overwritten as '
+                  'this run saves its own')
     return cfg
 
 

@@ -2,7 +2,8 @@
 import fnmatch
 import os
 import os.path as osp
-from typing import List
+import time
+from typing import List, Optional
 
 #: what a training run leaves that a new run would overwrite or replace:
 #: checkpoints, the auto-resume pointer and the strategies' caches (AMT
@@ -45,3 +46,33 @@ def check_work_dir(work_dir: str, resume: bool, overwrite: bool) -> None:
         'Continue that run with --resume, or start over in the same folder '
         'with --overwrite-work-dir (the earlier files are then overwritten '
         'as the new run goes), or give another --work-dir.')
+
+
+def retire_resume_pointer(work_dir: str) -> Optional[str]:
+    """Rename an earlier run's ``last_checkpoint`` before a run started with
+    ``--overwrite-work-dir``.
+
+    Until the new run saves its first checkpoint, the pointer would name the
+    earlier run's checkpoint, and an auto-resume (``--resume``) after a crash
+    would continue that run under the new config. Renamed, an auto-resume
+    instead names the newest checkpoint in the folder and asks which to use.
+    Nothing is deleted: the pointer becomes
+    ``last_checkpoint.before-overwrite-<time>``.
+
+    Returns:
+        str | None: The new name of the pointer, None when there was none.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    target = f'{pointer}.before-overwrite-{stamp}'
+    n = 1
+    while osp.exists(target):
+        target = f'{pointer}.before-overwrite-{stamp}-{n}'
+        n += 1
+    try:
+        os.rename(pointer, target)
+    except FileNotFoundError:  # another process renamed it first
+        return None
+    return target

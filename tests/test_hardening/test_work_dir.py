@@ -5,7 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmmask.apis.workdir import check_work_dir, earlier_run_files
+from mmmask.apis.workdir import (check_work_dir, earlier_run_files,
+                                 retire_resume_pointer)
 from tests.helpers import tiny_runner_cfg, train_tool
 from tests.test_hardening.test_bad_input import digest, train_args
 
@@ -37,6 +38,33 @@ def test_resume_or_overwrite_flag_allows_it(tmp_path, shapes_dir, kw):
     (tmp_path / 'epoch_1.pth').write_bytes(b'an earlier run')
     cfg = merge(tmp_path, shapes_dir, **kw)
     assert cfg.work_dir == str(tmp_path)
+
+
+def test_overwrite_retires_the_earlier_resume_pointer(tmp_path, shapes_dir,
+                                                      monkeypatch):
+    """--overwrite-work-dir: the earlier run's last_checkpoint is renamed
+    (kept), so an auto-resume before this run's first save cannot continue
+    the earlier run; its checkpoints are untouched until overwritten."""
+    (tmp_path / 'epoch_1.pth').write_bytes(b'an earlier run')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
+    before = digest(str(tmp_path / 'epoch_1.pth'))
+    monkeypatch.setenv('RANK', '1')  # not the first process: nothing moves
+    merge(tmp_path, shapes_dir, overwrite_work_dir=True)
+    assert (tmp_path / 'last_checkpoint').exists()
+    merge(tmp_path, shapes_dir, overwrite_work_dir=True, resume='auto')
+    assert (tmp_path / 'last_checkpoint').exists()  # resuming: kept
+    monkeypatch.setenv('RANK', '0')
+    merge(tmp_path, shapes_dir, overwrite_work_dir=True)
+    assert not (tmp_path / 'last_checkpoint').exists()
+    retired = list(tmp_path.glob('last_checkpoint.before-overwrite-*'))
+    assert len(retired) == 1
+    assert retired[0].read_text() == str(tmp_path / 'epoch_1.pth')
+    assert digest(str(tmp_path / 'epoch_1.pth')) == before
+    # a second retirement in the same second keeps the first one
+    (tmp_path / 'last_checkpoint').write_text('second')
+    assert retire_resume_pointer(str(tmp_path)) != str(retired[0])
+    assert len(list(tmp_path.glob('last_checkpoint.before-*'))) == 2
+    assert retire_resume_pointer(str(tmp_path)) is None  # none left
 
 
 def test_logs_configs_and_leftover_temporaries_do_not_count(tmp_path):
