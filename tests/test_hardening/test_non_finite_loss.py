@@ -1,8 +1,10 @@
 """A non-finite training loss stops the run at that iteration, naming it
 and the last good checkpoint, before any checkpoint of NaN weights is
 written (``NonFiniteLossHook``, which tools/train.py adds to every run)."""
+import glob
 import os
 import os.path as osp
+import subprocess
 
 import pytest
 import torch
@@ -11,7 +13,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmmask.engine.hooks.non_finite_loss_hook import first_nonfinite_loss
-from tests.helpers import tiny_runner_cfg, train_tool
+from tests.helpers import (GLOO_ABORT, ROOT, dist_env, tiny_runner_cfg,
+                           train_tool)
 from tests.test_hardening.test_bad_input import train_args
 
 
@@ -64,3 +67,30 @@ def test_train_py_adds_the_hook_once(tmp_path, shapes_dir):
     cfg = Config(tiny_runner_cfg(str(tmp_path), shapes_dir))
     cfg = train_tool().merge_args(cfg, train_args())
     assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook']
+
+
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path, shapes_dir):
+    """2 CPU ranks (tools/dist_train.sh): rank 1 alone sees a NaN loss at
+    iteration 2. The verdict is all-reduced, so both ranks stop there with
+    the error (no rank waits forever in the next collective) and no
+    checkpoint is written."""
+    work = tmp_path / 'work'
+    cfg = tiny_runner_cfg(str(work), shapes_dir, max_epochs=2,
+                          custom_hooks=[dict(type='NaNLossOnRankHook',
+                                             rank=1, iteration=2)])
+    cfg['custom_imports']['imports'].append('tests.nan_on_rank')
+    path = str(tmp_path / 'nan_on_rank_1.py')
+    Config(cfg).dump(path)
+    for attempt in range(2):  # gloo's rare abort: see tests.helpers._launch
+        out = subprocess.run(['bash', 'tools/dist_train.sh', path, '2'],
+                             cwd=ROOT, env=dist_env(), capture_output=True,
+                             text=True, timeout=240)
+        text = out.stdout + out.stderr
+        if GLOO_ABORT not in text:
+            break
+    assert out.returncode != 0, text[-3000:]
+    stop = 'non-finite training loss at iteration 2 (epoch 1, batch 2)'
+    assert stop + ': loss=nan' in text, text[-3000:]  # rank 1
+    assert stop + ': another rank reported a non-finite loss' in text
+    assert 'No checkpoint of this run was written yet' in text
+    assert glob.glob(str(work / '*.pth')) == []
