@@ -3,7 +3,7 @@
 A strategy turns what it knows into one score per patch (higher = more likely
 to be masked); :func:`select_by_score` cuts exact counts from the scores and
 returns a :class:`MaskPlan`. Backbones, decoders and losses consume the plan
-and never know which strategy made it (DESIGN.md section 1).
+and never know which strategy made it (the contract in README.md).
 
 Pure torch, no OpenMMLab imports.
 """
@@ -264,7 +264,7 @@ def select_by_score(scores: Tensor,
                     mask_ratio: float,
                     throw_ratio: float = 0.0,
                     grid: Optional[Tuple[int, int]] = None) -> MaskPlan:
-    """Cut exact counts from per-patch scores (DESIGN.md section 1, step 2).
+    """Cut exact counts from per-patch scores (the plan contract, step 2).
 
     The patches are ordered by descending score (ties keep raster order): the
     top ``round(L*r)`` are masked, the next ``round(L*t)`` thrown (AMT Eq. 6),

@@ -31,7 +31,7 @@ def test_cls_saliency_head_norm_official_variant():
 def official_head_norm_saliency(cls_attn: np.ndarray) -> np.ndarray:
     """The official AMT code's saliency, written out per image and head:
     every head min-max normalised over its patches, then the heads
-    averaged (ALGORITHMS.md, official code)."""
+    averaged (the official AMT code; docs/amt.md)."""
     out = np.zeros(cls_attn.shape[::2])
     for b, heads in enumerate(cls_attn):
         normed = [(h - h.min()) / (h.max() - h.min()) for h in heads]

@@ -3,7 +3,7 @@
 mmpretrain's attention calls ``scaled_dot_product_attention`` and returns no
 weights, so the probe recomputes ``A_h = softmax(q_h k_h^T / sqrt(d_h))``
 (AMT Eq. 3) from each layer's own ``ln1`` and ``qkv`` projection. One probe
-serves every adaptive strategy (ALGORITHMS.md, "Shared"):
+serves every adaptive strategy:
 
 - CLS-to-patch attention per head: row 0 of ``A_h`` without its first
   element, ``(B, H, L)`` (AMT Eq. 4 averages it over heads; IDM samples a
