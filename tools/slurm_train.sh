@@ -18,47 +18,16 @@
 usage() {
     echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [tools/train.py args...]" >&2
 }
-fail() {
-    echo "error: $1" >&2
-    usage
-    exit 2
-}
+# shellcheck source=tools/slurm_common.sh
+source "$(dirname "$0")/slurm_common.sh"
 [ $# -ge 4 ] || fail "expected PARTITION, JOB_NAME, CONFIG and WORK_DIR, got $# argument(s)"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
 shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
 [ -f "$CONFIG" ] || fail "config file '$CONFIG' does not exist"
-for var in GPUS CPUS_PER_TASK; do
-    [[ "${!var}" =~ ^[1-9][0-9]*$ ]] || fail "$var must be a positive integer, got '${!var}'"
-done
-[[ "$GPUS_PER_NODE" =~ ^[0-9]+$ ]] || fail "GPUS_PER_NODE must be an integer, got '$GPUS_PER_NODE'"
-if [ "$GPUS_PER_NODE" -eq 0 ]; then
-    GRES=()                 # CPU partition: no GPUs to request
-    TASKS_PER_NODE=$GPUS
-else
-    GRES=(--gres="gpu:$GPUS_PER_NODE")
-    TASKS_PER_NODE=$(( GPUS < GPUS_PER_NODE ? GPUS : GPUS_PER_NODE ))
-fi
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+slurm_settings
 
-set -x
-# SRUN_ARGS is split into words on purpose (several srun options)
-# shellcheck disable=SC2086
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    "${GRES[@]}" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$TASKS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --work-dir="$WORK_DIR" \
+slurm_launch "$PARTITION" "$JOB_NAME" train.py "$CONFIG" --work-dir="$WORK_DIR" \
     --launcher=slurm "$@"
