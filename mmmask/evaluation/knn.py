@@ -102,10 +102,10 @@ def knn_top1(train_feats: Tensor,
     """
     scores = knn_scores(train_feats, train_labels, query_feats, num_classes,
                         k, temperature)
-    return top1(scores, query_labels)
+    return top1_accuracy(scores, query_labels)
 
 
-def top1(scores: Tensor, labels: Tensor) -> float:
+def top1_accuracy(scores: Tensor, labels: Tensor) -> float:
     """Percentage of rows of ``scores`` whose argmax is the label."""
     if scores.shape[0] != labels.shape[0] or scores.shape[0] == 0:
         raise ValueError(f'{scores.shape[0]} predictions for '

@@ -11,12 +11,7 @@ state and every run (and every rank) gets the same number.
 import torch
 from torch import Tensor
 
-from .knn import top1
-
-
-def top1_accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Percentage of rows of ``logits`` whose argmax is the label."""
-    return top1(logits, labels)
+from .knn import top1_accuracy
 
 
 def linear_probe_top1(train_feats: Tensor,

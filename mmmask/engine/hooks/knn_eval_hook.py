@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Subset
 
 from mmpretrain.registry import DATASETS, HOOKS
 
-from mmmask.evaluation import knn_scores, linear_probe_top1, top1_accuracy
+from mmmask.evaluation import knn_top1, linear_probe_top1
 from mmmask.fileio import atomic_write_text
 from mmmask.masks.amt import shard_indices, shard_length
 from mmmask.models.utils import FEATURES, frozen_features
@@ -169,10 +169,10 @@ class KNNEvalHook(Hook):
             train_x, train_y = self.extract(model, 'train')
             val_x, val_y = self.extract(model, 'val')
             num_classes = int(max(train_y.max(), val_y.max())) + 1
-            scores = knn_scores(train_x, train_y, val_x, num_classes,
-                                self.k, self.temperature)
             record = dict(epoch=epoch, iter=runner.iter,
-                          knn_top1=top1_accuracy(scores, val_y))
+                          knn_top1=knn_top1(train_x, train_y, val_x, val_y,
+                                            num_classes, self.k,
+                                            self.temperature))
             if final and self.linear_probe:
                 record['linear_top1'] = linear_probe_top1(
                     train_x, train_y, val_x, val_y, num_classes,
