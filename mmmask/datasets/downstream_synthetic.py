@@ -14,7 +14,6 @@ The transfer smoke tests and the CPU demo downstream configs
 writes them. Every file is written atomically; a file that exists is kept,
 so a second call is cheap and an interrupted one completes.
 """
-import io
 import json
 import os
 import os.path as osp
@@ -56,10 +55,8 @@ def save_image(array: np.ndarray, path: str) -> None:
     if osp.exists(path):
         return
     fmt = 'JPEG' if path.lower().endswith(('.jpg', '.jpeg')) else 'PNG'
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt)
     with atomic_write(path, 'image') as f:
-        f.write(buffer.getvalue())
+        Image.fromarray(array).save(f, format=fmt)
 
 
 def make_ade20k(root: str, num: int = 4, num_val: int = 2, size: int = 64,

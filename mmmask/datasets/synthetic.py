@@ -29,6 +29,12 @@ from mmmask.fileio import atomic_write
 SHAPE_KINDS = ('disc', 'rectangle', 'triangle')
 
 
+def save_png(array: np.ndarray, path: str) -> None:
+    """Write an RGB uint8 array as a PNG, atomically."""
+    with atomic_write(path, 'image') as f:
+        Image.fromarray(array).save(f, format='PNG')
+
+
 def draw_shapes(rng: np.random.Generator,
                 size: int = 64) -> Tuple[np.ndarray, np.ndarray, List[int]]:
     """Draw one RGB image and record which shape covers each pixel.
@@ -118,8 +124,7 @@ def make_shapes_dataset(out_dir: str,
         if osp.exists(path):
             continue
         rng = np.random.default_rng([seed, i])
-        with atomic_write(path, 'image') as f:
-            Image.fromarray(make_shape_image(rng, size)).save(f, format='PNG')
+        save_png(make_shape_image(rng, size), path)
     return paths
 
 
@@ -197,8 +202,6 @@ def make_labelled_shapes(out_dir: str,
             if osp.exists(path):
                 continue
             rng = np.random.default_rng([seed, _SPLITS[split], i])
-            with atomic_write(path, 'image') as f:
-                Image.fromarray(labelled_shape_image(rng, label, size)).save(
-                    f, format='PNG')
+            save_png(labelled_shape_image(rng, label, size), path)
         out[split] = paths
     return out
