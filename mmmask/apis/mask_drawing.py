@@ -9,11 +9,10 @@ the strategy, so these helpers load a checkpoint's encoder, say when none was
 given, and compute AMT's saliency from the weights when no cache is given.
 """
 import os.path as osp
-import random
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
+from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmmask.masks import MaskPlan
@@ -199,15 +198,6 @@ def pipeline_plan(cfg, batch) -> Optional[MaskPlan]:
     return MaskPlan.from_maps(mask, thrown)
 
 
-def seed_all(seed: int) -> None:
-    """Seed Python's, numpy's and torch's global generators: the pipeline's
-    crops and flips draw from numpy, mask generators and maskers from torch
-    or numpy, so a picture is the same on every run."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def config_rows(config: str,
                 num: int,
                 images: Optional[str] = None,
@@ -245,7 +235,9 @@ def config_rows(config: str,
     default_name = name is None
     name = name or osp.splitext(osp.basename(config))[0]
     cfg = load_config(config, cfg_options)
-    seed_all(seed)  # crops and flips (numpy), mask generators, maskers
+    # crops and flips draw from numpy, mask generators and maskers from
+    # torch or numpy: all seeded, so a picture is the same on every run
+    set_random_seed(seed)
     batch, _ = build_train_batch(cfg, num, images)
     plan = pipeline_plan(cfg, batch)
     if plan is not None:  # data-independent: the weights play no part
@@ -277,7 +269,7 @@ def config_rows(config: str,
         if p is not None:
             masker.set_progress(p)
         suffix = '' if p is None else f'  progress {p:g}'
-        seed_all(seed)
+        set_random_seed(seed)
         with torch.no_grad():
             plan = model.get_plan(inputs, samples)
         labels = plan.label_map().cpu().numpy()

@@ -21,13 +21,12 @@ hook trains exactly as one without it.
 """
 import json
 import os.path as osp
-import random
 from typing import Dict, List, Optional
 
-import numpy as np
 import torch
 from mmengine.dataset import default_collate
 from mmengine.hooks import Hook
+from mmengine.runner import set_random_seed
 
 from mmpretrain.registry import HOOKS
 
@@ -36,6 +35,7 @@ from mmmask.masks import select_by_score
 from mmmask.masks.hierarchy import (build_tree, cut_and_order,
                                     cut_from_nodes, cut_scores, masking_level)
 from mmmask.masks.stats import adjusted_rand_index, mask_statistics
+from .random_state_hook import get_random_state, set_random_state
 from .utils import unwrap_model
 
 
@@ -81,17 +81,12 @@ class EvolvedCacheFidelityHook(Hook):
     def after_train_epoch(self, runner) -> None:
         model = unwrap_model(runner.model)
         masker = model.masker
-        state = (random.getstate(), np.random.get_state(),
-                 torch.get_rng_state())
+        state = get_random_state()  # the training's streams, CUDA's too
         try:
-            random.seed(self.seed)
-            np.random.seed(self.seed)
-            torch.manual_seed(self.seed)
+            set_random_seed(self.seed)
             record = self.measure(model, masker, runner)
         finally:
-            random.setstate(state[0])
-            np.random.set_state(state[1])
-            torch.set_rng_state(state[2])
+            set_random_state(state)
         record.update(epoch=runner.epoch + 1,
                       age=runner.epoch - self._refreshed_at,
                       progress=float(masker.progress))
