@@ -38,11 +38,10 @@ import glob
 import json
 import os
 import os.path as osp
+import sys
 import time
 import uuid
-from typing import Dict, List, Optional
-
-from mmmask.fileio import atomic_write, atomic_write_text
+from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: settings that must match for an earlier run in --out to be reused
@@ -120,10 +119,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def select_device(device: Optional[str]) -> str:
-    """Hide the GPUs for a CPU run (before mmengine picks its device)."""
-    if device == 'cpu':
+def hide_gpus_for_cpu(argv: Sequence[str]) -> None:
+    """``--device cpu``: hide the GPUs before anything imports mmengine,
+    which picks its device once, at import (``parse_args`` already imports
+    mmmask for the strategy names)."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument('--device')
+    if early.parse_known_args(argv)[0].device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
+
+
+def select_device(device: Optional[str]) -> str:
+    """The device mmengine runs on; refuse one it cannot give."""
     import torch
     from mmengine.device import get_device
     picked = get_device()
@@ -174,6 +181,7 @@ def check_settings(out: str, settings: dict) -> None:
                 f'(earlier, now): {diff}; give another --out (runs there '
                 'are never overwritten)')
         return
+    from mmmask.fileio import atomic_write_text
     atomic_write_text(path, json.dumps(settings, indent=1))
 
 
@@ -247,6 +255,7 @@ def train_one(name: str, args: argparse.Namespace, data: str) -> dict:
     result = summarise(name, work_dir, cfg.model.type)
     result.update(wall_seconds=time.perf_counter() - start,
                   load_start=load_start, load_end=os.getloadavg()[0])
+    from mmmask.fileio import atomic_write_text
     atomic_write_text(osp.join(work_dir, 'result.json'),
                       json.dumps(result, indent=1))
     return result
@@ -328,6 +337,7 @@ def report(results: List[dict], settings: dict, out: str,
            extra: dict) -> None:
     """results.json, results.md and comparison.png."""
     meta = dict(settings, **extra)
+    from mmmask.fileio import atomic_write_text
     atomic_write_text(osp.join(out, 'results.json'), json.dumps(
         dict(strategies=results, settings=meta), indent=1))
     chance = 100.0 / extra['num_classes']
@@ -418,12 +428,15 @@ def plot(results: List[dict], path: str, chance: float) -> None:
                title_fontsize=8)
     rows = -(-len(labels) // 9)
     fig.tight_layout(rect=(0, 0.06 + 0.035 * rows, 1, 1))
+    from mmmask.fileio import atomic_write
     with atomic_write(path, 'plot') as f:
         fig.savefig(f, dpi=90, format='png')
     plt.close(fig)
 
 
 def main(argv=None) -> List[dict]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    hide_gpus_for_cpu(argv)
     args = parse_args(argv)
     device = select_device(args.device)
     if args.workers is None:
