@@ -38,7 +38,7 @@ from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
-from .checkpoint_save import LAST_CHECKPOINT
+from .checkpoint_save import LAST_CHECKPOINT, last_good_checkpoint
 
 #: mmengine's methods that the patches call
 _ORIGINAL = {}
@@ -231,8 +231,8 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
             (and is not beside it), or checkpoints exist without it.
     """
     save_file = osp.join(path, LAST_CHECKPOINT)
-    found = checkpoints_in(path)
     if not osp.isfile(save_file):
+        found = checkpoints_in(path)
         if found:
             raise FileNotFoundError(
                 f'--resume: {path} holds checkpoints ({_examples(found)}) '
@@ -241,8 +241,7 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
         print_log(f'--resume: no checkpoint in {path}; starting from '
                   'scratch.', logger='current')
         return None
-    with open(save_file) as f:
-        last = f.read().strip()
+    last = last_good_checkpoint(path) or ''
     if last and osp.isfile(last):
         return last
     beside = osp.join(path, osp.basename(last)) if last else ''
@@ -251,6 +250,7 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
                   f'using {beside} (the work dir was moved).',
                   logger='current')
         return beside
+    found = checkpoints_in(path)
     hint = (f'give the checkpoint to continue from, e.g. --resume '
             f'{found[0]}' if found else
             'there is no checkpoint in the work dir: start a new run')
