@@ -28,7 +28,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.dataset import Compose, default_collate
-from mmengine.dist import all_gather, barrier, get_dist_info
+from mmengine.dist import barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader, Dataset
@@ -36,9 +36,9 @@ from torch.utils.data import DataLoader, Dataset
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
-                          check_cache, row_shape, shard_indices, shard_length,
+                          check_cache, row_shape, shard_indices,
                           write_image_cache)
-from .utils import unwrap_model
+from .utils import gather_shards, unwrap_model, whole_image_pipeline
 
 
 class _WholeImages(Dataset):
@@ -258,13 +258,7 @@ class PerImageCacheRefreshHook(Hook):
         dtype = getattr(torch, self.dtype)
         wire = torch.int32 if dtype == torch.int16 else dtype
         local = self.compute(model, dataset, indices).to(wire)
-        padded = local.new_zeros(shard_length(num, world), *local.shape[1:])
-        padded[:len(indices)] = local
-        shards = all_gather(padded)
-        full = local.new_zeros(num, *local.shape[1:], dtype=dtype)
-        for r, shard in enumerate(shards):
-            rows = shard_indices(num, r, world)
-            full[rows] = shard[:len(rows)].cpu().to(dtype)
+        full = gather_shards(local, num).cpu().to(dtype)
         self.version += 1
         if self._writes_files():
             from mmmask.models.maskers import patch_grid
@@ -314,12 +308,7 @@ class PerImageCacheRefreshHook(Hook):
     def _build_pipeline(self, model) -> Compose:
         cfg = self.refresh_pipeline
         if cfg is None:
-            h, w = model.backbone.img_size
-            cfg = [
-                dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(w, h), keep_ratio=False),
-                dict(type='PackInputs'),
-            ]
+            cfg = whole_image_pipeline(model.backbone)
         return Compose([TRANSFORMS.build(t) for t in cfg])
 
     def _wire_transforms(self, dataset) -> None:

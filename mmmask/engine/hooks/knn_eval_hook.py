@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.dataset import default_collate
-from mmengine.dist import all_gather, get_dist_info, is_main_process
+from mmengine.dist import get_dist_info, is_main_process
 from mmengine.hooks import Hook, LoggerHook
 from torch.utils.data import DataLoader, Subset
 
@@ -40,10 +40,10 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from mmmask.evaluation import knn_top1, linear_probe_top1
 from mmmask.fileio import atomic_write_text
-from mmmask.masks.amt import shard_indices, shard_length
+from mmmask.masks.amt import shard_indices
 from mmmask.models.utils import FEATURES, frozen_features
 from .random_state_hook import get_random_state, set_random_state
-from .utils import unwrap_model
+from .utils import gather_shards, unwrap_model, whole_image_pipeline
 
 
 @HOOKS.register_module()
@@ -220,22 +220,8 @@ class KNNEvalHook(Hook):
             0, dim, device=device)
         local_y = torch.cat(labels) if labels else torch.zeros(
             0, dtype=torch.long)
-        return (self._gather(local_x.float(), num),
-                self._gather(local_y.to(local_x.device), num))
-
-    @staticmethod
-    def _gather(local: torch.Tensor, num: int) -> torch.Tensor:
-        """Every rank's shard of ``range(num)``, back in dataset order."""
-        _, world = get_dist_info()
-        if world == 1:
-            return local
-        padded = local.new_zeros(shard_length(num, world), *local.shape[1:])
-        padded[:len(local)] = local
-        full = local.new_zeros(num, *local.shape[1:])
-        for r, shard in enumerate(all_gather(padded)):
-            rows = shard_indices(num, r, world)
-            full[rows] = shard[:len(rows)].to(full.device)
-        return full
+        return (gather_shards(local_x.float(), num),
+                gather_shards(local_y.to(local_x.device), num))
 
     @staticmethod
     def _labels(samples, split: str) -> torch.Tensor:
@@ -251,12 +237,7 @@ class KNNEvalHook(Hook):
     def datasets(self, model) -> dict:
         """The two labelled datasets, built once."""
         if self._datasets is None:
-            h, w = model.backbone.img_size
-            pipeline = self.pipeline or [
-                dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(w, h), keep_ratio=False),
-                dict(type='PackInputs'),
-            ]
+            pipeline = self.pipeline or whole_image_pipeline(model.backbone)
             self._datasets = {}
             for split, cfg in self.dataset_cfgs.items():
                 cfg = copy.deepcopy(cfg)

@@ -1,6 +1,10 @@
 """Small helpers shared by the hooks."""
+import torch
+from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
 from torch import nn
+
+from mmmask.masks.amt import shard_indices, shard_length
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -32,3 +36,34 @@ def saves_checkpoint_after_iter(runner) -> bool:
                                          hook.save_begin)
                 or (hook.save_last and hook.is_last_train_iter(runner)))
     return False
+
+
+def whole_image_pipeline(backbone: nn.Module) -> list:
+    """Transform configs that load a whole image, resized (without keeping
+    the aspect ratio) to the backbone's input size, and pack it: the view
+    the per-image caches and the k-NN monitor embed."""
+    h, w = backbone.img_size
+    return [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(w, h), keep_ratio=False),
+        dict(type='PackInputs'),
+    ]
+
+
+def gather_shards(local: torch.Tensor, num: int) -> torch.Tensor:
+    """Every rank's rows of ``range(num)`` (its ``shard_indices``), gathered
+    on every rank and put back in dataset order.
+
+    Shards differ in length by at most one row; each is padded to
+    ``shard_length`` for ``all_gather`` and cut back. One process: ``local``.
+    """
+    _, world = get_dist_info()
+    if world == 1:
+        return local
+    padded = local.new_zeros(shard_length(num, world), *local.shape[1:])
+    padded[:len(local)] = local
+    full = local.new_zeros(num, *local.shape[1:])
+    for r, shard in enumerate(all_gather(padded)):
+        rows = shard_indices(num, r, world)
+        full[rows] = shard[:len(rows)].to(full.device)
+    return full
