@@ -167,18 +167,20 @@ def check_file_size(path: str, header: dict) -> None:
             'delete it and let the refresh hook write a new one')
 
 
-def check_cache_size(path: str, num_images: int) -> None:
+def check_cache_size(path: str, num_images: int,
+                     header: Optional[dict] = None) -> None:
     """Refuse a cache written for a dataset of another size.
 
     Args:
         path (str): An existing cache file.
         num_images (int): Images in the training dataset.
+        header (dict, optional): Its header, if already read.
 
     Raises:
         CacheSizeError: If the cache has another number of rows (the file is
             left as it is).
     """
-    header = read_header(path)
+    header = header or read_header(path)
     num = int(header['num'])
     if num != int(num_images):
         raise CacheSizeError(
@@ -190,8 +192,8 @@ def check_cache_size(path: str, num_images: int) -> None:
 
 
 def check_cache(path: str, kind: int, num_images: int,
-                grid: Tuple[int, int]) -> dict:
-    """Validate a cache before a run uses it; returns its header.
+                grid: Tuple[int, int]) -> Tuple[dict, np.ndarray]:
+    """Validate a cache before a run uses it; returns its header and rows.
 
     Checks, in order: the header, the dataset size (:func:`check_cache_size`),
     the kind and grid, the file size, and the values: saliency finite, tree
@@ -208,7 +210,7 @@ def check_cache(path: str, kind: int, num_images: int,
         CacheError: For anything else, naming it.
     """
     header = read_header(path)
-    check_cache_size(path, num_images)
+    check_cache_size(path, num_images, header)
     if header['kind'] != kind:
         raise CacheError(
             f'{path} is an {KIND_NAMES[header["kind"]]} cache but this run '
@@ -236,7 +238,7 @@ def check_cache(path: str, kind: int, num_images: int,
         raise CacheError(
             f'{path} holds {what} (first in row {first}): the file is '
             'damaged or was written by a broken run')
-    return header
+    return header, data
 
 
 class ImageCacheReader:

@@ -35,7 +35,7 @@ def test_tree_and_parts_roundtrip(tmp_path):
 def test_check_cache_accepts_a_good_file(tmp_path):
     path = str(tmp_path / 't.bin')
     write_image_cache(path, tree_rows(), 2, 'int16', KIND_TREE, (4, 4))
-    assert check_cache(path, KIND_TREE, 5, (4, 4))['version'] == 2
+    assert check_cache(path, KIND_TREE, 5, (4, 4))[0]['version'] == 2
 
 
 def damaged(tmp_path, how):

@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
-                          check_cache, row_shape, shard_indices,
-                          write_image_cache)
+                          check_cache, check_cache_size, row_shape,
+                          shard_indices, write_image_cache)
 from .utils import gather_shards, unwrap_model, whole_image_pipeline
 
 
@@ -227,8 +227,12 @@ class PerImageCacheRefreshHook(Hook):
         if not osp.isfile(self.cache_path):
             return f'the cache {self.cache_path} is missing'
         try:
-            header = check_cache(self.cache_path, self.cache_kind(model),
-                                 num_images, patch_grid(model.backbone))
+            if self.version == 0:  # an earlier run's, not used: size only
+                check_cache_size(self.cache_path, num_images)
+                return None
+            header, rows = check_cache(self.cache_path,
+                                       self.cache_kind(model), num_images,
+                                       patch_grid(model.backbone))
         except CacheSizeError:
             raise
         except CacheError as err:
@@ -236,9 +240,8 @@ class PerImageCacheRefreshHook(Hook):
         if int(header['version']) != self.version:
             return (f'the cache {self.cache_path} holds version '
                     f'{header["version"]}')
-        if self.last_digest is not None and cache_digest(
-                ImageCacheReader(self.cache_path).read_all()) != \
-                self.last_digest:
+        if self.last_digest is not None and \
+                cache_digest(rows) != self.last_digest:
             return (f'the cache {self.cache_path} has other contents than '
                     'the checkpoint recorded (written by another run)')
         return None
