@@ -120,6 +120,22 @@ def output_shape(ops: Sequence[GeometryOp],
     return shape
 
 
+def patch_output_shape(ops: Sequence[GeometryOp], src_shape: Tuple[int, int],
+                       cell: int) -> Tuple[int, int]:
+    """:func:`output_shape`, which must tile into ``cell``-pixel patches.
+
+    Raises:
+        ValueError: If the shape after the ops is not a multiple of
+            ``cell`` (or the ops do not chain).
+    """
+    out = output_shape(ops, src_shape)
+    if out[0] % cell or out[1] % cell:
+        raise ValueError(
+            f'the image after the crop is {out}, not a multiple of the '
+            f'patch size {cell}: crop to a multiple of the patch size')
+    return out
+
+
 def source_coords(ops: Sequence[GeometryOp],
                   out_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
     """Where each output pixel centre came from in the source image.
@@ -203,11 +219,7 @@ def crop_saliency(saliency: Tensor,
     Returns:
         Tensor: ``(H_out / cell, W_out / cell)`` float32 weights.
     """
-    out_shape = output_shape(ops, src_shape)
-    if out_shape[0] % cell or out_shape[1] % cell:
-        raise ValueError(
-            f'the image after the crop is {out_shape}, not a multiple of the '
-            f'patch size {cell}: crop to a multiple of the patch size')
+    out_shape = patch_output_shape(ops, src_shape, cell)
     x, y = source_coords(ops, out_shape)
     H, W = src_shape
     grid = torch.stack([2 * x / W - 1, 2 * y / H - 1], dim=-1).float()

@@ -289,6 +289,12 @@ class ImageCacheReader:
         return self._header
 
     @property
+    def row_header(self) -> Optional[dict]:
+        """Header of the file the last :meth:`lookup` read (no new ``stat``:
+        the header that goes with that row)."""
+        return self._header
+
+    @property
     def version(self) -> int:
         """Version of the file now on disk; 0 when there is none."""
         self._refresh()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .amt import GeometryOp, output_shape, source_points
+from .amt import GeometryOp, patch_output_shape, source_points
 
 #: columns of a packed tree row: children a < b, leaf count, level (Eq. 10)
 TREE_COLUMNS = 4
@@ -57,11 +57,7 @@ def source_cells(ops: Sequence[GeometryOp], src_shape: Tuple[int, int],
     Raises:
         ValueError: If the final image is not a multiple of ``cell``.
     """
-    out = output_shape(ops, src_shape)
-    if out[0] % cell or out[1] % cell:
-        raise ValueError(
-            f'the image after the crop is {out}, not a multiple of the patch '
-            f'size {cell}: crop to a multiple of the patch size')
+    out = patch_output_shape(ops, src_shape, cell)
     gh, gw = out[0] // cell, out[1] // cell
     y = ((torch.arange(gh, dtype=torch.float64) + 0.5) * cell).view(
         gh, 1).expand(gh, gw)

@@ -63,7 +63,7 @@ class EvolvedStructureCrop(CacheLookupTransform):
         results['structure_version'] = int(version)
         if row is None:
             return results
-        header = self.reader.header
+        header = self.reader.row_header  # the row's file, no new stat
         src_shape = tuple(results.get('ori_shape', img_shape))[:2]
         cells = source_cells(results.get('geometry', []), src_shape,
                              self.cell_size, (header['h'], header['w']))
