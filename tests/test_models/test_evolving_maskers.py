@@ -1,4 +1,5 @@
 """EHM and EPM maskers inside MAE and SimMIM, configured by config only."""
+import numpy as np
 import pytest
 import torch
 
@@ -169,3 +170,23 @@ def test_epm_official_options_columns_and_random_k(monkeypatch):
                                  parts_range=(15, 3), parts_jitter=2))
     with pytest.raises(ValueError, match="'rows'"):
         MODELS.build(dict(type='EvolvedPartMasker', features='cols'))
+
+
+@pytest.mark.parametrize('masker,wrong', [
+    (dict(type='EvolvedHierarchicalMasker', cached=True), (63, 4)),
+    (dict(type='EvolvedPartMasker', parts_range=(12, 4), cached=True),
+     (8, 8)),
+])
+def test_cached_structures_of_another_grid_are_refused(masker, wrong):
+    """Structures mapped with a wrong cell_size (here for an 8x8 grid on the
+    4x4 model) are refused with what to fix, not used."""
+    from mmpretrain.structures import DataSample
+    model = build(tiny_mae_cfg, masker)
+    samples = [DataSample(structure=np.zeros(wrong, np.int16),
+                          structure_version=1) for _ in range(2)]
+    with pytest.raises(ValueError, match=r"\(4, 4\) patch grid needs "
+                       r".*EvolvedStructureCrop's cell_size"):
+        model.masker(torch.randn(2, 3, 32, 32), samples,
+                     model.backbone)
+    right = model.masker.structure_shape((4, 4))
+    assert right == ((31, 4) if 'Hier' in masker['type'] else (4, 4))

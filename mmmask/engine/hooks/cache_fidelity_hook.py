@@ -32,8 +32,7 @@ from mmpretrain.registry import HOOKS
 
 from mmmask.fileio import atomic_write_text
 from mmmask.masks import select_by_score
-from mmmask.masks.hierarchy import (build_tree, cut_and_order,
-                                    cut_from_nodes, cut_scores, masking_level)
+from mmmask.masks.hierarchy import cut_scores
 from mmmask.masks.stats import adjusted_rand_index, mask_statistics
 from .random_state_hook import get_random_state, set_random_state
 from .utils import unwrap_model
@@ -108,21 +107,16 @@ class EvolvedCacheFidelityHook(Hook):
         inputs, samples = data['inputs'], data['data_samples']
         backbone = model.backbone
         grid = patch_grid(backbone)
-        cached = masker.cached_structures(samples, inputs.shape[0])
+        cached = masker.cached_structures(samples, inputs.shape[0], grid)
         if cached is None:
             raise RuntimeError(
                 'EvolvedCacheFidelityHook measured a batch without cached '
                 'structures: it needs a cached EHM/EPM masker and '
                 'EvolvedStructureRefreshHook')
         cached = cached.to(inputs.device)
-        progress = float(masker.progress)
-        if hasattr(masker, 'depth_range'):  # EHM: the cut at the level
-            level = masking_level(progress, cached[:, -1, 1],
-                                  masker.depth_range)
-            cut_cached, pos_cached = cut_from_nodes(cached, level)
-            tree = build_tree(masker.patch_attention(inputs, backbone))
-            ref, pos = cut_and_order(tree, masking_level(
-                progress, tree.height, masker.depth_range))
+        if hasattr(masker, 'cuts'):  # EHM: the cut at the level
+            cut_cached, pos_cached = masker.cuts(inputs, backbone, cached)
+            ref, pos = masker.cuts(inputs, backbone)
             out = dict(ari=cut_cached, chance=cut_cached.roll(1, 0))
             mask_cached = select_by_score(cut_scores(cut_cached, pos_cached),
                                           masker.mask_ratio).mask

@@ -1,5 +1,5 @@
 """EHM: evolved hierarchical masking as an in-model masker."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -7,9 +7,10 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import KIND_TREE, MaskPlan, select_by_score
-from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, build_tree,
-                                    cut_and_order, cut_from_nodes,
-                                    cut_scores, ehm_scores, masking_level)
+from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, PatchTree,
+                                    build_tree, cut_and_order,
+                                    cut_from_nodes, cut_scores,
+                                    masking_level)
 from .base import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -69,29 +70,44 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
         grid = patch_grid(backbone)
-        nodes = self.cached_structures(data_samples, inputs.shape[0])
-        if nodes is None:  # per step: probe + tree (Eq. 6-13)
-            tree = build_tree(self.patch_attention(inputs, backbone))
-            scores = ehm_scores(tree, float(self.progress), self.depth_range)
-        else:  # the cached tree mapped onto the crop (node table)
-            if nodes.shape[1:] != (2 * grid[0] * grid[1] - 1, 4):
-                raise ValueError(
-                    f'the cached trees have {(nodes.shape[1] + 1) // 2} '
-                    f'leaves but the backbone has a {grid} patch grid: set '
-                    "EvolvedStructureCrop's cell_size to the patch size.")
-            nodes = nodes.to(inputs.device)
-            level = masking_level(float(self.progress), nodes[:, -1, 1],
-                                  self.depth_range)
-            scores = cut_scores(*cut_from_nodes(nodes, level))
+        nodes = self.cached_structures(data_samples, inputs.shape[0], grid)
+        scores = cut_scores(*self.cuts(inputs, backbone, nodes))  # Eq. 15-17
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
                                grid)
+
+    def structure_shape(self, grid: Tuple[int, int]) -> Tuple[int, int]:
+        """A node table: ``2L - 1`` nodes (``node_table``)."""
+        return (2 * grid[0] * grid[1] - 1, 4)
+
+    def tree(self, inputs: Tensor, backbone: nn.Module) -> PatchTree:
+        """The trees of whole images: probe + average linkage (Eq. 6-13)."""
+        return build_tree(self.patch_attention(inputs, backbone))
+
+    def cuts(self, inputs: Tensor, backbone: nn.Module,
+             nodes: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(B, L)`` cut node and dendrogram position of every patch at the
+        masking level of the current progress (Eq. 14-15).
+
+        Args:
+            inputs (Tensor): ``(B, 3, H, W)`` images.
+            backbone (nn.Module): The encoder to probe.
+            nodes (Tensor, optional): Cached trees mapped onto the crops
+                (node tables); None probes the model and builds the trees.
+        """
+        progress = float(self.progress)
+        if nodes is None:  # per step
+            tree = self.tree(inputs, backbone)
+            return cut_and_order(
+                tree, masking_level(progress, tree.height, self.depth_range))
+        nodes = nodes.to(inputs.device)
+        return cut_from_nodes(nodes, masking_level(
+            progress, nodes[:, -1, 1], self.depth_range))
 
     @torch.no_grad()
     def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
         """``(B, L - 1, 2)`` int16 merges of whole images' trees (Eq. 6-13),
         scipy layout; sizes and levels follow from them."""
-        tree = build_tree(self.patch_attention(inputs, backbone))
-        return tree.merges[..., :2].to(torch.int16)
+        return self.tree(inputs, backbone).merges[..., :2].to(torch.int16)
 
     @torch.no_grad()
     def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
@@ -99,10 +115,7 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
 
         For pictures: the regions that EHM masks whole at this progress.
         """
-        tree = build_tree(self.patch_attention(inputs, backbone))
-        level = masking_level(
-            float(self.progress), tree.height, self.depth_range)
-        return cut_and_order(tree, level)[0]
+        return self.cuts(inputs, backbone)[0]
 
     def extra_repr(self) -> str:
         return f'{super().extra_repr()}, depth_range={self.depth_range}'

@@ -157,13 +157,8 @@ class EvolvedPartMasker(ScheduledMasker):
         grid = patch_grid(backbone)
         B, num_patches = inputs.shape[0], grid[0] * grid[1]
         grid_delta = torch.rand(B, 4, device=inputs.device)  # Eq. 17-18
-        parts = self.cached_structures(data_samples, B)
+        parts = self.cached_structures(data_samples, B, grid)
         if parts is not None:
-            if parts.shape[1:] != grid:
-                raise ValueError(
-                    f'the cached parts are on a {tuple(parts.shape[1:])} '
-                    f'grid but the backbone has a {grid} patch grid: set '
-                    "EvolvedStructureCrop's cell_size to the patch size.")
             parts = parts.view(B, num_patches).to(inputs.device)
             self.last_probed = 0
         else:
@@ -176,6 +171,10 @@ class EvolvedPartMasker(ScheduledMasker):
                 parts[probed] = self.segments(inputs[probed], backbone)
         scores = epm_scores(parts, grid, alpha, grid_delta=grid_delta)
         return select_by_score(scores, self.mask_ratio, self.throw_ratio, grid)
+
+    def structure_shape(self, grid: Tuple[int, int]) -> Tuple[int, int]:
+        """Part labels on the patch grid."""
+        return tuple(grid)
 
     @torch.no_grad()
     def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:

@@ -1,6 +1,6 @@
 """Maskers whose behaviour follows training progress (EHM, EPM)."""
 import logging
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -79,13 +79,21 @@ class ScheduledMasker(BaseMasker):
         """
         raise NotImplementedError
 
-    def cached_structures(self, data_samples: Optional[List],
-                          batch: int) -> Optional[Tensor]:
+    def structure_shape(self, grid: Tuple[int, int]) -> Tuple[int, ...]:
+        """Shape of one image's cached structure for a patch grid."""
+        raise NotImplementedError
+
+    def cached_structures(self, data_samples: Optional[List], batch: int,
+                          grid: Tuple[int, int]) -> Optional[Tensor]:
         """``(B, ...)`` long structures that ``EvolvedStructureCrop`` packed.
 
         None when the masker is not cached or a sample of the batch carries
         no structure (no cache yet, or no refresh hook configured): the
         masker then probes the model at this step, and says so once.
+
+        Raises:
+            ValueError: If the structures do not fit the backbone's patch
+                ``grid`` (:meth:`structure_shape`) or the batch size.
         """
         if not self.cached:
             return None
@@ -108,8 +116,16 @@ class ScheduledMasker(BaseMasker):
         if len(data_samples) != batch:
             raise ValueError(
                 f'{batch} images but {len(data_samples)} data samples')
-        return torch.from_numpy(
+        structures = torch.from_numpy(
             np.stack([np.asarray(s.structure) for s in data_samples])).long()
+        expected = tuple(self.structure_shape(grid))
+        if tuple(structures.shape[1:]) != expected:
+            raise ValueError(
+                f'the cached structures are {tuple(structures.shape[1:])} '
+                f'per image but the backbone\'s {tuple(grid)} patch grid '
+                f'needs {expected}: set EvolvedStructureCrop\'s cell_size to '
+                'the patch size.')
+        return structures
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_layers={self.num_layers}, '
