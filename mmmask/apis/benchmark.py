@@ -118,20 +118,18 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 
 def train_step_fn(model: nn.Module, inputs, data_samples,
-                  lr: float = 1e-4, amp: bool = False,
+                  lr: float = 1e-4,
                   dtype: Optional[torch.dtype] = None) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).
 
-    ``amp``: float16 autocast on CUDA for the forward (as the recipes);
-    ``dtype``: autocast in that dtype instead, on any device (e.g.
-    bfloat16 on the CPU).
+    ``dtype``: the forward under autocast in that dtype, on any device
+    (float16 on CUDA as the AMP recipes, bfloat16 on the CPU); None for
+    float32.
     """
     optim = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     device = next(model.parameters()).device
-    if dtype is None and amp and device.type == 'cuda':
-        dtype = torch.float16
 
     def step() -> float:
         with autocast(device, dtype):
@@ -189,6 +187,21 @@ def amt_refresh_fn(backbone: nn.Module, inputs: torch.Tensor,
     return lambda: batch_saliency(backbone, inputs, amp)
 
 
+def structure_refresh_fn(masker: nn.Module, backbone: nn.Module,
+                         inputs: torch.Tensor,
+                         dtype: Optional[torch.dtype] = None
+                         ) -> Callable[[], torch.Tensor]:
+    """The cache refresh of a batch of whole images: probe + tree / EM
+    (Eq. 6-16) under autocast in ``dtype``, as
+    ``EvolvedStructureRefreshHook.compute_batch``; returns the rows."""
+
+    def refresh() -> torch.Tensor:
+        with torch.no_grad(), autocast(inputs.device, dtype):
+            return masker.cache_rows(inputs, backbone)
+
+    return refresh
+
+
 def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
                          inputs: torch.Tensor, cache_file: str,
                          dtype: Optional[torch.dtype] = None
@@ -211,10 +224,9 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
             training step's, as the hook with ``amp='auto'``).
 
     Returns:
-        tuple: ``(refresh, crop, samples)``: the refresh of the batch (probe
-        + tree / EM, Eq. 6-16), the crop mapping of every image of the batch
-        (the pipeline's per-step work), and the data samples the crop
-        mapping packs (for the masker's per-step job).
+        tuple: ``(crop, samples)``: the crop mapping of every image of the
+        batch (the pipeline's per-step work) and the data samples it packs
+        (for the masker's per-step job).
     """
     from mmpretrain.registry import TRANSFORMS
     from mmpretrain.structures import DataSample
@@ -224,13 +236,9 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
 
     grid = patch_grid(backbone)
     H, W = inputs.shape[2:]
-
-    def refresh() -> torch.Tensor:
-        with torch.no_grad(), autocast(inputs.device, dtype):
-            return masker.cache_rows(inputs, backbone)
-
-    write_image_cache(cache_file, refresh().cpu(), 1, 'int16',
-                      masker.cache_kind, grid)
+    rows = structure_refresh_fn(masker, backbone, inputs, dtype)()
+    write_image_cache(cache_file, rows.cpu(), 1, 'int16', masker.cache_kind,
+                      grid)
     transform = TRANSFORMS.build(
         dict(type='EvolvedStructureCrop', cell_size=H // grid[0],
              cache_file=cache_file))
@@ -256,7 +264,7 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
         sample.set_field(result['structure'], 'structure')
         sample.set_field(result['structure_version'], 'structure_version')
         samples.append(sample)
-    return refresh, crop, samples
+    return crop, samples
 
 
 class Timer:

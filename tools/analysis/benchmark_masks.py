@@ -39,7 +39,6 @@ Usage:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import statistics
 import tempfile
@@ -58,7 +57,8 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
                                    describe_device, epm_all_probed_fn,
                                    epm_probed_fraction, hook_cfg,
                                    idm_step_fns, per_image_fn,
-                                   timed_round_robin, train_step_fn)
+                                   structure_refresh_fn, timed_round_robin,
+                                   train_step_fn)
 from mmmask.models.maskers import patch_grid
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
@@ -227,7 +227,7 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
         'step_bf16': with_masker(random, train_step_fn(
             mae, x, None, dtype=torch.bfloat16)),
     }
-    for name, layers in (('ehm', 6), ('epm', None)):
+    for name in ('ehm', 'epm'):
         masker = maskers[name]
 
         def probe(masker=masker):
@@ -235,25 +235,21 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
                 return masker.patch_attention(x, backbone)
 
         jobs[f'{name}_probe_bf16'] = probe
-    tmp = tempfile.mkdtemp(prefix='mmmask-benchmark-')
-    for name in ('ehm', 'epm'):
-        masker = maskers[f'{name}_cached']
-        refresh, crop, cached = cached_structure_fns(
-            masker, backbone, x, osp.join(tmp, f'{name}.bin'), dtype)
-        jobs[f'{name}_cached_crop'] = crop
-        jobs[f'{name}_cached_refresh'] = cached_structure_fns(
-            masker, backbone, whole, osp.join(tmp, f'{name}_whole.bin'),
-            dtype)[0]
-        jobs[f'{name}_cached_masker'] = in_step_dtype(
-            lambda m=masker, c=cached: m(x, c, backbone))
     for name, path in GENERATORS.items():
         gen = TRANSFORMS.build(generator_cfg(path, size[0], patch))
         jobs[f'{name}_generator'] = per_image_fn(gen, img, B)
-    times = timed_round_robin(jobs, args.reps, device)
+    with tempfile.TemporaryDirectory(prefix='mmmask-benchmark-') as tmp:
+        for name in ('ehm', 'epm'):
+            masker = maskers[f'{name}_cached']
+            crop, cached = cached_structure_fns(
+                masker, backbone, x, osp.join(tmp, f'{name}.bin'), dtype)
+            jobs[f'{name}_cached_crop'] = crop
+            jobs[f'{name}_cached_refresh'] = structure_refresh_fn(
+                masker, backbone, whole, dtype)
+            jobs[f'{name}_cached_masker'] = in_step_dtype(
+                lambda m=masker, c=cached: m(x, c, backbone))
+        times = timed_round_robin(jobs, args.reps, device)
     times['idm'] = statistics.median(idm_times[1:])  # after the warm-up
-    for name in os.listdir(tmp):
-        os.remove(osp.join(tmp, name))
-    os.rmdir(tmp)
     flops = {name: count_flops(jobs[name]) for name in (
         'step', 'ehm', 'epm', 'ehm_cached_refresh', 'epm_cached_refresh')}
     info = dict(device=describe_device(device), batch=B, size=size,
