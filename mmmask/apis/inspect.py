@@ -53,7 +53,8 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 def build_train_batch(cfg: Config,
                       num: int,
                       images: Optional[str] = None,
-                      start: int = 0) -> Tuple[dict, object]:
+                      start: int = 0,
+                      dataset=None) -> Tuple[dict, object]:
     """Run the training pipeline on ``num`` samples and collate them.
 
     Args:
@@ -63,20 +64,23 @@ def build_train_batch(cfg: Config,
             config's dataset (with the config's pipeline), e.g. for
             full-size configs whose dataset is not on this machine.
         start (int): Index of the first sample.
+        dataset (optional): The dataset an earlier call returned, to draw
+            more samples without building it again.
 
     Returns:
         tuple: The collated batch ``dict(inputs=..., data_samples=...)`` and
         the dataset.
     """
     from mmpretrain.registry import DATASETS
-    ds_cfg = cfg.train_dataloader.dataset.copy()
-    if images is not None:
-        ds_cfg = dict(
-            type='CustomDataset',
-            data_root=images,
-            with_label=False,
-            pipeline=ds_cfg.pipeline)
-    dataset = DATASETS.build(ds_cfg)
+    if dataset is None:
+        ds_cfg = cfg.train_dataloader.dataset.copy()
+        if images is not None:
+            ds_cfg = dict(
+                type='CustomDataset',
+                data_root=images,
+                with_label=False,
+                pipeline=ds_cfg.pipeline)
+        dataset = DATASETS.build(ds_cfg)
     if len(dataset) == 0:
         raise ValueError(f'the dataset of {cfg.filename} is empty')
     samples = [dataset[(start + i) % len(dataset)] for i in range(num)]

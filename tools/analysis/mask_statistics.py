@@ -31,6 +31,7 @@ from typing import List, Optional, Tuple
 
 import torch
 from mmengine.config import DictAction
+from mmengine.runner import set_random_seed
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, build_train_batch, load_config
@@ -96,23 +97,27 @@ def pipeline_generator(cfg) -> Optional[BaseMaskGenerator]:
 
 
 def draw_with_model(cfg, model, num: int, images: Optional[str],
-                    real_images: bool) -> torch.Tensor:
+                    real_images: bool, trained: bool) -> torch.Tensor:
     """``(num, h, w)`` masks of the model's masker, as in training: on
-    images from the pipeline, or on noise images (``real_images=False``)."""
+    images from the pipeline, or on noise images (``real_images=False``);
+    AMT from the saliency of the weights only when they are ``trained``
+    (otherwise its random warm-up, as in training before a cache)."""
     if not real_images:
         size = getattr(model.backbone, 'img_size', (224, 224))
         with torch.no_grad():
             return model.masker(torch.randn(num, 3, *size), None,
                                 model.backbone).mask_map()
-    maps = []
+    maps, dataset = [], None
     for start in range(0, num, CHUNK):
         count = min(CHUNK, num - start)
-        batch, _ = build_train_batch(cfg, count, images, start=start)
+        batch, dataset = build_train_batch(cfg, count, images, start=start,
+                                           dataset=dataset)
         data = model.data_preprocessor(batch, training=True)
         inputs, _ = reconstruction_view(model, data['inputs'],
                                         batch['inputs'])
         samples = data['data_samples']
-        fill_amt_saliency(model, inputs, samples)
+        if trained:
+            fill_amt_saliency(model, inputs, samples)
         with torch.no_grad():
             maps.append(model.get_plan(inputs, samples).mask_map())
     return torch.cat(maps)
@@ -165,7 +170,8 @@ def draw_masks(config: str, num: int, cfg_options=None,
         load_encoder_weights(model, checkpoint)
         notes.append(f'from {checkpoint} on '
                      f'{images or "the config dataset"}')
-    return draw_with_model(cfg, model, num, images, real_images), notes
+    return draw_with_model(cfg, model, num, images, real_images,
+                           trained=checkpoint is not None), notes
 
 
 def main(argv=None) -> None:
@@ -185,7 +191,7 @@ def print_table(args: argparse.Namespace) -> None:
     print('-' * len(header))
     footnotes = []
     for config in args.configs:
-        torch.manual_seed(args.seed)
+        set_random_seed(args.seed)  # the pipeline's crops draw from numpy
         masks, notes = draw_masks(config, args.num, args.cfg_options,
                                   args.checkpoint, args.images,
                                   args.progress)
