@@ -18,8 +18,8 @@
 usage() {
     echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [tools/train.py args...]" >&2
 }
-# shellcheck source=tools/slurm_common.sh
-source "$(dirname "$0")/slurm_common.sh"
+# shellcheck source=tools/launch_common.sh
+source "$(dirname "$0")/launch_common.sh"
 [ $# -ge 4 ] || fail "expected PARTITION, JOB_NAME, CONFIG and WORK_DIR, got $# argument(s)"
 PARTITION=$1
 JOB_NAME=$2

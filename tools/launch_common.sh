@@ -1,6 +1,8 @@
-# Shared by tools/slurm_train.sh and tools/slurm_test.sh (sourced, not run).
-# The caller defines usage(); slurm_settings reads and checks OpenMMLab's
-# environment variables, slurm_launch starts one task per GPU with srun.
+# Shared by tools/dist_{train,test}.sh and tools/slurm_{train,test}.sh
+# (sourced, not run). The caller defines usage(). dist_settings /
+# dist_launch: torchrun on this node (NNODES, NODE_RANK, PORT, MASTER_ADDR);
+# slurm_settings / slurm_launch: one task per GPU with srun (OpenMMLab's
+# GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS).
 
 fail() {
     echo "error: $1" >&2
@@ -49,4 +51,35 @@ slurm_launch() {
         --kill-on-bad-exit=1 \
         ${SRUN_ARGS} \
         "$PYTHON" -u "$ROOT/tools/$tool" "$@"
+}
+
+# GPUS (the processes on this node, given as an argument) checked;
+# NNODES, NODE_RANK, PORT, MASTER_ADDR and PYTHON with their defaults; ROOT.
+dist_settings() {
+    [[ "$GPUS" =~ ^[1-9][0-9]*$ ]] || \
+        fail "GPUS must be the number of processes on this node (a positive integer), got '$GPUS'"
+    NNODES=${NNODES:-1}
+    NODE_RANK=${NODE_RANK:-0}
+    PORT=${PORT:-29500}
+    MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+    local var
+    for var in NNODES NODE_RANK PORT; do
+        [[ "${!var}" =~ ^[0-9]+$ ]] || fail "$var must be an integer, got '${!var}'"
+    done
+    PYTHON=${PYTHON:-python}
+    ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+}
+
+# dist_launch TOOL [TOOL ARGS...]: torchrun GPUS processes of tools/TOOL.
+dist_launch() {
+    local tool=$1
+    shift
+    PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PYTHON" -m torch.distributed.run \
+        --nnodes="$NNODES" \
+        --node_rank="$NODE_RANK" \
+        --master_addr="$MASTER_ADDR" \
+        --nproc_per_node="$GPUS" \
+        --master_port="$PORT" \
+        "$ROOT/tools/$tool" "$@"
 }
