@@ -16,11 +16,10 @@ from mmengine.runner import Runner
 
 from mmmask.downstream.convert import convert_file
 from tests.downstream_data import (make_ade20k, make_classification_folder,
-                                   make_coco, save_tiny_camae_checkpoint,
-                                   save_tiny_pretrain_checkpoint)
+                                   make_coco)
 from tests.test_downstream import transfer_cfgs as tc
-from tests.test_downstream.test_transfer_values import (LAYOUTS,
-                                                        expected_tensors)
+from tests.test_downstream.test_transfer_values import (
+    assert_all_transferred, expected_tensors)
 
 
 class CaptureHook(Hook):
@@ -48,36 +47,13 @@ class CaptureHook(Hook):
         self.metrics = dict(metrics or {})
 
 
-@pytest.fixture(scope='module')
-def pretrain(tmp_path_factory):
-    """Briefly trained tiny MAE and CAMAE: ``{name: (path, state)}``."""
-    root = tmp_path_factory.mktemp('pretrain')
-    out = {}
-    for name, save in (('mae', save_tiny_pretrain_checkpoint),
-                       ('camae', save_tiny_camae_checkpoint)):
-        path = str(root / f'{name}_epoch_1.pth')
-        out[name] = (path, save(path))
-    return out
-
-
-def assert_all_transferred(loaded, state, layout):
-    """Every tensor of the pre-trained encoder that the layout has a module
-    for is in ``loaded`` with its value."""
-    target, not_taken = LAYOUTS[layout]
-    expected = expected_tensors(state, target)
-    assert set(expected) - set(loaded) == not_taken
-    for key, value in expected.items():
-        if key not in not_taken:
-            assert torch.equal(loaded[key], value), key
-
-
 KEY = 'layers.1.attn.qkv.weight'
 
 
-def test_linear_probe_in_one_command(tmp_path, pretrain):
+def test_linear_probe_in_one_command(tmp_path, pretrained):
     """tools/benchmarks/linear_probe.sh: convert a CAMAE checkpoint (the
     default prefix), then train (subprocess)."""
-    src, state = pretrain['camae']
+    src, state = pretrained['camae']
     data = make_classification_folder(str(tmp_path / 'cls'))
     cfg_path = str(tmp_path / 'linear_tiny.py')
     # the checkpoint comes from the command line, not from the config
@@ -125,10 +101,10 @@ TASKS = {
 
 
 @pytest.mark.parametrize('task', list(TASKS))
-def test_transfer(tmp_path, pretrain, task):
+def test_transfer(tmp_path, pretrained, task):
     """Convert, load (every tensor equal), 2 iterations, one evaluation."""
     target, make_data, make_cfg, metric, layout, name = TASKS[task]
-    src, state = pretrain[name]
+    src, state = pretrained[name]
     ckpt = str(tmp_path / f'vit_{target}.pth')
     convert_file(src, ckpt, target)
     data = make_data(str(tmp_path / 'data'))
