@@ -1,5 +1,4 @@
 """Cached EHM/EPM in real runs: refresh schedule, content, resume, errors."""
-import hashlib
 import json
 import os
 import os.path as osp
@@ -13,6 +12,7 @@ from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheSizeError, read_header,
                           write_image_cache)
 from mmmask.masks.stats import adjusted_rand_index
 from tests.helpers import CACHED_EPM, evolved_runner_cfg, train_runner
+from tests.test_hardening.test_bad_input import digest
 
 KINDS = {'ehm': (None, KIND_TREE, 'ehm_tree.bin'),
          'epm': (CACHED_EPM, KIND_PARTS, 'epm_parts.bin')}
@@ -77,11 +77,6 @@ class Recorder(Hook):
             int(s.structure_version) for s in data_batch['data_samples'])
         self.step_probes[runner.epoch] = self.step_probes.get(
             runner.epoch, 0) + self.calls - self._start
-
-
-def digest(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha1(f.read()).hexdigest()
 
 
 @pytest.mark.parametrize('kind', list(KINDS))

@@ -34,6 +34,7 @@ from mmmask.models import (MAEWithMasker, MaskableMAEViT, MaskPlanMAEDecoder,
                            SimMIMViT, SimMIMWithMasker)
 from mmmask.models.utils import per_image_reconstruction_loss
 from tests.helpers import tiny_mae_cfg, tiny_simmim_cfg
+from tests.test_models.test_simmim import SWIN_CFG
 
 PREPROCESSOR = dict(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], to_rgb=True)
 
@@ -234,18 +235,7 @@ def test_upstream_mae_runs_our_backbone_and_decoder():
 
 
 def swin_simmim_cfg(algorithm):
-    return dict(
-        type=algorithm,
-        backbone=dict(
-            type='SimMIMSwinTransformer',
-            arch=dict(embed_dims=16, depths=[1, 1], num_heads=[1, 2]),
-            img_size=32, out_indices=(1, ),
-            stage_cfgs=dict(block_cfgs=dict(window_size=4))),
-        neck=dict(type='SimMIMLinearDecoder', in_channels=32,
-                  encoder_stride=8),
-        head=dict(type='SimMIMHead', patch_size=4,
-                  loss=dict(type='PixelReconstructionLoss', criterion='L1',
-                            channel=3)))
+    return dict(copy.deepcopy(SWIN_CFG), type=algorithm)
 
 
 def samples_with(masks, throw=False):
