@@ -83,6 +83,14 @@ def tiny_simmim_cfg(img_size: int = 32, patch_size: int = 8, **kw) -> dict:
     return cfg
 
 
+def tiny_simmim_run_cfg(masker: dict = None) -> dict:
+    """:func:`tiny_simmim_cfg` with the tiny MAE's data preprocessor, for
+    runner configs (:func:`tiny_runner_cfg`'s images)."""
+    return tiny_simmim_cfg(
+        masker=masker,
+        data_preprocessor=copy.deepcopy(tiny_mae_cfg()['data_preprocessor']))
+
+
 def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
                     **kw) -> dict:
     """A complete Runner config: tiny MAE on a folder of 32 px images."""

@@ -4,7 +4,6 @@ The training runs use the tiny SimMIM (drop path 0.1 draws random numbers
 at every step in training mode): a hook that consumed random numbers, or
 left the encoder in eval mode, would change the trained weights.
 """
-import copy
 import glob
 import json
 import os.path as osp
@@ -16,16 +15,15 @@ from mmengine.runner import Runner
 
 from mmmask.evaluation import knn_top1
 from mmmask.models.utils import encoder_features, frozen_features
-from tests.helpers import (knn_hook, tiny_mae_cfg, tiny_runner_cfg,
-                           tiny_simmim_cfg)
+from tests.helpers import (knn_hook, tiny_runner_cfg, tiny_simmim_cfg,
+                           tiny_simmim_run_cfg, train_runner)
 
 EPOCHS = 2
 
 
 def simmim_runner_cfg(work, data, hooks=(), **kw):
-    model = tiny_simmim_cfg(
-        data_preprocessor=copy.deepcopy(tiny_mae_cfg()['data_preprocessor']))
-    cfg = tiny_runner_cfg(str(work), data, max_epochs=EPOCHS, model=model,
+    cfg = tiny_runner_cfg(str(work), data, max_epochs=EPOCHS,
+                          model=tiny_simmim_run_cfg(),
                           custom_hooks=list(hooks), **kw)
     cfg['default_hooks']['checkpoint'] = dict(type='CheckpointHook',
                                               interval=100)
@@ -33,9 +31,7 @@ def simmim_runner_cfg(work, data, hooks=(), **kw):
 
 
 def train(work, data, hooks=()):
-    runner = Runner.from_cfg(Config(simmim_runner_cfg(work, data, hooks)))
-    runner.train()
-    return runner
+    return train_runner(simmim_runner_cfg(work, data, hooks))
 
 
 @pytest.fixture(scope='module')

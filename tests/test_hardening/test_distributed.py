@@ -31,7 +31,7 @@ from mmengine.config import Config
 from tests.helpers import (CACHED_EHM, CACHED_EPM, amt_runner_cfg,
                            dist_train_many, evolved_runner_cfg, knn_hook,
                            tiny_camae_runner_cfg, tiny_mae_cfg,
-                           tiny_runner_cfg, tiny_simmim_cfg)
+                           tiny_runner_cfg, tiny_simmim_run_cfg)
 from tests.rank_state_dump import assert_same, load_ranks
 
 AMT_MAE = dict(type='AMTMasker', mask_ratio=0.45, throw_ratio=0.40)
@@ -44,12 +44,6 @@ EPM = dict(type='EvolvedPartMasker', parts_range=(12, 4))
 IDM = dict(type='IDMMasker', num_heads=2, head_sampling='image')
 SCHEDULE = [dict(type='MaskScheduleHook')]
 PLB = [dict(type='PLBHook')]
-
-
-def simmim(masker):
-    return tiny_simmim_cfg(
-        masker=masker,
-        data_preprocessor=copy.deepcopy(tiny_mae_cfg()['data_preprocessor']))
 
 
 def amt(model):
@@ -79,13 +73,13 @@ def plain(model, hooks):
 
 PAIRS = {
     'mae_amt': amt(tiny_mae_cfg(masker=AMT_MAE)),
-    'simmim_amt': amt(simmim(AMT_SIMMIM)),
+    'simmim_amt': amt(tiny_simmim_run_cfg(AMT_SIMMIM)),
     'mae_ehm': plain(tiny_mae_cfg(masker=EHM), SCHEDULE),
     'mae_epm': plain(tiny_mae_cfg(masker=EPM), SCHEDULE),
-    'simmim_ehm': plain(simmim(EHM), SCHEDULE),
-    'simmim_epm': plain(simmim(EPM), SCHEDULE),
+    'simmim_ehm': plain(tiny_simmim_run_cfg(EHM), SCHEDULE),
+    'simmim_epm': plain(tiny_simmim_run_cfg(EPM), SCHEDULE),
     'mae_ehm_cached': cached(tiny_mae_cfg(masker=CACHED_EHM)),
-    'simmim_epm_cached': cached(simmim(CACHED_EPM)),
+    'simmim_epm_cached': cached(tiny_simmim_run_cfg(CACHED_EPM)),
     'camae_idm_plb': camae,
     'mae_idm_plb': plain(tiny_mae_cfg(masker=IDM), PLB),
 }

@@ -13,7 +13,6 @@ mmengine saves the seed but not the generators' states, so the configs add
 ``RandomStateHook`` (without it the resumed epoch draws other crops and
 masks; see ``test_random_state_hook.py``).
 """
-import copy
 
 import pytest
 import torch
@@ -23,7 +22,8 @@ from mmengine.runner import Runner
 
 from tests.helpers import (CACHED_EPM, amt_runner_cfg, evolved_runner_cfg,
                            knn_hook, tiny_camae_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg, tiny_runner_cfg, tiny_simmim_cfg)
+                           tiny_mae_cfg, tiny_runner_cfg,
+                           tiny_simmim_run_cfg)
 from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
@@ -179,10 +179,8 @@ def test_resume_with_the_knn_monitor_is_exact(tmp_path, shapes_dir,
     after every epoch: the resumed run trains the same weights and ends
     with the same k-NN records (the first ones from the checkpoint)."""
     def make(work, data, max_epochs, **kw):
-        model = tiny_simmim_cfg(data_preprocessor=copy.deepcopy(
-            tiny_mae_cfg()['data_preprocessor']))
         return tiny_runner_cfg(
-            work, data, max_epochs=max_epochs, model=model,
+            work, data, max_epochs=max_epochs, model=tiny_simmim_run_cfg(),
             custom_hooks=[knn_hook(labelled_shapes_dir)], **kw)
 
     full, full_rec = train(make, tmp_path / 'full', shapes_dir)
