@@ -149,7 +149,6 @@ def _image_advice(path) -> str:
     raises (a missing or empty file), but a truncated or garbage file
     decodes to ``None`` and fails an assertion whatever the flag says.
     """
-    import os
     try:
         empty = os.path.getsize(path) == 0
     except (OSError, TypeError):

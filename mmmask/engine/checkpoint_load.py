@@ -33,12 +33,12 @@ import re
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
 from .checkpoint_save import LAST_CHECKPOINT, last_good_checkpoint
+from .hooks.utils import unwrap_model
 
 #: mmengine's methods that the patches call
 _ORIGINAL = {}
@@ -176,7 +176,7 @@ def load_checkpoint(self: Runner,
     if resuming:
         check_training_checkpoint(checkpoint, filename)
     self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-    model = self.model.module if is_model_wrapper(self.model) else self.model
+    model = unwrap_model(self.model)
     report = compare_state(model, checkpoint, revise_keys)
     if resuming:
         check_resume_fit(report, filename, model)
