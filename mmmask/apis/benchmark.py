@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmmask.models.utils import autocast_in
+
 
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock times are honest."""
@@ -110,13 +112,6 @@ def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
     return run
 
 
-def autocast(device: torch.device, dtype: Optional[torch.dtype]):
-    """Autocast in ``dtype`` on the device's type; a no-op for None."""
-    return torch.autocast(torch.device(device).type,
-                          dtype=dtype or torch.float32,
-                          enabled=dtype is not None)
-
-
 def train_step_fn(model: nn.Module, inputs, data_samples,
                   lr: float = 1e-4,
                   dtype: Optional[torch.dtype] = None) -> Callable[[], float]:
@@ -132,7 +127,7 @@ def train_step_fn(model: nn.Module, inputs, data_samples,
     device = next(model.parameters()).device
 
     def step() -> float:
-        with autocast(device, dtype):
+        with autocast_in(device, dtype):
             losses = model.loss(inputs, data_samples)
         loss = sum(v for v in losses.values() if v.requires_grad)
         optim.zero_grad(set_to_none=True)
@@ -196,7 +191,7 @@ def structure_refresh_fn(masker: nn.Module, backbone: nn.Module,
     ``EvolvedStructureRefreshHook.compute_batch``; returns the rows."""
 
     def refresh() -> torch.Tensor:
-        with torch.no_grad(), autocast(inputs.device, dtype):
+        with torch.no_grad(), autocast_in(inputs.device, dtype):
             return masker.cache_rows(inputs, backbone)
 
     return refresh

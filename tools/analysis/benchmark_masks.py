@@ -52,7 +52,7 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 
 from mmmask.apis import build_model, load_config
 from mmmask.fileio import atomic_write_text
-from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
+from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,
                                    cached_structure_fns, count_flops,
                                    describe_device, epm_all_probed_fn,
                                    epm_probed_fraction, hook_cfg,
@@ -60,6 +60,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples, autocast,
                                    structure_refresh_fn, timed_round_robin,
                                    train_step_fn)
 from mmmask.models.maskers import patch_grid
+from mmmask.models.utils import autocast_in
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -203,7 +204,7 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
 
     def in_step_dtype(fn):
         def run():
-            with autocast(device, dtype):
+            with autocast_in(device, dtype):
                 return fn()
         return run
 
@@ -231,7 +232,7 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
         masker = maskers[name]
 
         def probe(masker=masker):
-            with autocast(device, torch.bfloat16):
+            with autocast_in(device, torch.bfloat16):
                 return masker.patch_attention(x, backbone)
 
         jobs[f'{name}_probe_bf16'] = probe

@@ -25,6 +25,7 @@ from mmengine.optim import AmpOptimWrapper
 from mmpretrain.registry import HOOKS
 
 from mmmask.masks import KIND_PARTS, KIND_TREE
+from mmmask.models.utils import autocast_in
 from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
 from .utils import unwrap_model
@@ -141,7 +142,5 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
     def compute_batch(self, model: torch.nn.Module,
                       inputs: torch.Tensor) -> torch.Tensor:
         """Trees ``(B, L - 1, 2)`` or parts ``(B, h, w)`` of whole images."""
-        dtype = self.autocast_dtype
-        with torch.autocast(inputs.device.type, dtype=dtype or torch.float32,
-                            enabled=dtype is not None):
+        with autocast_in(inputs.device, self.autocast_dtype):
             return self.masker(model).cache_rows(inputs, model.backbone)

@@ -3,12 +3,13 @@ from .attention_probe import (AttentionMaps, check_probeable,
                               layer_attention, layer_forward, probe_attention)
 from .features import (FEATURES, encoder_features, encoder_tokens,
                        frozen_features)
+from .precision import autocast_in
 from .layer_capture import LayerInput, capture_input, cls_attention
 from .reconstruction_loss import (per_image_pixel_loss,
                                   per_image_reconstruction_loss)
 
 __all__ = [
-    'AttentionMaps', 'check_probeable', 'cls_row_attention',
+    'AttentionMaps', 'autocast_in', 'check_probeable', 'cls_row_attention',
     'embed_full_grid', 'fusable', 'FEATURES', 'encoder_features',
     'encoder_tokens', 'frozen_features',
     'layer_attention', 'layer_forward', 'probe_attention', 'LayerInput',
