@@ -381,12 +381,7 @@ def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
     spectrum = torch.view_as_real(torch.fft.fft2(centred))
     power = spectrum.pow(2).sum(-1).double().mean(0) / (height * width)
-    fy = torch.fft.fftfreq(height, device=images.device, dtype=torch.float64)
-    fx = torch.fft.fftfreq(width, device=images.device, dtype=torch.float64)
-    radius = (fy[:, None]**2 + fx[None]**2).sqrt()
-    bins = torch.floor(radius / 0.5 * num_bins).long()
-    bins[radius == 0.5] = num_bins - 1  # Nyquist belongs to the last bin
-    keep = (radius > 0) & (bins < num_bins)
+    bins, keep = radial_bins(height, width, num_bins, images.device)
     sums = torch.zeros(num_bins, dtype=torch.float64, device=images.device)
     counts = torch.zeros_like(sums)
     sums.index_add_(0, bins[keep], power[keep])
@@ -398,6 +393,25 @@ def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
             f'frequency of a {height}x{width} image: use fewer bins (at '
             f'most {max(min(height, width) // 4, 1)} always works)')
     return (sums / counts).float()
+
+
+def radial_bins(height: int, width: int, num_bins: int,
+                device=None) -> Tuple[Tensor, Tensor]:
+    """The radial bin of every DFT frequency of an ``height x width`` grid.
+
+    Bins split the radius ``0 .. 0.5`` (cycles per cell) evenly; Nyquist
+    belongs to the last bin, DC and the corners beyond 0.5 to none.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(height, width)`` long bin indices and the
+        bool map of the frequencies that fall in a bin.
+    """
+    fy = torch.fft.fftfreq(height, device=device, dtype=torch.float64)
+    fx = torch.fft.fftfreq(width, device=device, dtype=torch.float64)
+    radius = (fy[:, None]**2 + fx[None]**2).sqrt()
+    bins = torch.floor(radius / 0.5 * num_bins).long()
+    bins[radius == 0.5] = num_bins - 1  # Nyquist belongs to the last bin
+    return bins, (radius > 0) & (bins < num_bins)
 
 
 def connected_region_sizes(mask: Tensor) -> List[int]:

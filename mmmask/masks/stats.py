@@ -8,7 +8,8 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from .noise import connected_region_sizes, radial_power_spectrum
+from .noise import (connected_region_sizes, radial_bins,
+                    radial_power_spectrum)
 
 
 def mask_statistics(masks: Tensor, num_bins: int = 3) -> Dict[str, object]:
@@ -55,13 +56,10 @@ def fitting_num_bins(height: int, width: int, preferred: int = 3) -> int:
     """
     if preferred < 1:
         raise ValueError(f'num_bins={preferred} must be at least 1')
-    probe = torch.zeros(1, height, width)
     for num_bins in range(preferred, 0, -1):
-        try:
-            radial_power_spectrum(probe, num_bins=num_bins)
-        except ValueError:
-            continue
-        return num_bins
+        bins, keep = radial_bins(height, width, num_bins)
+        if bool(torch.bincount(bins[keep], minlength=num_bins).all()):
+            return num_bins
     return 1
 
 
