@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mmmask.models.utils import autocast_in
+from .inspect import hook_cfg
 
 
 def sync(device: torch.device) -> None:
@@ -147,13 +148,6 @@ def per_image_fn(transform: Callable[[dict], dict], img: np.ndarray,
             transform(dict(img=img))
 
     return run
-
-
-def hook_cfg(cfg, hook_type: str) -> dict:
-    """The config's first ``custom_hooks`` entry of ``hook_type``, or
-    ``{}`` when it has none."""
-    return next((h for h in cfg.get('custom_hooks', [])
-                 if h.type == hook_type), {})
 
 
 def amt_refresh_hook_cfg(cfg) -> dict:

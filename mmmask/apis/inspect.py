@@ -85,3 +85,10 @@ def build_train_batch(cfg: Config,
         raise ValueError(f'the dataset of {cfg.filename} is empty')
     samples = [dataset[(start + i) % len(dataset)] for i in range(num)]
     return default_collate(samples), dataset
+
+
+def hook_cfg(cfg, hook_type: str) -> dict:
+    """The config's first ``custom_hooks`` entry of ``hook_type``, or
+    ``{}`` when it has none."""
+    return next((h for h in cfg.get('custom_hooks', [])
+                 if h['type'] == hook_type), {})

@@ -34,6 +34,8 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
+from .inspect import hook_cfg
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DEMO = 'configs/demo/'
@@ -201,12 +203,11 @@ def demo_hook(hook: dict, root: str = ROOT) -> tuple:
     hook = copy.deepcopy(dict(hook))
     if hook['type'] not in EPOCH_KEYS:
         return hook, None
-    demo = _demo_with(root, lambda c: any(
-        h['type'] == hook['type'] for h in c.get('custom_hooks', [])))
+    demo = _demo_with(root, lambda c: bool(hook_cfg(c, hook['type'])))
     if demo is None:
         raise ValueError(f'no demo config uses {hook["type"]}: cannot scale '
                          'its schedule to the demo')
-    same = next(h for h in demo.custom_hooks if h['type'] == hook['type'])
+    same = hook_cfg(demo, hook['type'])
     for key in EPOCH_KEYS[hook['type']] + LOADER_KEYS:
         if key in same:
             hook[key] = same[key]
