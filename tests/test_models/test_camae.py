@@ -112,21 +112,15 @@ def test_plb_statistics_per_step_and_per_image(sampling):
     model = build(tiny_camae_cfg(masker=dict(
         type='IDMMasker', num_heads=2, head_sampling=sampling)))
     masker = model.masker
-    get_plan = model.get_plan
-    seen = []
-
-    def spy(inputs, data_samples, **kw):
-        plan = get_plan(inputs, data_samples, **kw)
-        seen.append(masker.last_heads.clone())
-        return plan
-
-    model.get_plan = spy
+    seen = spy_plans(model)
+    drawn = []
     torch.manual_seed(3)
     counts = torch.zeros(2, dtype=torch.float64)
     for step in range(3):
         before = masker.loss_sum.clone()
         out = model.loss(views(batch=4, seed=step), None)
-        heads = seen[-1]
+        heads = seen['heads']
+        drawn.append(heads)
         if sampling == 'step':
             assert (heads == heads[0]).all()
         added = masker.loss_sum - before
@@ -139,7 +133,7 @@ def test_plb_statistics_per_step_and_per_image(sampling):
     assert torch.equal(masker.loss_count, counts)
     assert counts.sum() == 12
     if sampling == 'image':
-        assert any(len(set(h.tolist())) == 2 for h in seen)
+        assert any(len(set(h.tolist())) == 2 for h in drawn)
     with pytest.raises(ValueError, match='head_sampling'):
         MODELS.build(dict(type='IDMMasker', num_heads=2,
                           head_sampling='batch'))
