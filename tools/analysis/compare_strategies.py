@@ -236,8 +236,12 @@ def run_config(name: str, args: argparse.Namespace, data: str,
 
 
 def count_images(folder: str) -> int:
-    exts = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff',
-            '.webp', '.pgm')
+    """Images in a folder tree that mmpretrain's ``CustomDataset`` reads
+    (its default extensions)."""
+    import inspect
+
+    from mmpretrain.datasets import CustomDataset
+    exts = inspect.signature(CustomDataset).parameters['extensions'].default
     return sum(f.lower().endswith(exts)
                for _, _, files in os.walk(folder) for f in files)
 
