@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmmask.models.utils import autocast_in
+from mmmask.models.utils import autocast_in, batch_saliency, patch_grid
 from .inspect import hook_cfg
 
 
@@ -100,8 +100,7 @@ def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
     """EPM's work when every image needs its parts: probe, EM (Eq. 7-16),
     scores (Eq. 5) and selection; the masker's cost late in training."""
     from mmmask.masks import select_by_score
-    from mmmask.masks.parts import epm_scores
-    from mmmask.models.maskers import patch_grid
+    from mmmask.masks.epm import epm_scores
     grid = patch_grid(backbone)
 
     def run() -> object:
@@ -172,7 +171,6 @@ def amt_refresh_fn(backbone: nn.Module, inputs: torch.Tensor,
     """One AMT saliency refresh pass of a batch: the no-grad full-grid probe
     and AMT Eq. 3-4, with the function ``AMTSaliencyRefreshHook.compute``
     runs on each batch (float16 autocast only on CUDA, as the hook)."""
-    from mmmask.engine.hooks.amt_refresh_hook import batch_saliency
     return lambda: batch_saliency(backbone, inputs, amp)
 
 
@@ -221,7 +219,6 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
     from mmpretrain.structures import DataSample
 
     from mmmask.masks import write_image_cache
-    from mmmask.models.maskers import patch_grid
 
     grid = patch_grid(backbone)
     H, W = inputs.shape[2:]

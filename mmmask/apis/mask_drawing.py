@@ -16,6 +16,7 @@ from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmmask.masks import MaskPlan
+from mmmask.models.utils import batch_saliency
 from .checkpoint import load_checkpoint_file
 
 #: prefix of the encoder every mmmask algorithm has (CAMAE's online one)
@@ -137,7 +138,6 @@ def fill_amt_saliency(model: nn.Module, inputs: Tensor,
     Returns:
         bool: True when the saliency was filled in.
     """
-    from mmmask.engine.hooks.amt_refresh_hook import batch_saliency
     from mmmask.models.maskers import AMTMasker
     if not isinstance(masker_of(model), AMTMasker) or not data_samples \
             or 'saliency' not in data_samples[0]:

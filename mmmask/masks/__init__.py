@@ -1,6 +1,6 @@
 """Pure-torch mask logic: the mask plan, selection and score generators."""
-from .amt import (amt_plan, amt_scores, cls_saliency, crop_saliency,
-                  output_shape, shard_indices, shard_length, source_coords)
+from .amt import amt_plan, amt_scores, cls_saliency, crop_saliency
+from .crop_geometry import output_shape, patch_output_shape, source_coords
 from .generators import (block_mask, block_masks, grid_phase, grid_scores,
                          random_scores)
 from .idm import (check_probabilities, credit_heads, head_mean_losses,
@@ -16,8 +16,8 @@ __all__ = [
     'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
     'select_by_score', 'upsample_map', 'random_scores', 'grid_phase',
     'grid_scores', 'block_mask', 'block_masks', 'amt_plan', 'amt_scores',
-    'cls_saliency', 'crop_saliency', 'output_shape', 'source_coords',
-    'shard_indices', 'shard_length', 'ImageCacheReader', 'read_header',
+    'cls_saliency', 'crop_saliency', 'output_shape', 'patch_output_shape',
+    'source_coords', 'ImageCacheReader', 'read_header',
     'write_image_cache', 'check_cache_size', 'check_cache', 'CacheError',
     'CacheSizeError', 'KIND_SALIENCY', 'KIND_TREE', 'KIND_PARTS', 'row_shape',
     'check_probabilities',

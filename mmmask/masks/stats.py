@@ -3,13 +3,121 @@
 Used by ``tools/analysis/mask_statistics.py`` to characterise a strategy
 (e.g. the four ColorMAE colours) independently of any model. Pure torch.
 """
-from typing import Dict
+from collections import deque
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor
 
-from .noise import (connected_region_sizes, radial_bins,
-                    radial_power_spectrum)
+
+def radial_power_spectrum(images: Tensor, num_bins: int = 16) -> Tensor:
+    """Radially averaged power spectrum, averaged over images.
+
+    Each image has its mean removed; its periodogram
+    ``|DFT|^2 / (H * W)`` is averaged over the DFT frequencies whose radius
+    ``sqrt(fy^2 + fx^2)`` (cycles per pixel) falls in each of ``num_bins``
+    equal bins from 0 to Nyquist (0.5); the last bin includes 0.5, corner
+    frequencies beyond 0.5 are left out (so every bin is a full ring) and so
+    is the zero frequency. Unit-variance white noise has a flat spectrum of
+    1 (Parseval), so values are power relative to white noise of the same
+    variance. The FFT runs in float32, the averages in float64.
+
+    Args:
+        images (Tensor): ``(N, H, W)`` (or ``(H, W)``) real images.
+        num_bins (int): Number of radial bins; every bin must hold at least
+            one DFT frequency of the image size (3 bins work from 7 x 7 up,
+            ``min(H, W) // 4`` bins always do).
+
+    Returns:
+        Tensor: ``(num_bins, )`` mean power per bin, low to high frequency.
+
+    Raises:
+        ValueError: If ``images`` is not 2-d or 3-d, or a bin holds no DFT
+            frequency of an ``H x W`` image.
+    """
+    if images.dim() == 2:
+        images = images[None]
+    if images.dim() != 3:
+        raise ValueError(
+            f'images must have shape (N, H, W), got {tuple(images.shape)}')
+    height, width = images.shape[-2:]
+    if num_bins < 1:
+        raise ValueError(f'num_bins={num_bins} must be at least 1')
+    images = images.float()
+    centred = images - images.mean(dim=(-2, -1), keepdim=True)
+    spectrum = torch.view_as_real(torch.fft.fft2(centred))
+    power = spectrum.pow(2).sum(-1).double().mean(0) / (height * width)
+    bins, keep = radial_bins(height, width, num_bins, images.device)
+    sums = torch.zeros(num_bins, dtype=torch.float64, device=images.device)
+    counts = torch.zeros_like(sums)
+    sums.index_add_(0, bins[keep], power[keep])
+    counts.index_add_(0, bins[keep], torch.ones_like(power[keep]))
+    if bool((counts == 0).any()):
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(
+            f'num_bins={num_bins} leaves bins {empty} without a DFT '
+            f'frequency of a {height}x{width} image: use fewer bins (at '
+            f'most {max(min(height, width) // 4, 1)} always works)')
+    return (sums / counts).float()
+
+
+def radial_bins(height: int, width: int, num_bins: int,
+                device=None) -> Tuple[Tensor, Tensor]:
+    """The radial bin of every DFT frequency of an ``height x width`` grid.
+
+    Bins split the radius ``0 .. 0.5`` (cycles per cell) evenly; Nyquist
+    belongs to the last bin, DC and the corners beyond 0.5 to none.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(height, width)`` long bin indices and the
+        bool map of the frequencies that fall in a bin.
+    """
+    fy = torch.fft.fftfreq(height, device=device, dtype=torch.float64)
+    fx = torch.fft.fftfreq(width, device=device, dtype=torch.float64)
+    radius = (fy[:, None]**2 + fx[None]**2).sqrt()
+    bins = torch.floor(radius / 0.5 * num_bins).long()
+    bins[radius == 0.5] = num_bins - 1  # Nyquist belongs to the last bin
+    return bins, (radius > 0) & (bins < num_bins)
+
+
+def connected_region_sizes(mask: Tensor) -> List[int]:
+    """Sizes of the 4-connected regions of masked cells in a 2-D mask.
+
+    Breadth-first search in plain Python; meant for patch grids (14 x 14).
+
+    Args:
+        mask (Tensor): ``(h, w)`` map, nonzero = masked.
+
+    Returns:
+        list[int]: Region sizes in the raster order of each region's first
+        cell; they sum to the number of masked cells.
+    """
+    if mask.dim() != 2:
+        raise ValueError(
+            f'mask must have shape (h, w), got {tuple(mask.shape)}')
+    h, w = mask.shape
+    cells = [bool(v) for v in (mask != 0).flatten().tolist()]
+    seen = [False] * (h * w)
+    sizes = []
+    for start in range(h * w):
+        if not cells[start] or seen[start]:
+            continue
+        seen[start] = True
+        queue = deque([start])
+        size = 0
+        while queue:
+            idx = queue.popleft()
+            size += 1
+            row, col = divmod(idx, w)
+            for r, c in ((row - 1, col), (row + 1, col), (row, col - 1),
+                         (row, col + 1)):
+                if 0 <= r < h and 0 <= c < w:
+                    nxt = r * w + c
+                    if cells[nxt] and not seen[nxt]:
+                        seen[nxt] = True
+                        queue.append(nxt)
+        sizes.append(size)
+    return sizes
 
 
 def mask_statistics(masks: Tensor, num_bins: int = 3) -> Dict[str, object]:

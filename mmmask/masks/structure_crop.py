@@ -17,7 +17,7 @@ the whole-image grid under its centre (:func:`source_cells`). Then
   always its own single cells, so EHM's finest level stays single patches
   (random masking) whatever the zoom; levels follow Eq. 10 on the crop's
   tree. :func:`node_table` turns it into the per-node table from which
-  ``mmmask.masks.hierarchy.cut_from_nodes`` cuts it at any level in a few
+  ``mmmask.masks.ehm.cut_from_nodes`` cuts it at any level in a few
   batched ops at every training step.
 
 Pure numpy/torch, no OpenMMLab imports; runs in the loader workers.
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .amt import GeometryOp, patch_output_shape, source_points
+from .crop_geometry import GeometryOp, patch_output_shape, source_points
 
 #: columns of a packed tree row: children a < b, leaf count, level (Eq. 10)
 TREE_COLUMNS = 4
@@ -43,7 +43,7 @@ def source_cells(ops: Sequence[GeometryOp], src_shape: Tuple[int, int],
 
     Args:
         ops (Sequence[dict]): Recorded crops and flips, in order (see
-            :func:`mmmask.masks.amt.output_shape`).
+            :func:`mmmask.masks.crop_geometry.output_shape`).
         src_shape (tuple[int, int]): ``(H, W)`` of the image before the ops.
         cell (int): Side of a cell of the final image in pixels (the model's
             patch size).

@@ -9,10 +9,10 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS, TRANSFORMS
 
 from mmmask.masks import ratio_count
-from mmmask.masks.noise import COLORS
+from mmmask.masks.colormae import COLORS
 from mmmask.masks.stats import mask_statistics, power_vs_random
 from tests.helpers import tiny_mae_cfg
-from tests.test_masks.test_noise import assert_character
+from tests.test_masks.test_colormae import assert_character
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = ROOT + '/configs/colormae/mae_vit-base-p16_{}-noise-mask_8xb512-amp-coslr-800e_in1k.py'  # noqa: E501

@@ -9,9 +9,9 @@ from mmengine.dataset import Compose
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import KIND_PARTS, KIND_TREE, write_image_cache
-from mmmask.masks.hierarchy import build_tree
+from mmmask.masks.ehm import build_tree
 from mmmask.masks.structure_crop import crop_tree, node_table, source_cells
-from tests.test_masks.test_hierarchy import random_similarity
+from tests.test_masks.test_ehm import random_similarity
 
 CROP = dict(type='crop', bbox=(8, 16, 40, 48), in_shape=(64, 64),
             out_shape=(64, 64))

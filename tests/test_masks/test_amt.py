@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from mmmask.engine.hooks.utils import shard_indices, shard_length
 from mmmask.masks import (ImageCacheReader, amt_plan, amt_scores,
                           cls_saliency, crop_saliency, read_header,
-                          shard_indices, shard_length, write_image_cache)
+                          write_image_cache)
 
 
 def test_cls_saliency_paper_average_then_normalise():

@@ -6,8 +6,8 @@ import torch
 from mmmask.masks import (KIND_PARTS, KIND_SALIENCY, KIND_TREE, CacheError,
                           CacheSizeError, ImageCacheReader, check_cache,
                           read_header, row_shape, write_image_cache)
-from mmmask.masks.hierarchy import build_tree
-from tests.test_masks.test_hierarchy import random_similarity
+from mmmask.masks.ehm import build_tree
+from tests.test_masks.test_ehm import random_similarity
 
 
 def tree_rows(num: int = 5) -> np.ndarray:

@@ -6,11 +6,11 @@ from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
 from mmmask.masks import select_by_score
-from mmmask.masks.hierarchy import (build_tree, cut_and_order, cut_from_nodes,
-                                    cut_scores, masking_level)
+from mmmask.masks.ehm import (build_tree, cut_and_order, cut_from_nodes,
+                              cut_scores, masking_level)
 from mmmask.masks.structure_crop import (crop_parts, crop_tree, node_table,
                                          source_cells)
-from tests.test_masks.test_hierarchy import random_similarity
+from tests.test_masks.test_ehm import random_similarity
 
 
 def clusters(rows: np.ndarray, num_leaves: int) -> set:

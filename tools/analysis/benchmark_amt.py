@@ -33,7 +33,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
                                    amt_samples, describe_device, median_time,
                                    sync)
 from mmmask.apis.inspect import build_model, load_config
-from mmmask.models.maskers import patch_grid
+from mmmask.models.utils import patch_grid
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -10,7 +10,7 @@ Prints, for MAE ViT-B/16 at 224 px (by default):
   every image needs its parts, its share of a step in time and in FLOPs,
   and then the expected share along the schedule: EPM skips the probe for
   the images whose mask the grid term alone decides (exact, see
-  ``mmmask.masks.parts.parts_decide``), so its cost follows the fraction of
+  ``mmmask.masks.epm.parts_decide``), so its cost follows the fraction of
   images it has to probe at each training progress;
 - the batched tree build against a loop of ``scipy`` average linkage over
   the same similarity matrices (the probe's attention, and a larger batch
@@ -44,9 +44,9 @@ from mmmask.apis.benchmark import (count_flops, epm_all_probed_fn,
                                    epm_probed_fraction, timed_round_robin,
                                    train_step_fn)
 from mmmask.masks import select_by_score
-from mmmask.masks.hierarchy import build_tree, ehm_scores
-from mmmask.masks.parts import attention_graph, em_partition, epm_scores
-from mmmask.models.maskers import patch_grid
+from mmmask.masks.ehm import build_tree, ehm_scores
+from mmmask.masks.epm import attention_graph, em_partition, epm_scores
+from mmmask.models.utils import patch_grid
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 DEFAULT_CONFIG = \

@@ -59,7 +59,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,
                                    idm_step_fns, per_image_fn,
                                    structure_refresh_fn, timed_round_robin,
                                    train_step_fn)
-from mmmask.models.maskers import patch_grid
+from mmmask.models.utils import patch_grid
 from mmmask.models.utils import autocast_in
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 

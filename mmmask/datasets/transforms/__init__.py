@@ -1,9 +1,9 @@
-from .amt_saliency import (AMTSaliencyCrop, TrackedRandomFlip,
-                           TrackedRandomResizedCrop)
+from .amt_saliency import AMTSaliencyCrop
 from .evolved_structure import EvolvedStructureCrop
 from .mask_generators import (BaseMaskGenerator, BlockwiseMaskGenerator,
                               ColorNoiseMaskGenerator, GridMaskGenerator,
                               RandomMaskGenerator)
+from .tracked_geometry import TrackedRandomFlip, TrackedRandomResizedCrop
 
 __all__ = [
     'BaseMaskGenerator', 'RandomMaskGenerator', 'GridMaskGenerator',

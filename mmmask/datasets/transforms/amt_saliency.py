@@ -2,16 +2,10 @@
 
 The AMT paper (Sec. 3.2): "When the image is cropped for augmentation
 before it is input into the model, the corresponding area in the attention
-map is also cropped." mmpretrain's ``RandomResizedCrop`` does not record its
-box, so two thin subclasses record what they did in ``results['geometry']``
-(a list of ops, in order), and :class:`AMTSaliencyCrop` replays that list on
-the cached saliency of the sample (``results['sample_idx']``):
-
-- ``TrackedRandomResizedCrop``: ``dict(type='crop', bbox=(x1, y1, x2, y2),
-  in_shape, out_shape)``, bbox in pixel edges (also in
-  ``results['crop_bbox']``);
-- ``TrackedRandomFlip``: ``dict(type='flip', direction, shape)`` when it
-  flipped (mmcv's ``flip``/``flip_direction`` keys are set as usual).
+map is also cropped." The recording transforms (``TrackedRandomResizedCrop``,
+``TrackedRandomFlip``, :mod:`.tracked_geometry`) write what they did to
+``results['geometry']``, and :class:`AMTSaliencyCrop` replays that list on
+the cached saliency of the sample (``results['sample_idx']``).
 
 Pipeline (MAE)::
 
@@ -25,57 +19,11 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmcv.transforms import RandomFlip as MMCVRandomFlip
 
-from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import crop_saliency
 from .cache_lookup import CacheLookupTransform
-
-
-@TRANSFORMS.register_module()
-class TrackedRandomResizedCrop(RandomResizedCrop):
-    """mmpretrain's ``RandomResizedCrop`` that records its crop box.
-
-    Same arguments and randomness as ``RandomResizedCrop``. Adds
-    ``results['crop_bbox'] = (x1, y1, x2, y2)`` (pixel edges: columns
-    ``x1 .. x2 - 1`` of the input) and appends a crop op to
-    ``results['geometry']``.
-    """
-
-    def rand_crop_params(self, img: np.ndarray):
-        params = super().rand_crop_params(img)
-        self._last_params = params
-        return params
-
-    def transform(self, results: dict) -> dict:
-        in_shape = tuple(results['img'].shape[:2])
-        results = super().transform(results)
-        offset_h, offset_w, target_h, target_w = self._last_params
-        bbox = (int(offset_w), int(offset_h), int(offset_w + target_w),
-                int(offset_h + target_h))
-        results['crop_bbox'] = bbox
-        op = dict(type='crop', bbox=bbox, in_shape=in_shape,
-                  out_shape=tuple(results['img'].shape[:2]))
-        results['geometry'] = list(results.get('geometry', [])) + [op]
-        return results
-
-
-@TRANSFORMS.register_module()
-class TrackedRandomFlip(MMCVRandomFlip):
-    """mmcv's ``RandomFlip`` that records a flip in ``results['geometry']``.
-
-    Same arguments and randomness as ``RandomFlip``.
-    """
-
-    def transform(self, results: dict) -> dict:
-        results = super().transform(results)
-        if results.get('flip'):
-            op = dict(type='flip', direction=results['flip_direction'],
-                      shape=tuple(results['img'].shape[:2]))
-            results['geometry'] = list(results.get('geometry', [])) + [op]
-        return results
 
 
 @TRANSFORMS.register_module()

@@ -22,7 +22,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import (MaskPlan, block_masks, grid_scores, plan_counts,
                           random_scores, select_by_score, upsample_map)
-from mmmask.masks.noise import crop_noise_windows, make_noise_bank
+from mmmask.masks.colormae import crop_noise_windows, make_noise_bank
 from mmmask.models.backbones.checks import check_divisible, to_pair
 
 

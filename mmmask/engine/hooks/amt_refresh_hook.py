@@ -14,35 +14,11 @@ import torch
 
 from mmpretrain.registry import HOOKS
 
-from mmmask.masks import KIND_SALIENCY, cls_saliency
+from mmmask.masks import KIND_SALIENCY
+from mmmask.models.utils import batch_saliency
 from .image_cache_hook import PerImageCacheRefreshHook
 
 CACHE_NAME = 'amt_saliency.bin'
-
-
-def batch_saliency(backbone: torch.nn.Module, inputs: torch.Tensor,
-                   amp: bool = False,
-                   head_norm: bool = False) -> torch.Tensor:
-    """AMT saliency of a batch of whole images (Eq. 3-4).
-
-    The no-grad full-grid probe (in float16 autocast on CUDA when ``amp``),
-    then the per-patch saliency of its CLS attention.
-
-    Args:
-        backbone (nn.Module): The ViT being trained.
-        inputs (Tensor): Normalised images ``(B, C, H, W)``.
-        amp (bool): float16 autocast on CUDA. Defaults to False.
-        head_norm (bool): See :func:`mmmask.masks.cls_saliency`.
-
-    Returns:
-        Tensor: ``(B, h, w)`` saliency on the patch grid.
-    """
-    from mmmask.models.maskers import patch_grid
-    from mmmask.models.utils import probe_attention
-    with torch.autocast('cuda', dtype=torch.float16,
-                        enabled=amp and inputs.is_cuda):
-        maps = probe_attention(backbone, inputs)
-    return cls_saliency(maps.cls_attn, patch_grid(backbone), head_norm)
 
 
 @HOOKS.register_module()

@@ -32,8 +32,9 @@ from mmpretrain.registry import HOOKS
 
 from mmmask.fileio import atomic_write_text
 from mmmask.masks import select_by_score
-from mmmask.masks.hierarchy import cut_scores
+from mmmask.masks.ehm import cut_scores
 from mmmask.masks.stats import adjusted_rand_index, mask_statistics
+from mmmask.models.utils import patch_grid
 from .random_state_hook import get_random_state, set_random_state
 from .utils import unwrap_model
 
@@ -99,7 +100,6 @@ class EvolvedCacheFidelityHook(Hook):
     @torch.no_grad()
     def measure(self, model, masker, runner) -> Dict[str, float]:
         """ARI and region sizes of the cached vs the fresh structures."""
-        from mmmask.models.maskers import patch_grid
         dataset = runner.train_dataloader.dataset
         batch = default_collate([
             dataset[i] for i in range(min(self.num_samples, len(dataset)))])

@@ -37,8 +37,10 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
                           check_cache, check_cache_size, row_shape,
-                          shard_indices, write_image_cache)
-from .utils import gather_shards, unwrap_model, whole_image_pipeline
+                          write_image_cache)
+from mmmask.models.utils import patch_grid
+from .utils import (gather_shards, shard_indices, unwrap_model,
+                    whole_image_pipeline)
 
 
 class _WholeImages(Dataset):
@@ -223,7 +225,6 @@ class PerImageCacheRefreshHook(Hook):
         Raises:
             CacheSizeError: For a cache of another dataset size (kept).
         """
-        from mmmask.models.maskers import patch_grid
         if not osp.isfile(self.cache_path):
             return f'the cache {self.cache_path} is missing'
         try:
@@ -264,7 +265,6 @@ class PerImageCacheRefreshHook(Hook):
         full = gather_shards(local, num).cpu().to(dtype)
         self.version += 1
         if self._writes_files():
-            from mmmask.models.maskers import patch_grid
             write_image_cache(self.cache_path, full, self.version,
                               self.dtype, self.cache_kind(model),
                               patch_grid(model.backbone))
@@ -288,7 +288,6 @@ class PerImageCacheRefreshHook(Hook):
             dataset: The indexed training dataset.
             indices (Sequence[int]): Dataset indices to compute.
         """
-        from mmmask.models.maskers import patch_grid
         loader = DataLoader(
             _WholeImages(dataset, indices, self._build_pipeline(model)),
             batch_size=self.batch_size,

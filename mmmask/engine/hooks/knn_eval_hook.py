@@ -40,10 +40,10 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from mmmask.evaluation import knn_top1, linear_probe_top1
 from mmmask.fileio import atomic_write_text
-from mmmask.masks.amt import shard_indices
 from mmmask.models.utils import FEATURES, frozen_features
 from .random_state_hook import get_random_state, set_random_state
-from .utils import gather_shards, unwrap_model, whole_image_pipeline
+from .utils import (gather_shards, shard_indices, unwrap_model,
+                    whole_image_pipeline)
 
 
 @HOOKS.register_module()

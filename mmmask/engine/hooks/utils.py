@@ -1,10 +1,30 @@
 """Small helpers shared by the hooks."""
+import math
+from typing import List
+
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
 from torch import nn
 
-from mmmask.masks.amt import shard_indices, shard_length
+
+def shard_indices(num: int, rank: int, world_size: int) -> List[int]:
+    """Indices ``rank, rank + world, ...`` of ``range(num)``: one rank's shard.
+
+    Args:
+        num (int): Number of items.
+        rank (int): This rank.
+        world_size (int): Number of ranks.
+
+    Returns:
+        list[int]: About ``num / world_size`` indices.
+    """
+    return list(range(rank, num, world_size))
+
+
+def shard_length(num: int, world_size: int) -> int:
+    """Length of the longest shard: every rank pads to it for all-gather."""
+    return int(math.ceil(num / world_size))
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, random_scores, select_by_score
-from ..maskers.base import patch_grid
+from ..utils import patch_grid
 
 
 def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:

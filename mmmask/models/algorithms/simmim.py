@@ -7,7 +7,7 @@ from torch import Tensor
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
 
-from ..maskers.base import patch_grid
+from ..utils import patch_grid
 from ..utils import per_image_pixel_loss
 from .plan_source import MaskPlanSourceMixin
 

@@ -1,5 +1,5 @@
 from .amt_masker import AMTMasker
-from .base import BaseMasker, patch_grid
+from .base import BaseMasker
 from .color_noise_masker import ColorNoiseMasker
 from .ehm_masker import EvolvedHierarchicalMasker
 from .epm_masker import EvolvedPartMasker
@@ -9,6 +9,5 @@ from .scheduled import ScheduledMasker
 
 __all__ = [
     'AMTMasker', 'BaseMasker', 'ColorNoiseMasker', 'EvolvedHierarchicalMasker',
-    'EvolvedPartMasker', 'IDMMasker', 'RandomMasker', 'ScheduledMasker',
-    'patch_grid'
+    'EvolvedPartMasker', 'IDMMasker', 'RandomMasker', 'ScheduledMasker'
 ]

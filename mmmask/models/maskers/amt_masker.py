@@ -8,7 +8,8 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import (MaskPlan, amt_plan, check_ratios, random_scores,
                           select_by_score)
-from .base import BaseMasker, patch_grid
+from ..utils import patch_grid
+from .base import BaseMasker
 
 
 @MODELS.register_module()

@@ -1,17 +1,9 @@
 """In-model maskers: modules that make a mask plan inside ``loss()``."""
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from torch import Tensor, nn
 
 from mmmask.masks import MaskPlan, check_ratios
-
-
-def patch_grid(backbone: nn.Module) -> Tuple[int, int]:
-    """The token grid ``(h, w)`` of a ViT or Swin backbone."""
-    grid = getattr(backbone, 'patch_resolution', None)
-    if grid is None:
-        grid = backbone.patch_embed.init_out_size
-    return tuple(int(g) for g in grid)
 
 
 class BaseMasker(nn.Module):

@@ -6,8 +6,9 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, select_by_score
-from mmmask.masks.noise import crop_noise_windows, make_noise_bank
-from .base import BaseMasker, patch_grid
+from mmmask.masks.colormae import crop_noise_windows, make_noise_bank
+from ..utils import patch_grid
+from .base import BaseMasker
 
 
 @MODELS.register_module()

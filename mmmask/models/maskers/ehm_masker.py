@@ -7,11 +7,11 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import KIND_TREE, MaskPlan, select_by_score
-from mmmask.masks.hierarchy import (DEFAULT_DEPTH_RANGE, PatchTree,
-                                    build_tree, cut_and_order,
-                                    cut_from_nodes, cut_scores,
-                                    masking_level)
-from .base import patch_grid
+from mmmask.masks.ehm import (DEFAULT_DEPTH_RANGE, PatchTree,
+                              build_tree, cut_and_order,
+                              cut_from_nodes, cut_scores,
+                              masking_level)
+from ..utils import patch_grid
 from .scheduled import ScheduledMasker
 
 
@@ -26,7 +26,7 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     and whole nodes of the cut at that level masked in random order until
     ``round(L * r)`` patches are masked, the last node truncated to its
     first leaves in dendrogram order (Eq. 15-17, see
-    ``mmmask.masks.hierarchy.ehm_scores``).
+    ``mmmask.masks.ehm.ehm_scores``).
 
     Two modes: per step (default, the paper: "the hierarchy is dynamically
     constructed each time an image is input"), or ``cached=True``: the tree

@@ -7,9 +7,9 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import KIND_PARTS, MaskPlan, plan_counts, select_by_score
-from mmmask.masks.parts import (attention_graph, em_partition, epm_schedule,
-                                epm_scores, parts_decide)
-from .base import patch_grid
+from mmmask.masks.epm import (attention_graph, em_partition, epm_schedule,
+                              epm_scores, parts_decide)
+from ..utils import patch_grid
 from .scheduled import ScheduledMasker
 
 
@@ -35,7 +35,7 @@ class EvolvedPartMasker(ScheduledMasker):
 
     Per step, images whose masked (and thrown) set the grid term alone
     decides (a wide gap between the phase scores at the cut, or alpha = 0,
-    see ``mmmask.masks.parts.parts_decide``) skip the attention probe and
+    see ``mmmask.masks.epm.parts_decide``) skip the attention probe and
     EM: their masks are exactly what the full computation gives. Early in
     training that is most images; the counter ``last_probed`` says how many
     images of the last batch were probed.
@@ -54,7 +54,7 @@ class EvolvedPartMasker(ScheduledMasker):
         num_iters (int): EM iterations. Defaults to 10 (not in the paper;
             the official code runs 15 vMF iterations).
         var_reg (float): Relative variance floor of the diagonal
-            covariances (see ``mmmask.masks.parts``). Defaults to 0.01.
+            covariances (see ``mmmask.masks.epm``). Defaults to 0.01.
         features (str): Node embedding of the graph: ``'rows'`` (default,
             the paper: ``phi_i = w_i``, Sec. 3.2) or ``'columns'`` (the
             official code: node j is the column ``A[:, j]``).

@@ -11,7 +11,8 @@ from mmmask.masks import (MaskPlan, check_probabilities, credit_heads,
                           head_mean_losses, idm_plan, plb_update,
                           sample_heads)
 from ..utils import probe_attention
-from .base import BaseMasker, patch_grid
+from ..utils import patch_grid
+from .base import BaseMasker
 
 
 @MODELS.register_module()

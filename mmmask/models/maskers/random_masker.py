@@ -6,7 +6,8 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, random_scores, select_by_score
-from .base import BaseMasker, patch_grid
+from ..utils import patch_grid
+from .base import BaseMasker
 
 
 @MODELS.register_module()

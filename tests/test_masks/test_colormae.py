@@ -1,4 +1,4 @@
-"""Tests of the ColorMAE colour-noise banks and masks (mmmask.masks.noise).
+"""Tests of the ColorMAE colour-noise banks and masks (mmmask.masks.colormae).
 
 The paper's sigma values are not public, so these tests check the behaviour
 the paper defines: the spectral character of each colour (Sec. 3, Eq. 1-4),
@@ -9,12 +9,12 @@ import math
 import pytest
 import torch
 
-from mmmask.masks.noise import (COLORS, DEFAULT_RED_ITERATIONS,
-                                DEFAULT_SIGMAS, connected_region_sizes,
-                                crop_noise_windows, gaussian_blur,
-                                make_noise_bank, radial_power_spectrum)
+from mmmask.masks.colormae import (COLORS, DEFAULT_RED_ITERATIONS,
+                                   DEFAULT_SIGMAS, crop_noise_windows,
+                                   gaussian_blur, make_noise_bank)
 from mmmask.masks.plan import ratio_count, select_by_score
-from mmmask.masks.stats import power_vs_random
+from mmmask.masks.stats import (connected_region_sizes, power_vs_random,
+                                radial_power_spectrum)
 
 NUM_BINS = 24  # three bands of 8 bins from 0 to Nyquist (0.5 cycles/px)
 

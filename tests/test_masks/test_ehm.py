@@ -6,8 +6,8 @@ from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
 from mmmask.masks import plan_counts, select_by_score
-from mmmask.masks.hierarchy import (average_linkage, build_tree,
-                                    cut_and_order, ehm_scores, masking_level)
+from mmmask.masks.ehm import (average_linkage, build_tree,
+                              cut_and_order, ehm_scores, masking_level)
 from tests.test_masks.test_generators import regions
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mmmask.masks import grid_phase, plan_counts, select_by_score
-from mmmask.masks.parts import (attention_graph, em_partition,
-                                em_responsibilities, epm_schedule,
-                                epm_scores, parts_decide)
+from mmmask.masks.epm import (attention_graph, em_partition,
+                              em_responsibilities, epm_schedule,
+                              epm_scores, parts_decide)
 from tests.test_masks.test_generators import regions
 
 
