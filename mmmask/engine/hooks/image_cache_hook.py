@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.apis.workdir import continue_hint
+from mmmask.apis.workdir import continue_hint, last_checkpoint
 from mmmask.fileio import atomic_link, remove_stale_temporaries
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
                           check_cache, check_cache_size, row_shape,
@@ -56,7 +56,7 @@ from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
 from mmmask.masks.image_cache import (KIND_NAMES, is_version_of,
                                       version_files, version_path)
 from mmmask.models.utils import patch_grid
-from .cache_versions import CheckpointReferences
+from .cache_versions import CheckpointReferences, checkpoint_folders
 from .utils import (gather_shards, shard_indices, unwrap_model,
                     whole_image_pipeline)
 
@@ -169,8 +169,10 @@ class PerImageCacheRefreshHook(Hook):
         self.last_shard_size = 0
         #: seconds the last refresh took on this rank
         self.last_seconds = 0.0
-        #: version files kept while this process runs (the resumed one)
+        #: version files kept while this process runs (the one of a
+        #: checkpoint resumed from outside the run's checkpoint folders)
         self._pinned: set = set()
+        self._loaded_file: Optional[str] = None
         self._references = CheckpointReferences(self.state_key,
                                                 self._default_version_name)
         self._what = 'cache'
@@ -205,8 +207,7 @@ class PerImageCacheRefreshHook(Hook):
             self.next_refresh = int(state['next_refresh'])
             self.last_digest = state.get('digest')
             self.version_name = state.get('file')
-            if self.version_name:
-                self._pinned.add(self.version_name)
+            self._loaded_file = self.version_name
 
     # -- schedule ------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -228,11 +229,13 @@ class PerImageCacheRefreshHook(Hook):
             removed = remove_stale_temporaries(self.cache_path,
                                                self._is_cache_file)
             if removed:
-                runner.logger.info(
+                runner.logger.warning(
                     f'{name}: removed {len(removed)} temporary cache '
                     'file(s) that a killed writer left: ' +
-                    ', '.join(osp.basename(r) for r in removed))
+                    ', '.join(osp.basename(r) for r in removed) +
+                    ' (incomplete; the cache versions are unaffected)')
         barrier()
+        self._pin_resumed_version(runner)
         if self.version == 0:
             self._start_without_cache(runner, model, num)
         else:
@@ -251,6 +254,19 @@ class PerImageCacheRefreshHook(Hook):
 
     def after_train(self, runner) -> None:
         self.prune(runner)
+
+    def _pin_resumed_version(self, runner) -> None:
+        """Keep the version of a checkpoint resumed from outside the run's
+        checkpoint folders while this process runs (pruning sees only the
+        checkpoints in those folders)."""
+        loaded, self._loaded_file = self._loaded_file, None
+        if not loaded or not getattr(runner, '_resume', False):
+            return
+        source = getattr(runner, '_load_from', None) or \
+            last_checkpoint(runner.work_dir)
+        if source is None or osp.dirname(osp.abspath(source)) not in \
+                checkpoint_folders(runner):
+            self._pinned.add(osp.basename(loaded))
 
     def _start_without_cache(self, runner, model, num_images: int) -> None:
         """A run at version 0 (fresh, or resumed before the first
