@@ -22,12 +22,14 @@ hook and masker states, cache digests and cache files. PLB's probabilities
 and the per-step EHM/EPM schedule are checked the same way (iteration
 checkpoints, killed mid-epoch). Every run has ``RandomStateHook``.
 """
+import errno
 import os
 import os.path as osp
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import torch
@@ -35,7 +37,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmmask.fileio import atomic_write, is_temporary
+from mmmask.fileio import WriteFailed, atomic_write, is_temporary
 from mmmask.masks.image_cache import is_version_of
 from tests.helpers import (CACHED_EPM, ROOT, amt_runner_cfg,
                            evolved_runner_cfg,
@@ -316,3 +318,54 @@ def test_sigkill_while_writing_a_cache_version(tmp_path, shapes_dir,
                 'weights')
     assert_same(rec['final']['AMTSaliencyRefreshHook']['file_digest'],
                 full_rec['final']['AMTSaliencyRefreshHook']['file_digest'])
+
+
+class DiskFullAt(Hook):
+    """From epoch ``epoch`` (0-based) on, ``fsync`` fails with ENOSPC, as
+    on a full disk (before the NORMAL refresh hooks run)."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.patch = mock.patch(
+            'os.fsync', side_effect=OSError(errno.ENOSPC,
+                                            'No space left on device'))
+
+    def before_train_epoch(self, runner) -> None:
+        if runner.epoch == self.epoch:
+            self.patch.start()
+
+
+def test_a_full_disk_during_a_cache_write_gives_the_resume_command(
+        tmp_path, shapes_dir, uninterrupted):
+    full, _, _ = uninterrupted('amt')
+    work = tmp_path / 'work'
+    runner = Runner.from_cfg(Config(run_cfg('amt', work, shapes_dir)))
+    full_disk = DiskFullAt(3)  # the refresh of version 2
+    runner.register_hook(full_disk)
+    try:
+        with pytest.raises(WriteFailed) as err:
+            runner.train()
+    finally:
+        full_disk.patch.stop()
+    hook = cache_hook(runner)
+    msg = err.value.strerror
+    assert err.value.errno == errno.ENOSPC
+    assert msg.startswith(f'could not write the AMT saliency cache {work}/'
+                          'amt_saliency.v2-')
+    assert msg.endswith(
+        'No space left on device. Nothing was replaced: the AMT saliency '
+        'cache that was there (if any) is unchanged. The checkpoints and '
+        'the cache versions they name are unchanged. Free disk space or '
+        'fix the cause, then continue the run from its last checkpoint: '
+        f'tools/train.py CONFIG --work-dir {work} --resume '
+        f'{work}/epoch_2.pth (with the launcher and options the run was '
+        'started with)')
+    assert [n for n in os.listdir(work) if is_temporary(n)] == []
+    assert hook.version == 1 and osp.samefile(
+        hook.cache_path, work / hook.version_name)
+    resumed, _ = train('amt', work, shapes_dir, resume=True,
+                       experiment_name='resumed_full_disk')
+    assert_same(resumed.model.state_dict(), full.model.state_dict(),
+                'weights')
