@@ -40,10 +40,10 @@ from mmengine.runner import Runner
 from mmmask.fileio import WriteFailed, atomic_write, is_temporary
 from mmmask.masks.image_cache import is_version_of
 from tests.helpers import (CACHED_EPM, ROOT, amt_runner_cfg,
-                           evolved_runner_cfg,
+                           dist_train_many, evolved_runner_cfg,
                            tiny_camae_cfg, tiny_camae_runner_cfg,
                            tiny_mae_cfg, tiny_runner_cfg)
-from tests.rank_state_dump import RankStateDumpHook, assert_same
+from tests.rank_state_dump import RankStateDumpHook, assert_same, load_ranks
 from tests.test_engine.test_amt_refresh import digest
 
 EPOCHS = 5
@@ -369,3 +369,54 @@ def test_a_full_disk_during_a_cache_write_gives_the_resume_command(
                        experiment_name='resumed_full_disk')
     assert_same(resumed.model.state_dict(), full.model.state_dict(),
                 'weights')
+
+
+def test_two_ranks_resume_reads_the_checkpoints_version(tmp_path,
+                                                        shapes_dir):
+    """2 gloo ranks (one launch, ``tools/train.py``'s config handling): a
+    run that stopped after the refresh before epoch 4 with ``iter_5.pth``
+    (version 1, in the middle of epoch 3) as its newest checkpoint,
+    resumed from it, ends as the uninterrupted run: same plans, weights and
+    cache on every rank."""
+    def cfg(work, max_epochs, **kw):
+        c = amt_runner_cfg(str(work), shapes_dir, max_epochs, warmup=0,
+                           interval=3, **kw)
+        c['custom_imports']['imports'].append('tests.rank_state_dump')
+        c['custom_hooks'] += [dict(type='RandomStateHook'),
+                              dict(type='RankStateDumpHook',
+                                   plan_iters=None)]
+        c['train_cfg'] = dict(type='ResumableEpochBasedTrainLoop',
+                              max_epochs=max_epochs)
+        c['default_hooks']['checkpoint'] = dict(
+            type='CheckpointHook', by_epoch=False, interval=5,
+            save_last=False)
+        return c
+
+    cut, full = tmp_path / 'cut', tmp_path / 'full'
+    configs = [
+        cfg(cut, 4),  # iter_5 (version 1), then version 2, no checkpoint
+        cfg(cut, 5, resume=True, load_from=str(cut / 'iter_5.pth')),
+        cfg(full, 5),
+    ]
+    paths = []
+    for i, c in enumerate(configs):
+        paths.append(str(tmp_path / f'run{i}.py'))
+        Config(c).dump(paths[-1])
+    dist_train_many(paths)
+    resumed, uninterrupted = load_ranks(cut), load_ranks(full)
+    for rank in range(2):
+        a, b = resumed[rank], uninterrupted[rank]
+        assert sorted(a['plans']) == list(range(5, 10))
+        for it in a['plans']:
+            assert_same(a['plans'][it], b['plans'][it], f'rank {rank} {it}')
+        # the resumed epoch 3 read version 1; both runs end at version 2
+        for mine, other, version in ((a['epochs'][0], b['epochs'][2], 1),
+                                     (a['final'], b['final'], 2)):
+            states = [dict(s['AMTSaliencyRefreshHook'], shard_size=None)
+                      for s in (mine, other)]
+            assert_same(*states, f'rank {rank} cache')
+            assert states[0]['amt_saliency']['version'] == version
+    assert_same(torch.load(cut / 'iter_10.pth')['state_dict'],
+                torch.load(full / 'iter_10.pth')['state_dict'], 'weights')
+    assert cache_files(cut)['amt_saliency.bin'] == \
+        cache_files(full)['amt_saliency.bin']
