@@ -319,9 +319,8 @@ class PerImageCacheRefreshHook(Hook):
             f'version {self.version} ({expected}), but {problem}. Rebuilding '
             f'version {self.version} from the checkpoint\'s weights: THIS '
             'RUN IS NO LONGER BIT-EQUAL to an uninterrupted one (that '
-            'version was made from the weights of an earlier epoch). Keep '
-            'the cache version files beside the checkpoints to resume '
-            'exactly.')
+            'version was made from earlier weights). Keep the cache version '
+            'files beside the checkpoints to resume exactly.')
         self.version -= 1
         self.refresh(runner)
 
