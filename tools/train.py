@@ -22,6 +22,7 @@ from mmengine.runner import Runner
 import mmmask  # noqa: F401  (compatibility layer, registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.apis.train_inputs import check_config_file, check_data_roots
 from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
 
 #: hooks every training run gets (unless the config lists them already)
@@ -132,9 +133,9 @@ def add_always_hooks(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config} does not exist')
+    check_config_file(args.config)
     cfg = merge_args(Config.fromfile(args.config), args)
+    check_data_roots(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     finish_distributed()

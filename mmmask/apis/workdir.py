@@ -1,4 +1,5 @@
-"""Protect the files of an earlier run in a work dir from a new run."""
+"""Protect the files of an earlier run in a work dir from a new run, and
+say how a run whose write failed continues."""
 import fnmatch
 import os
 import os.path as osp
@@ -76,3 +77,37 @@ def retire_resume_pointer(work_dir: str) -> Optional[str]:
     except FileNotFoundError:  # another process renamed it first
         return None
     return target
+
+
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``<work_dir>/last_checkpoint`` names (what an
+    auto-resume continues from), or None."""
+    try:
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            return f.read().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def continue_hint(work_dir: str, config: Optional[str] = None) -> str:
+    """What a run whose file write failed (disk full...) does next: the
+    exact ``--resume`` command, or how to start again.
+
+    Args:
+        work_dir (str): The run's work dir.
+        config (str, optional): The config file the run was started with;
+            ``CONFIG`` when unknown.
+
+    Returns:
+        str: One or two sentences for the end of the error message.
+    """
+    config = config or 'CONFIG'
+    last = last_checkpoint(work_dir)
+    if last is None:
+        return ('Free disk space or fix the cause, then start the run '
+                'again (no checkpoint was written yet): tools/train.py '
+                f'{config} --work-dir {work_dir} --overwrite-work-dir')
+    return ('Free disk space or fix the cause, then continue the run from '
+            f'its last checkpoint: tools/train.py {config} --work-dir '
+            f'{work_dir} --resume {last} (with the launcher and options '
+            'the run was started with)')

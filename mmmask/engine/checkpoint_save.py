@@ -136,14 +136,19 @@ def save_checkpoint_with_step(self: CheckpointHook, runner, step: int,
             backend_args=self.backend_args,
             **self.args)
     except WriteFailed as err:
-        raise WriteFailed(err.errno,
-                          f'{err.strerror} {_continue_hint(runner)}') from err
+        raise err.continue_with(_continue_hint(runner)) from err
     except FloatingPointError as err:
         raise FloatingPointError(f'{err} {_continue_hint(runner)}') from err
     if not is_main_process():
         return
-    atomic_write_text(osp.join(runner.work_dir, LAST_CHECKPOINT), path,
-                      'last_checkpoint file')
+    try:
+        atomic_write_text(osp.join(runner.work_dir, LAST_CHECKPOINT), path,
+                          'last_checkpoint file')
+    except WriteFailed as err:  # the checkpoint itself is complete
+        raise err.continue_with(
+            f'The checkpoint {path} was written completely; fix the cause, '
+            f'then continue with tools/train.py CONFIG --resume {path}'
+        ) from err
     for old in outdated:
         old_path = self.file_backend.join_path(self.out_dir,
                                                self.filename_tmpl.format(old))

@@ -21,16 +21,27 @@ temp file in the same folder, fsync, rename), so a reader sees the old or
 the new cache, never a mix; readers memory-map the file and re-open it
 when it was replaced.
 :func:`check_cache` validates a file (header, size, grid, kind, values)
-before a run uses it. No OpenMMLab imports.
+before a run uses it; :func:`check_row` validates one row where a loader
+worker reads it.
+
+Versions: every refresh writes its rows to a file of its own,
+``<name>.v<version>-<digest>.<ext>`` (:func:`version_path`, e.g.
+``amt_saliency.v3-0123456789ab.bin``), and the cache path that readers
+follow is made the same file (a hard link: no second copy). Checkpoints
+name the version file they trained on, so a resume reads exactly those
+bytes even after later refreshes replaced the cache path. No OpenMMLab
+imports.
 """
 import os
+import os.path as osp
+import re
 import struct
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from mmmask.fileio import atomic_write
+from mmmask.fileio import DEFAULT_NEXT_STEP, atomic_write
 
 MAGIC = b'MMASKSAL'
 HEADER_SIZE = 64
@@ -63,12 +74,52 @@ def row_shape(kind: int, grid: Tuple[int, int]) -> Tuple[int, ...]:
     raise ValueError(f'unknown cache kind {kind}')
 
 
+def version_path(path: str, version: int, digest: str) -> str:
+    """The file of one cache version beside the cache path ``path``:
+    ``<root>.v<version>-<first 12 hex digits of digest><ext>``."""
+    root, ext = osp.splitext(path)
+    return f'{root}.v{int(version)}-{digest[:12]}{ext}'
+
+
+def _version_pattern(path: str) -> re.Pattern:
+    root, ext = osp.splitext(osp.basename(path))
+    return re.compile(
+        rf'{re.escape(root)}\.v(\d+)-[0-9a-f]{{12}}{re.escape(ext)}')
+
+
+def is_version_of(path: str, name: str) -> bool:
+    """Whether the file name ``name`` is a version file of the cache
+    ``path`` (:func:`version_path`)."""
+    return _version_pattern(path).fullmatch(osp.basename(name)) is not None
+
+
+def version_files(path: str) -> Dict[str, int]:
+    """The version files of the cache ``path`` in its folder.
+
+    Returns:
+        dict[str, int]: ``{file path: version}``.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    pattern = _version_pattern(path)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for name in sorted(names):
+        match = pattern.fullmatch(name)
+        if match is not None:
+            found[osp.join(folder, name)] = int(match.group(1))
+    return found
+
+
 def write_image_cache(path: str,
                       rows: Union[np.ndarray, torch.Tensor],
                       version: int,
                       dtype: str = 'float16',
                       kind: int = KIND_SALIENCY,
-                      grid: Optional[Tuple[int, int]] = None) -> None:
+                      grid: Optional[Tuple[int, int]] = None,
+                      next_step: str = DEFAULT_NEXT_STEP) -> None:
     """Write a cache atomically.
 
     Args:
@@ -82,9 +133,12 @@ def write_image_cache(path: str,
         kind (int): ``KIND_SALIENCY``, ``KIND_TREE`` or ``KIND_PARTS``.
         grid (tuple[int, int], optional): Patch grid of the whole image;
             defaults to the row shape of a saliency or parts cache.
+        next_step (str): What the error of a failed write tells the user
+            to do (e.g. the ``--resume`` command of the run).
 
     Raises:
         ValueError: For a wrong shape, version, kind or dtype.
+        WriteFailed: If the file could not be written (``path`` unchanged).
     """
     if isinstance(rows, torch.Tensor):
         rows = rows.detach().cpu()
@@ -115,7 +169,7 @@ def write_image_cache(path: str,
     header = _FIELDS.pack(MAGIC, int(version), rows.shape[0], int(grid[0]),
                           int(grid[1]), _CODES[np_dtype], int(kind))
     header = header.ljust(HEADER_SIZE, b'\0')
-    with atomic_write(path, f'{KIND_NAMES[kind]} cache') as f:
+    with atomic_write(path, f'{KIND_NAMES[kind]} cache', next_step) as f:
         f.write(header)
         f.write(np.ascontiguousarray(rows, dtype=np_dtype))
 
@@ -171,6 +225,11 @@ def check_cache_size(path: str, num_images: int,
                      header: Optional[dict] = None) -> None:
     """Refuse a cache written for a dataset of another size.
 
+    A file whose header announces another row count than the file holds is
+    damaged, not another dataset's: that is a plain :class:`CacheError`
+    (the hooks recompute such a cache); only a file that is consistent in
+    itself and holds another number of rows is another dataset's.
+
     Args:
         path (str): An existing cache file.
         num_images (int): Images in the training dataset.
@@ -179,10 +238,25 @@ def check_cache_size(path: str, num_images: int,
     Raises:
         CacheSizeError: If the cache has another number of rows (the file is
             left as it is).
+        CacheError: If the header's row count does not fit the file size.
     """
     header = header or read_header(path)
     num = int(header['num'])
     if num != int(num_images):
+        have = os.stat(path).st_size
+        if have != HEADER_SIZE + _data_bytes(header):
+            row_bytes = _data_bytes(dict(header, num=1))
+            rows = (have - HEADER_SIZE) / max(1, row_bytes)
+            held = (f'{int(rows)} rows' if rows == int(rows) and rows >= 0
+                    else 'no whole number of rows')
+            fits = (' (the training dataset\'s size)'
+                    if held == f'{int(num_images)} rows' else '')
+            raise CacheError(
+                f'the header of {path} announces {num} rows but the file '
+                f'holds {have} bytes: {held}{fits}. The header is damaged '
+                '(or the file truncated); it is not a cache of another '
+                'dataset. Delete it and let the refresh hook write a new '
+                'one (a resumed run recomputes it by itself)')
         raise CacheSizeError(
             f'the {KIND_NAMES[header["kind"]]} cache {path} holds {num} '
             f'images but the training dataset has {num_images}: it was '
@@ -223,22 +297,84 @@ def check_cache(path: str, kind: int, num_images: int,
             'another model')
     check_file_size(path, header)
     data = ImageCacheReader(path).read_all()
-    num_patches = int(grid[0]) * int(grid[1])
-    if kind == KIND_SALIENCY:
-        bad = ~np.isfinite(data)
-        what = 'NaN or inf values'
-    elif kind == KIND_TREE:
-        bad = (data < 0) | (data >= 2 * num_patches - 2)
-        what = f'tree nodes outside [0, {2 * num_patches - 2})'
-    else:
-        bad = (data < 0) | (data >= num_patches)
-        what = f'part labels outside [0, {num_patches})'
-    if data.size and bool(bad.any()):
-        first = int(np.argwhere(bad.reshape(len(data), -1).any(1))[0, 0])
+    problem = bad_rows(data, kind, (header['h'], header['w']))
+    if problem is not None:
+        first, what = problem
         raise CacheError(
             f'{path} holds {what} (first in row {first}): the file is '
             'damaged or was written by a broken run')
     return header, data
+
+
+def bad_rows(rows: np.ndarray, kind: int,
+             grid: Tuple[int, int]) -> Optional[Tuple[int, str]]:
+    """The first row with values a reader cannot use, and what is wrong.
+
+    Saliency must be finite; a tree's children must be nodes in
+    ``[0, 2L - 2)`` made before their parent (merge ``i`` joins nodes below
+    ``L + i``, scipy layout); part labels must lie in ``[0, L)``, with ``L``
+    the number of patches.
+
+    Args:
+        rows (ndarray): ``(num, *row_shape(kind, grid))`` rows.
+        kind (int): The cache kind.
+        grid (tuple[int, int]): The cache's patch grid.
+
+    Returns:
+        tuple[int, str] | None: The index of the first bad row and the
+        problem, or None when every row is usable.
+    """
+    if rows.size == 0:
+        return None
+    num_patches = int(grid[0]) * int(grid[1])
+    order = None
+    if kind == KIND_SALIENCY:
+        bad = ~np.isfinite(rows)
+        what = 'NaN or inf values'
+    elif kind == KIND_TREE:
+        bad = (rows < 0) | (rows >= 2 * num_patches - 2)
+        what = f'tree nodes outside [0, {2 * num_patches - 2})'
+        made = num_patches + np.arange(rows.shape[1]).reshape(1, -1, 1)
+        order = rows >= made
+    else:
+        bad = (rows < 0) | (rows >= num_patches)
+        what = f'part labels outside [0, {num_patches})'
+    for mask, text in ((bad, what),
+                       (order, 'tree merges of nodes made after them')):
+        if mask is not None and bool(mask.any()):
+            first = int(np.argwhere(mask.reshape(len(rows), -1).any(1))[0,
+                                                                        0])
+            return first, text
+    return None
+
+
+def check_row(path: str, row: np.ndarray, header: dict,
+              index: int) -> None:
+    """Refuse a cache row a loader worker cannot use (read-time check).
+
+    The refresh hook checks the whole file before a run uses it; a file
+    replaced or damaged while the run goes on is caught here, where the row
+    is read, instead of as an ``IndexError`` deep in the crop mapping.
+
+    Args:
+        path (str): The cache file, for the message.
+        row (ndarray): The row of sample ``index``.
+        header (dict): The header of the file the row comes from.
+        index (int): The sample index.
+
+    Raises:
+        CacheError: Naming the file, the sample and what to do.
+    """
+    problem = bad_rows(row[None], header['kind'], (header['h'], header['w']))
+    if problem is not None:
+        raise CacheError(
+            f'the {KIND_NAMES[header["kind"]]} cache {path} holds '
+            f'{problem[1]} in the row of sample {index}: the file was '
+            'replaced or damaged while the run was going (the refresh hook '
+            'checked it when it was written). Stop the run and resume it '
+            '(tools/train.py CONFIG --resume): the refresh hook then puts '
+            'back the cache version the checkpoint recorded, or rebuilds '
+            'it')
 
 
 class ImageCacheReader:
@@ -322,7 +458,10 @@ class ImageCacheReader:
             raise IndexError(
                 f'sample index {index} is outside the cache of '
                 f'{self._data.shape[0]} images ({self.path}): the cache was '
-                'written for another dataset; delete it to recompute')
+                'written for another dataset, or replaced while the run was '
+                'going. Delete it and resume the run (tools/train.py CONFIG '
+                '--resume): the refresh hook puts back the version the '
+                'checkpoint recorded, or recomputes it')
         row = self._data[index]
         row = (np.array(row, dtype=np.float32)
                if self._header['kind'] == KIND_SALIENCY else np.array(row))

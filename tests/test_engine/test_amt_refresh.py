@@ -25,9 +25,13 @@ class Recorder(Hook):
     def __init__(self):
         self.epochs = {}
         self.reference = {}
+        self.version_digests = {}
 
     def before_train_epoch(self, runner):
         refresh = amt_hook(runner)
+        if refresh.version and refresh.version not in self.version_digests:
+            self.version_digests[refresh.version] = digest(
+                refresh.cache_path)
         if refresh.version and refresh.version not in self.reference:
             self.reference[refresh.version] = reference_saliency(
                 runner, refresh.read_cache())
@@ -39,6 +43,11 @@ class Recorder(Hook):
                     for s in data_batch['data_samples']}
         self.epochs.setdefault(runner.epoch, []).append(
             (versions, masker.last_plan_warmup))
+
+
+def digest(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def amt_hook(runner):
@@ -83,12 +92,20 @@ def test_random_until_first_refresh_then_amt_each_interval(
     assert rec.reference[1] < 0.15 and rec.reference[2] < 0.15
     ckpt = torch.load(osp.join(work, 'epoch_3.pth'))
     rows = np.fromfile(cache, dtype=np.float16, offset=64)
+    sha1 = hashlib.sha1(rows).hexdigest()
     assert ckpt['amt_saliency'] == dict(
-        version=2, next_refresh=3,
-        digest=hashlib.sha1(rows).hexdigest())
+        version=2, next_refresh=3, digest=sha1,
+        file=f'amt_saliency.v2-{sha1[:12]}.bin')
+    # each version in a file of its own, kept while a checkpoint names it
+    # (epoch_2.pth: version 1, epoch_3.pth: 2); the cache path is version 2
+    versions = sorted(n for n in os.listdir(work) if n.endswith('.bin'))
+    v1 = torch.load(osp.join(work, 'epoch_2.pth'))['amt_saliency']['file']
+    assert versions == ['amt_saliency.bin', v1, ckpt['amt_saliency']['file']]
+    assert osp.samefile(cache, osp.join(work, versions[2]))
 
 
-@pytest.mark.parametrize('lose_cache', [False, 'missing', 'nan', 'grid'])
+@pytest.mark.parametrize('lose_cache', [
+    False, 'path replaced', 'all missing', 'all nan', 'all grid'])
 def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
     work = str(tmp_path / 'work')
     # warm-up 0: refreshed before epoch 0 (version 1), next before epoch 2
@@ -96,27 +113,42 @@ def test_resume_keeps_the_refresh_schedule(tmp_path, shapes_dir, lose_cache):
                                 interval=2))
     cache = osp.join(work, 'amt_saliency.bin')
     assert read_header(cache)['version'] == 1
-    if lose_cache == 'missing':
-        os.remove(cache)
-    elif lose_cache:  # the same version, damaged: NaN, or another grid
-        bad = (np.full((32, 4, 4), np.nan, np.float32)
-               if lose_cache == 'nan' else np.ones((32, 2, 2), np.float32))
+    version_file = osp.join(
+        work, torch.load(osp.join(work, 'epoch_1.pth'))['amt_saliency'][
+            'file'])
+    before = digest(version_file)
+    bad = np.ones((32, 2, 2), np.float32) if lose_cache == 'all grid' \
+        else np.full((32, 4, 4), np.nan, np.float32)
+    if lose_cache == 'path replaced':  # the version file is intact
         write_image_cache(cache, bad, 1, 'float32')
+    elif lose_cache == 'all missing':
+        os.remove(cache)
+        os.remove(version_file)
+    elif lose_cache:  # the same version, damaged in place (both names)
+        write_image_cache(cache, bad, 1, 'float32')
+        os.remove(version_file)
+        os.link(cache, version_file)
     rec = Recorder()
     cfg = amt_runner_cfg(work, shapes_dir, max_epochs=3, warmup=0,
                          interval=2, resume=True, experiment_name='resumed')
     runner = train_runner(cfg, rec)
     hook = amt_hook(runner)
-    # version 1 kept (recomputed if lost or damaged, the problem named),
-    # the next refresh before epoch 2
+    # version 1 kept (read from its version file, or rebuilt if that is
+    # lost or damaged, the problem named), the next refresh before epoch 2
     assert all(v == {1} and not warm for v, warm in rec.epochs[1])
     assert all(v == {2} for v, _ in rec.epochs[2])
     assert (hook.version, hook.next_refresh) == (2, 4)
+    assert (rec.version_digests[1] == before) == (
+        lose_cache in (False, 'path replaced'))
     log = open(runner.logger.log_file).read()
-    named = {False: None, 'missing': 'is missing', 'nan': 'NaN or inf',
-             'grid': 'written for a 2x2 patch grid'}[lose_cache]
-    assert (named is None) == ('recomputing the cache' not in log)
-    assert named is None or named in log
+    named = {False: None, 'path replaced': None, 'all missing': 'is missing',
+             'all nan': 'NaN or inf',
+             'all grid': 'written for a 2x2 patch grid'}[lose_cache]
+    assert (named is None) == ('NO LONGER BIT-EQUAL' not in log)
+    if named is not None:
+        assert named in log
+        assert (f'the checkpoint trained on cache version 1 '
+                f'({osp.basename(version_file)}), but') in log
 
 
 def test_stale_cache_of_another_run_is_removed(tmp_path, shapes_dir):

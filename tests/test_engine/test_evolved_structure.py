@@ -104,32 +104,39 @@ def test_refreshed_before_epoch_0_then_every_interval(tmp_path, shapes_dir,
     assert ckpt['evolved_structure']['digest'] == hook.last_digest
 
 
-@pytest.mark.parametrize('damage', [None, 'missing', 'truncated'])
+@pytest.mark.parametrize('damage',
+                         [None, 'path missing', 'all missing', 'truncated'])
 def test_resume_keeps_version_and_progress(tmp_path, shapes_dir, damage):
     work = str(tmp_path / 'work')
     train_runner(evolved_runner_cfg(work, shapes_dir, 1))
     cache = osp.join(work, 'ehm_tree.bin')
+    version_file = osp.join(work, torch.load(osp.join(
+        work, 'epoch_1.pth'))['evolved_structure']['file'])
+    assert osp.samefile(cache, version_file)
     before = digest(cache)
-    if damage == 'missing':
+    if damage in ('path missing', 'all missing'):
         os.remove(cache)
-    elif damage == 'truncated':
+    if damage == 'all missing':
+        os.remove(version_file)
+    elif damage == 'truncated':  # in place: both names of the file
         with open(cache, 'r+b') as f:
             f.truncate(100)
     rec = Recorder()
     runner = train_runner(
         evolved_runner_cfg(work, shapes_dir, 3, resume=True,
                            experiment_name=f'resumed_{damage}'), rec)
-    # the resumed epoch reads version 1: the same file, or rebuilt
+    # the resumed epoch reads version 1: the same bytes, or rebuilt
     assert rec.versions == {1: {1}, 2: {2}}
     assert rec.step_probes == {1: 0, 2: 0}
     log = open(runner.logger.log_file).read()
-    if damage is None:
-        assert rec.file_digest[1] == before  # used as it was
-        assert 'recomputing' not in log
+    if damage in (None, 'path missing'):
+        assert rec.file_digest[1] == before  # the checkpoint's bytes
+        assert 'NO LONGER BIT-EQUAL' not in log
     else:
         assert rec.file_digest[1] != before  # rebuilt, still version 1
-        what = 'is missing' if damage == 'missing' else 'truncated'
-        assert 'resumed at cache version 1 but' in log and what in log
+        what = 'is missing' if damage == 'all missing' else 'truncated'
+        assert 'the checkpoint trained on cache version 1' in log
+        assert what in log and 'NO LONGER BIT-EQUAL' in log
     hook = refresh_hook(runner)
     assert (hook.version, hook.next_refresh) == (2, 4)
     # the schedule continues: progress is set from the restored iteration

@@ -6,6 +6,8 @@ import os
 import os.path as osp
 import re
 import shutil
+import struct
+import sys
 from unittest import mock
 
 import numpy as np
@@ -16,9 +18,11 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 
 from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.apis.train_inputs import check_data_roots
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
-from mmmask.masks import check_cache_size, write_image_cache
+from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheError, CacheSizeError,
+                          check_cache_size, read_header, write_image_cache)
 from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
 from tests.test_engine.test_amt_refresh import amt_hook, amt_runner_cfg
 from tests.test_models.test_simmim import SWIN_CFG
@@ -463,3 +467,126 @@ def test_dist_scripts_keep_paths_with_spaces(tmp_path):
                           tmp_path)
     assert proc.returncode == 2
     assert "checkpoint 'none.pth' does not exist" in proc.stderr
+
+
+# 15. issue 19: named messages for the smaller gaps ------------------------
+def run_train_main(argv):
+    """``tools/train.py`` ``main()`` with ``argv``; the runner is never
+    built (the checks come first)."""
+    tool = train_tool()
+    with mock.patch.dict(os.environ), \
+            mock.patch.object(sys, 'argv', ['tools/train.py', *argv]), \
+            mock.patch.object(tool.Runner, 'from_cfg') as build:
+        try:
+            tool.main()
+        finally:
+            assert not build.called
+
+
+def test_config_path_that_is_a_folder(tmp_path):
+    (tmp_path / 'mae_demo.py').write_text('model = None\n')
+    with pytest.raises(IsADirectoryError) as err:
+        run_train_main([str(tmp_path)])
+    assert str(err.value) == (
+        f'config {tmp_path} is a folder, not a config file (it holds '
+        'mae_demo.py): give the path of one config .py file, e.g. '
+        f'{tmp_path / "mae_demo.py"}')
+    with pytest.raises(FileNotFoundError, match='no_such.py does not exist'):
+        run_train_main([str(tmp_path / 'no_such.py')])
+
+
+def test_missing_data_root_names_the_key(tmp_path, shapes_dir):
+    missing = str(tmp_path / 'data' / 'shapes-64px')
+    config = str(tmp_path / 'run.py')
+    Config(tiny_runner_cfg(str(tmp_path / 'work'), missing)).dump(config)
+    with pytest.raises(FileNotFoundError) as err:
+        run_train_main([config])
+    msg = str(err.value)
+    assert msg.startswith(
+        f"train_dataloader.dataset.data_root = '{missing}': the data root "
+        'does not exist (seen from ')
+    # the demo data: the command that makes it; any data: the option
+    assert (f'Make the demo data with python tools/misc/make_shapes_dataset'
+            f'.py --out {missing} --num 512 --size 64') in msg
+    assert msg.endswith('--cfg-options train_dataloader.dataset.data_root='
+                        '/path/to/data')
+    # a wrapped dataset and a missing prefix folder are named by their keys
+    cfg = Config(tiny_runner_cfg(str(tmp_path / 'work'), shapes_dir))
+    inner = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=dict(inner,
+                                                     data_prefix='train'))
+    with pytest.raises(FileNotFoundError,
+                       match=r"^train_dataloader\.dataset\.dataset\."
+                       r"data_prefix = '.*/train': the data folder does not "
+                       r'exist .*Put the data there, or point the config at '
+                       r'your data: --cfg-options train_dataloader\.dataset'
+                       r'\.dataset\.data_prefix=/path/to/data$'):
+        check_data_roots(cfg)
+    check_data_roots(Config(tiny_runner_cfg(str(tmp_path), shapes_dir)))
+
+
+def test_changed_row_count_in_a_header_is_damage(tmp_path, eight_images):
+    runner, cache, _ = runner_with_cache(tmp_path, eight_images, 8)
+    with open(cache, 'r+b') as f:  # the header's num field: 8 -> 12
+        f.seek(16)
+        f.write(struct.pack('<q', 12))
+    with pytest.raises(CacheError) as err:
+        check_cache_size(cache, 8)
+    assert not isinstance(err.value, CacheSizeError)
+    assert str(err.value).startswith(
+        f'the header of {cache} announces 12 rows but the file holds 576 '
+        "bytes: 8 rows (the training dataset's size). The header is damaged")
+    # a resumed run rebuilds it (instead of refusing "another dataset")
+    hook = amt_hook(runner)
+    hook.version = 1
+    hook.before_train(runner)
+    assert read_header(cache)['num'] == 8 and hook.version == 1
+
+
+@pytest.mark.parametrize('kind,bad,match', [
+    ('tree', 'node', r'tree nodes outside \[0, 30\)'),
+    ('tree', 'order', 'tree merges of nodes made after them'),
+    ('parts', 'label', r'part labels outside \[0, 16\)'),
+    ('saliency', 'nan', 'NaN or inf values'),
+])
+def test_bad_cache_swapped_in_during_a_run_is_named(tmp_path, kind, bad,
+                                                    match):
+    """Was a raw IndexError in structure_crop.crop_tree (or silently
+    wrong masks): now the transform names the file and what to do."""
+    path = str(tmp_path / f'{kind}.bin')
+    rng = np.random.default_rng(0)
+    if kind == 'tree':
+        from tests.test_masks.test_image_cache import tree_rows
+        rows, args = tree_rows(), ('int16', KIND_TREE, (4, 4))
+    elif kind == 'parts':
+        rows, args = rng.integers(0, 16, (5, 4, 4)), ('int16', KIND_PARTS)
+    else:
+        rows, args = rng.random((5, 4, 4)), ('float32', )
+    write_image_cache(path, rows, 1, *args)
+    name = 'AMTSaliencyCrop' if kind == 'saliency' else \
+        'EvolvedStructureCrop'
+    transform = TRANSFORMS.build(dict(type=name, cell_size=8,
+                                      cache_file=path))
+
+    def sample():
+        return dict(img=np.zeros((32, 32, 3), np.uint8), sample_idx=2,
+                    ori_shape=(32, 32), geometry=[])
+
+    transform(sample())  # the good cache is read
+    rows = rows.copy()
+    if bad == 'node':
+        rows[2, 0, 0] = 40
+    elif bad == 'order':
+        rows[2, 0, 0] = 20  # merge 0 can only join leaves (nodes < 16)
+    elif bad == 'label':
+        rows[2, 1, 1] = 99
+    else:
+        rows[2, 0, 0] = np.nan
+    write_image_cache(path, rows, 2, *args)  # replaced during the run
+    with pytest.raises(CacheError, match=match) as err:
+        transform(sample())
+    msg = str(err.value)
+    assert f'cache {path} holds' in msg and 'row of sample 2' in msg
+    assert 'Stop the run and resume it (tools/train.py CONFIG --resume)' \
+        in msg

@@ -128,14 +128,18 @@ def test_hook_states_identical_on_ranks(launches, pair):
     final = r0['final']
     if 'amt' in pair:
         hook = final['AMTSaliencyRefreshHook']
-        assert hook['amt_saliency'] == dict(version=1, next_refresh=1,
-                                            digest=hook['digest'])
+        assert hook['amt_saliency'] == dict(
+            version=1, next_refresh=1, digest=hook['digest'],
+            file=f'amt_saliency.v1-{hook["digest"][:12]}.bin')
         assert hook['file_digest'] == hook['digest'] is not None
         assert hook['shard_size'] == 16  # each rank: half of 32 images
     elif 'cached' in pair:
         hook = final['EvolvedStructureRefreshHook']
         assert hook['evolved_structure'] == dict(
-            version=1, next_refresh=2, digest=hook['digest'])
+            version=1, next_refresh=2, digest=hook['digest'],
+            file=hook['evolved_structure']['file'])
+        assert hook['evolved_structure']['file'].endswith(
+            f'.v1-{hook["digest"][:12]}.bin')
         assert hook['file_digest'] == hook['digest'] is not None
         assert hook['shard_size'] == 16
         assert float(final['masker']['progress']) == 0.5

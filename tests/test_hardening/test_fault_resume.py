@@ -8,12 +8,14 @@ into the used work dir without ``--resume``, SIGKILL while a checkpoint is
 being written. The runs are 3 epochs of a tiny MAE with
 ``RandomStateHook`` (bit-exact resume, see docs/distributed_resume.md).
 """
+import errno
 import os
 import os.path as osp
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import torch
@@ -22,6 +24,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
+from mmmask.engine import checkpoint_save
 from mmmask.fileio import WriteFailed
 from tests.helpers import ROOT, train_tool
 from tests.test_hardening.faults import EPOCHS, fault_cfg
@@ -163,3 +166,36 @@ def test_sigkill_while_writing_a_checkpoint(tmp_path, shapes_dir,
     assert (work / 'last_checkpoint').read_text() == first
     torch.load(first)
     assert_resumes_to(work, shapes_dir, uninterrupted)
+
+
+def test_full_disk_while_writing_last_checkpoint(tmp_path, shapes_dir,
+                                                 uninterrupted):
+    """The checkpoint was written; the pointer could not be: the message
+    gives the --resume command of that complete checkpoint (the pointer
+    still names the previous one)."""
+    work = tmp_path / 'work'
+    original = checkpoint_save.atomic_write_text
+
+    def write_text(path, text, *args, **kwargs):
+        if text.endswith('epoch_2.pth'):
+            with mock.patch('os.fsync', side_effect=OSError(
+                    errno.ENOSPC, 'No space left on device')):
+                return original(path, text, *args, **kwargs)
+        return original(path, text, *args, **kwargs)
+
+    with mock.patch.object(checkpoint_save, 'atomic_write_text',
+                           write_text):
+        with pytest.raises(WriteFailed) as err:
+            run(work, shapes_dir)
+    second = str(work / 'epoch_2.pth')
+    assert err.value.errno == errno.ENOSPC
+    assert err.value.strerror == (
+        f'could not write the last_checkpoint file {work}/last_checkpoint: '
+        'No space left on device. Nothing was replaced: the last_checkpoint '
+        'file that was there (if any) is unchanged. The checkpoint '
+        f'{second} was written completely; fix the cause, then continue '
+        f'with tools/train.py CONFIG --resume {second}')
+    assert (work / 'last_checkpoint').read_text() == str(
+        work / 'epoch_1.pth')
+    assert leftovers(work) == []
+    assert_resumes_to(work, shapes_dir, uninterrupted, load_from=second)

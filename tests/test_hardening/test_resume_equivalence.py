@@ -133,14 +133,18 @@ def check_state_moved(name, record):
     final, start = record['final'], record['epochs'][0]
     if name == 'amt':
         hook = final['AMTSaliencyRefreshHook']
-        assert hook['amt_saliency'] == dict(version=2, next_refresh=2,
-                                            digest=hook['digest'])
+        assert hook['amt_saliency'] == dict(
+            version=2, next_refresh=2, digest=hook['digest'],
+            file=f'amt_saliency.v2-{hook["digest"][:12]}.bin')
         assert hook['file_digest'] == hook['digest'] is not None
         assert start['AMTSaliencyRefreshHook']['digest'] != hook['digest']
     elif name.endswith('cached'):
         hook = final['EvolvedStructureRefreshHook']
         assert hook['evolved_structure'] == dict(
-            version=1, next_refresh=2, digest=hook['digest'])
+            version=1, next_refresh=2, digest=hook['digest'],
+            file=hook['evolved_structure']['file'])
+        assert hook['evolved_structure']['file'].endswith(
+            f'.v1-{hook["digest"][:12]}.bin')
         assert hook['file_digest'] == hook['digest'] is not None
         assert 0 < float(final['masker']['progress']) < 1
     elif name == 'idm_plb':

@@ -12,6 +12,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmmask.masks import ImageCacheReader
+from mmmask.masks.image_cache import check_row
 
 
 class CacheLookupTransform(BaseTransform):
@@ -56,7 +57,12 @@ class CacheLookupTransform(BaseTransform):
 
     def lookup(self, results: dict) -> Tuple[Optional[np.ndarray], int]:
         """The sample's cached row and its version; ``(None, 0)`` while
-        there is no cache (said once when no file was ever set)."""
+        there is no cache (said once when no file was ever set).
+
+        Raises:
+            CacheError: For a row with values the mapping cannot use (a
+                cache replaced or damaged during the run), naming the file.
+        """
         if self.reader is None:
             if not self._warned:
                 warnings.warn(
@@ -70,7 +76,11 @@ class CacheLookupTransform(BaseTransform):
                 f'{type(self).__name__} needs results["sample_idx"] to find '
                 'the cached row: use an mmengine BaseDataset (it sets '
                 'sample_idx) as the training dataset.')
-        return self.reader.lookup(int(results['sample_idx']))
+        index = int(results['sample_idx'])
+        row, version = self.reader.lookup(index)
+        if row is not None:
+            check_row(self.reader.path, row, self.reader.row_header, index)
+        return row, version
 
     def check_grid(self, grid: Tuple[int, int],
                    img_shape: Tuple[int, int]) -> None:

@@ -12,12 +12,25 @@ file is replaced atomically, so readers see the old or the new version,
 never a mix. A pipeline transform reads the row of each sample by its
 ``sample_idx`` and maps it onto the sample's crop.
 
-Resume: the hook's state (``version``, ``next_refresh``, the cache digest)
-is saved in checkpoints, so a resumed run refreshes on the same schedule and
-keeps using the cache version it had. A cache on disk that is missing,
-damaged (header, size, grid, kind, values) or of another version than the
-checkpoint's is named in the log and recomputed; a cache written for a
-dataset of another size is refused and kept (never silently reused).
+Versions follow checkpoints (``mmmask.masks.image_cache``): every refresh
+writes its rows to a file of its own, ``<cache>.v<k>-<digest>.<ext>``, and
+makes the cache path the readers follow the same file (a hard link). A
+checkpoint records the version it trained on (``version``, ``digest``,
+``file``); that version's file stays on disk while a checkpoint in the run's
+checkpoint folders names it, and the others are removed at every epoch start
+(and at the end), so at most the versions live checkpoints reference, plus
+the one in use, are kept, at any ``max_keep_ckpts``.
+
+Resume: the hook's state (``version``, ``next_refresh``, the digest and the
+file) comes from the checkpoint, so a resumed run reads exactly the bytes
+the checkpoint trained on (even when the killed run refreshed after it) and
+refreshes at the same epochs as an uninterrupted run. When those bytes are
+gone or damaged (deleted by hand...), the version is rebuilt from the
+checkpoint's weights with a warning that the run is no longer bit-equal to
+an uninterrupted one; a cache written for a dataset of another size is
+refused and kept (never silently reused). Temporary files that a killed
+writer left are removed when the run starts (only abandoned ones: see
+``mmmask.fileio.remove_stale_temporaries``).
 """
 import hashlib
 import os
@@ -28,17 +41,22 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 from mmengine.dataset import Compose, default_collate
-from mmengine.dist import barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader, Dataset
 
 from mmpretrain.registry import TRANSFORMS
 
+from mmmask.apis.workdir import continue_hint, last_checkpoint
+from mmmask.fileio import atomic_link, remove_stale_temporaries
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
                           check_cache, check_cache_size, row_shape,
                           write_image_cache)
+from mmmask.masks.image_cache import (KIND_NAMES, is_version_of,
+                                      version_files, version_path)
 from mmmask.models.utils import patch_grid
+from .cache_versions import CheckpointReferences, checkpoint_folders
 from .utils import (gather_shards, shard_indices, unwrap_model,
                     whole_image_pipeline)
 
@@ -145,10 +163,19 @@ class PerImageCacheRefreshHook(Hook):
         self.cache_path: Optional[str] = None
         #: sha1 of the cache this rank holds after the last refresh
         self.last_digest: Optional[str] = None
+        #: name of the file of the version in use (None at version 0)
+        self.version_name: Optional[str] = None
         #: number of images this rank computed in the last refresh
         self.last_shard_size = 0
         #: seconds the last refresh took on this rank
         self.last_seconds = 0.0
+        #: version files kept while this process runs (the one of a
+        #: checkpoint resumed from outside the run's checkpoint folders)
+        self._pinned: set = set()
+        self._loaded_file: Optional[str] = None
+        self._references = CheckpointReferences(self.state_key,
+                                                self._default_version_name)
+        self._what = 'cache'
 
     # -- what subclasses define ----------------------------------------
     def cache_kind(self, model: torch.nn.Module) -> int:
@@ -171,7 +198,7 @@ class PerImageCacheRefreshHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[self.state_key] = dict(
             version=self.version, next_refresh=self.next_refresh,
-            digest=self.last_digest)
+            digest=self.last_digest, file=self.version_name)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(self.state_key)
@@ -179,6 +206,8 @@ class PerImageCacheRefreshHook(Hook):
             self.version = int(state['version'])
             self.next_refresh = int(state['next_refresh'])
             self.last_digest = state.get('digest')
+            self.version_name = state.get('file')
+            self._loaded_file = self.version_name
 
     # -- schedule ------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -191,61 +220,201 @@ class PerImageCacheRefreshHook(Hook):
         self.cache_path = osp.abspath(
             self.cache_file or
             osp.join(runner.work_dir, self.default_cache_name(model)))
+        self._what = f'{KIND_NAMES[self.cache_kind(model)]} cache'
         self._wire_transforms(runner.train_dataloader.dataset)
-        problem = self._check_disk(model, len(train_dataset(runner)))
-        on_disk = osp.isfile(self.cache_path)
-        barrier()  # every rank has read the file before anyone changes it
-        if self.version == 0 and on_disk:
-            # a cache left by another run: this run starts without one
-            runner.logger.info(
-                f'{name}: removing the cache of an earlier run '
-                f'{self.cache_path}; this run computes its own')
-            if self._writes_files():
-                try:
-                    os.remove(self.cache_path)
-                except FileNotFoundError:
-                    pass
-        elif self.version > 0 and problem is not None:
-            runner.logger.warning(
-                f'{name}: resumed at cache version {self.version} but '
-                f'{problem}; recomputing the cache')
-            self.version -= 1
-            self.refresh(runner)
+        num = len(train_dataset(runner))
+        if self._writes_files():
+            # before any writer of this run starts; a temporary that another
+            # live process is writing is locked and kept
+            removed = remove_stale_temporaries(self.cache_path,
+                                               self._is_cache_file)
+            if removed:
+                runner.logger.warning(
+                    f'{name}: removed {len(removed)} temporary cache '
+                    'file(s) that a killed writer left: ' +
+                    ', '.join(osp.basename(r) for r in removed) +
+                    ' (incomplete; the cache versions are unaffected)')
         barrier()
+        self._pin_resumed_version(runner)
+        if self.version == 0:
+            self._start_without_cache(runner, model, num)
+        else:
+            self._restore_version(runner, model, num)
+        barrier()
+        self.prune(runner)
 
     def before_train_epoch(self, runner) -> None:
         if runner.epoch >= self.next_refresh:
             self.refresh(runner)
             while self.next_refresh <= runner.epoch:
                 self.next_refresh += self.interval
+        # checkpoints that max_keep_ckpts removed since the last epoch may
+        # have been the last to name a version
+        self.prune(runner)
 
-    def _check_disk(self, model, num_images: int) -> Optional[str]:
-        """What is wrong with the cache on disk for this run, or None.
+    def after_train(self, runner) -> None:
+        self.prune(runner)
+
+    def _pin_resumed_version(self, runner) -> None:
+        """Keep the version of a checkpoint resumed from outside the run's
+        checkpoint folders while this process runs (pruning sees only the
+        checkpoints in those folders)."""
+        loaded, self._loaded_file = self._loaded_file, None
+        if not loaded or not getattr(runner, '_resume', False):
+            return
+        source = getattr(runner, '_load_from', None) or \
+            last_checkpoint(runner.work_dir)
+        if source is None or osp.dirname(osp.abspath(source)) not in \
+                checkpoint_folders(runner):
+            self._pinned.add(osp.basename(loaded))
+
+    def _start_without_cache(self, runner, model, num_images: int) -> None:
+        """A run at version 0 (fresh, or resumed before the first
+        refresh) reads no cache: remove the one at the cache path (of an
+        earlier run, or of a killed run's later refresh).
 
         Raises:
             CacheSizeError: For a cache of another dataset size (kept).
         """
-        if not osp.isfile(self.cache_path):
-            return f'the cache {self.cache_path} is missing'
-        try:
-            if self.version == 0:  # an earlier run's, not used: size only
+        on_disk = osp.isfile(self.cache_path)
+        if on_disk:
+            try:
                 check_cache_size(self.cache_path, num_images)
-                return None
-            header, rows = check_cache(self.cache_path,
-                                       self.cache_kind(model), num_images,
-                                       patch_grid(model.backbone))
+            except CacheSizeError:
+                raise
+            except CacheError:
+                pass  # damaged: removed below as any other
+        barrier()  # every rank has read the file before anyone changes it
+        if on_disk:
+            runner.logger.info(
+                f'{type(self).__name__}: removing the cache '
+                f'{self.cache_path} of an earlier run; this run (at cache '
+                'version 0) computes its own')
+            if self._writes_files():
+                try:
+                    os.remove(self.cache_path)
+                except FileNotFoundError:
+                    pass
+        self.version_name = self.last_digest = None
+
+    def _restore_version(self, runner, model, num_images: int) -> None:
+        """Put the checkpoint's cache version at the cache path: the bytes
+        it trained on, from its version file (or the cache path itself,
+        when that still holds them); rebuilt, loudly, when they are gone.
+        The decision is taken together: if any rank misses the bytes,
+        every rank rebuilds (all ranks keep the same cache)."""
+        source, problem = self._find_version(model, num_images)
+        missing = torch.tensor([int(source is None)])
+        all_reduce(missing, op='sum')
+        if int(missing) == 0:
+            if self._writes_files():
+                self._publish(runner, source)
+            barrier()
+            return
+        expected = self.version_name or f'version {self.version}'
+        if problem is None:
+            problem = 'another rank did not find it'
+        runner.logger.warning(
+            f'{type(self).__name__}: the checkpoint trained on cache '
+            f'version {self.version} ({expected}), but {problem}. Rebuilding '
+            f'version {self.version} from the checkpoint\'s weights: THIS '
+            'RUN IS NO LONGER BIT-EQUAL to an uninterrupted one (that '
+            'version was made from earlier weights). Keep the cache version '
+            'files beside the checkpoints to resume exactly.')
+        self.version -= 1
+        self.refresh(runner)
+
+    def _find_version(self, model, num_images: int):
+        """Where the bytes of the checkpoint's version are: ``(path,
+        None)``, or ``(None, what is wrong)``.
+
+        Raises:
+            CacheSizeError: For a cache of another dataset size (kept).
+        """
+        candidates = []
+        if self.version_name:
+            candidates.append(osp.join(osp.dirname(self.cache_path),
+                                       osp.basename(self.version_name)))
+        candidates.append(self.cache_path)
+        problems = []
+        for path in candidates:
+            problem = self._problem(path, model, num_images)
+            if problem is None:
+                return path, None
+            problems.append(problem)
+        return None, '; '.join(problems)
+
+    def _problem(self, path: str, model, num_images: int) -> Optional[str]:
+        """What keeps ``path`` from being the checkpoint's version, or
+        None."""
+        if not osp.isfile(path):
+            return f'the cache {path} is missing'
+        try:
+            header, rows = check_cache(path, self.cache_kind(model),
+                                       num_images, patch_grid(model.backbone))
         except CacheSizeError:
             raise
         except CacheError as err:
             return str(err)
         if int(header['version']) != self.version:
-            return (f'the cache {self.cache_path} holds version '
-                    f'{header["version"]}')
-        if self.last_digest is not None and \
-                cache_digest(rows) != self.last_digest:
-            return (f'the cache {self.cache_path} has other contents than '
-                    'the checkpoint recorded (written by another run)')
+            return f'the cache {path} holds version {header["version"]}'
+        digest = cache_digest(rows)
+        if self.last_digest is None:  # a checkpoint that recorded none
+            self.last_digest = digest
+        elif digest != self.last_digest:
+            return (f'the cache {path} has other contents than the '
+                    'checkpoint recorded (written by another run)')
         return None
+
+    def _publish(self, runner, source: str) -> None:
+        """Make the cache path and the version file both hold ``source``
+        (hard links where possible; this node's writer only)."""
+        if not self.version_name:
+            self.version_name = self._default_version_name(
+                self.version, self.last_digest)
+        version_file = osp.join(osp.dirname(self.cache_path),
+                                osp.basename(self.version_name))
+        target = self.cache_path if source == version_file else version_file
+        if osp.isfile(target) and osp.samefile(source, target):
+            return
+        atomic_link(source, target, self._what, self._next_step(runner))
+
+    def prune(self, runner) -> None:
+        """Remove the version files that neither the version in use nor a
+        live checkpoint names (a collective call: every rank makes it)."""
+        keep = self._references.live(runner) | self._pinned
+        if self.version_name:
+            keep.add(osp.basename(self.version_name))
+        if not self._writes_files():
+            return
+        removed = []
+        for path in version_files(self.cache_path):
+            if osp.basename(path) not in keep:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    continue
+                removed.append(osp.basename(path))
+        if removed:
+            runner.logger.info(
+                f'{type(self).__name__}: removed cache versions that no '
+                f'checkpoint names any more: {", ".join(removed)}')
+
+    def _is_cache_file(self, name: str) -> bool:
+        """Whether ``name`` is the cache path's or a version file's name."""
+        return (name == osp.basename(self.cache_path)
+                or is_version_of(self.cache_path, name))
+
+    def _default_version_name(self, version: int, digest: str) -> str:
+        return osp.basename(version_path(self.cache_path or self.cache_name,
+                                         version, digest))
+
+    @staticmethod
+    def _next_step(runner) -> str:
+        """The ``--resume`` command a failed cache write tells the user."""
+        config = getattr(getattr(runner, 'cfg', None), 'filename', None)
+        return ('The checkpoints and the cache versions they name are '
+                'unchanged. ' + continue_hint(runner.work_dir, config))
 
     # -- work ----------------------------------------------------------
     def refresh(self, runner) -> None:
@@ -263,19 +432,26 @@ class PerImageCacheRefreshHook(Hook):
         wire = torch.int32 if dtype == torch.int16 else dtype
         local = self.compute(model, dataset, indices).to(wire)
         full = gather_shards(local, num).cpu().to(dtype)
-        self.version += 1
+        digest = cache_digest(full.numpy())
+        version = self.version + 1
+        version_file = version_path(self.cache_path, version, digest)
         if self._writes_files():
-            write_image_cache(self.cache_path, full, self.version,
-                              self.dtype, self.cache_kind(model),
-                              patch_grid(model.backbone))
+            next_step = self._next_step(runner)
+            write_image_cache(version_file, full, version, self.dtype,
+                              self.cache_kind(model),
+                              patch_grid(model.backbone), next_step)
+            atomic_link(version_file, self.cache_path, self._what, next_step)
         barrier()
-        self.last_digest = cache_digest(full.numpy())
+        self.version = version
+        self.version_name = osp.basename(version_file)
+        self.last_digest = digest
         self.last_shard_size = len(indices)
         self.last_seconds = time.perf_counter() - start
         runner.logger.info(
             f'{type(self).__name__}: cache version {self.version} of {num} '
             f'images in {self.last_seconds:.1f}s before epoch '
-            f'{runner.epoch + 1} ({self.cache_path})')
+            f'{runner.epoch + 1} ({self.cache_path} = '
+            f'{self.version_name})')
 
     @torch.no_grad()
     def compute(self, model: torch.nn.Module, dataset,
