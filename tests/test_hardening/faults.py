@@ -8,7 +8,6 @@ Usage (the child)::
 trains :func:`fault_cfg` and, while writing the epoch-2 checkpoint, stops
 half-way through the bytes, creates ``MARKER`` and waits to be killed.
 """
-import io
 import os
 import signal
 import sys
@@ -32,25 +31,26 @@ def fault_cfg(work_dir: str, data_root: str, max_keep_ckpts: int = -1,
 
 
 def stall_in_save(marker: str, epoch: int = 2) -> None:
-    """Make ``torch.save`` of the epoch-``epoch`` checkpoint write half of
-    its bytes, create ``marker`` and block until the process is killed."""
-    original = torch.save
+    """Make the write of the epoch-``epoch`` checkpoint file stop after
+    half of its bytes, create ``marker`` and block until the process is
+    killed (the runner serialises a checkpoint, then the file backend
+    writes its bytes: the kill falls inside that write)."""
+    from mmmask.engine.checkpoint_save import AtomicCheckpointBackend
+    from mmmask.fileio import atomic_write
+    original = AtomicCheckpointBackend.put
 
-    def save(obj, f, *args, **kwargs):
-        meta = obj.get('meta', {}) if isinstance(obj, dict) else {}
-        if meta.get('epoch') != epoch or isinstance(f, (str, os.PathLike)):
-            return original(obj, f, *args, **kwargs)
-        buffer = io.BytesIO()
-        original(obj, buffer, *args, **kwargs)
-        data = buffer.getvalue()
-        f.write(data[:len(data) // 2])
-        f.flush()
-        with open(marker, 'w') as m:
-            m.write(str(os.getpid()))
-        while True:
-            signal.pause()
+    def put(self, obj: bytes, filepath) -> None:
+        if os.path.basename(str(filepath)) != f'epoch_{epoch}.pth':
+            return original(self, obj, filepath)
+        with atomic_write(str(filepath), 'checkpoint') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+            with open(marker, 'w') as m:
+                m.write(str(os.getpid()))
+            while True:
+                signal.pause()
 
-    torch.save = save
+    AtomicCheckpointBackend.put = put
 
 
 def main() -> None:
@@ -58,10 +58,11 @@ def main() -> None:
     torch.set_num_threads(1)
     import mmmask  # noqa: F401
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mmmask.engine import CheckedRunner
     stall_in_save(marker)
-    Runner.from_cfg(Config(fault_cfg(work_dir, data_root,
-                                     max_keep_ckpts=1))).train()
+    CheckedRunner.from_cfg(Config(fault_cfg(work_dir, data_root,
+                                            max_keep_ckpts=1))).train()
 
 
 if __name__ == '__main__':
