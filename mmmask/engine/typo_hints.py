@@ -66,10 +66,11 @@ def with_hints(err: KeyError) -> Optional[KeyError]:
     match = _NOT_REGISTERED.match(message)
     if match is None:
         return None
-    registry = find_registry(match['name'], match['scope'])
+    typed_scope, _, typo = match['type'].rpartition('.')
+    registry = find_registry(match['name'], match['scope'] or typed_scope
+                             or None)
     if registry is None:
         return None
-    typo = match['type'].split('.')[-1]
     hint = registered_names_hint(registry, typo)
     return KeyError(f'{message}{hint}') if hint else None
 
