@@ -67,8 +67,9 @@ def with_hints(err: KeyError) -> Optional[KeyError]:
     if match is None:
         return None
     typed_scope, _, typo = match['type'].rpartition('.')
-    registry = find_registry(match['name'], match['scope'] or typed_scope
-                             or None)
+    # a scoped name (``mmpretrain.PLBHok`` in an mmseg config) is looked
+    # up in the registry of its scope
+    registry = find_registry(match['name'], typed_scope or match['scope'])
     if registry is None:
         return None
     hint = registered_names_hint(registry, typo)
