@@ -1,8 +1,11 @@
 """mmmask: masking strategies for masked image modeling on mmpretrain.
 
-Importing the package applies the compatibility layer (``mmmask.compat``)
-and registers the components into mmpretrain's registries; configs switch
-it on with ``custom_imports=dict(imports=['mmmask'])``.
+Importing the package registers the components into mmpretrain's registries
+(configs import it with ``custom_imports=dict(imports=['mmmask'])``) and
+applies only the compatibility shims of ``mmmask.compat.SHIMS`` (torch >= 2.6
+safe loading of mmengine's checkpoints, numpy 2). Everything else is a
+component a config switches on (``runner_type = 'mmpretrain.CheckedRunner'``,
+``AtomicCheckpointHook``, ``LoadImageFromFileNamingErrors``, ...).
 """
 from . import compat
 from .version import __version__

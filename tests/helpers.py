@@ -95,7 +95,7 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
                     **kw) -> dict:
     """A complete Runner config: tiny MAE on a folder of 32 px images."""
     pipeline = [
-        dict(type='LoadImageFromFile'),
+        dict(type='LoadImageFromFileNamingErrors'),
         dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
              backend='pillow'),
         dict(type='RandomFlip', prob=0.5),
@@ -119,7 +119,9 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=max_epochs),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(type='CheckpointHook', interval=1)),
+            checkpoint=dict(type='AtomicCheckpointHook', interval=1)),
+        # our configs' runner (train_runner and build_runner honour it)
+        runner_type='mmpretrain.CheckedRunner',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
         randomness=dict(seed=0),
         log_level='WARNING',
@@ -167,7 +169,7 @@ def tiny_camae_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
         dict(type='RandomFlip', prob=0.5),
     ]
     pipeline = [
-        dict(type='LoadImageFromFile'),
+        dict(type='LoadImageFromFileNamingErrors'),
         dict(type='MultiView', num_views=2, transforms=[view]),
         dict(type='PackInputs'),
     ]
@@ -180,7 +182,7 @@ def tiny_camae_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2,
 
 
 AMT_PIPELINE = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(type='TrackedRandomResizedCrop', scale=32,
          crop_ratio_range=(0.5, 1.0), backend='pillow'),
     dict(type='TrackedRandomFlip', prob=0.5),
@@ -210,7 +212,7 @@ def amt_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
 
 
 EVOLVED_PIPELINE = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(type='TrackedRandomResizedCrop', scale=32,
          crop_ratio_range=(0.5, 1.0), backend='pillow'),
     dict(type='TrackedRandomFlip', prob=0.5),
@@ -243,11 +245,18 @@ def evolved_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
     return cfg
 
 
-def train_runner(cfg: dict, *hooks):
-    """Build a Runner from a config dict, add ``hooks``, train; the runner."""
+def build_runner(cfg: dict):
+    """The runner a config dict asks for (``runner_type``), as the tools
+    build it."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(Config(cfg))
+
+    from mmmask.engine import build_runner as build
+    return build(Config(cfg))
+
+
+def train_runner(cfg: dict, *hooks):
+    """Build a runner from a config dict, add ``hooks``, train; the runner."""
+    runner = build_runner(cfg)
     for hook in hooks:
         runner.register_hook(hook)
     runner.train()

@@ -6,15 +6,16 @@ Usage (as ``tools/dist_train.sh``, with several configs)::
         tests/multi_train.py CONFIG [CONFIG ...] --launcher pytorch
 
 Each config goes through ``tools/train.py``'s own ``merge_args`` (CPU
-adaptation included) and is trained by a fresh ``Runner``; the process group
-is set up once. Used by :func:`tests.helpers.dist_train_many`.
+adaptation included) and is trained by a fresh runner of the config's
+``runner_type`` (as ``tools/train.py`` builds it); the process group is set
+up once. Used by :func:`tests.helpers.dist_train_many`.
 """
 import argparse
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from mmmask.apis import finish_distributed
+from mmmask.engine import build_runner
 from tests.helpers import train_tool
 
 
@@ -32,7 +33,7 @@ def main() -> None:
             path, '--launcher', args.launcher, '--local-rank',
             str(args.local_rank)
         ])
-        Runner.from_cfg(tool.merge_args(Config.fromfile(path), one)).train()
+        build_runner(tool.merge_args(Config.fromfile(path), one)).train()
     finish_distributed()
 
 

@@ -1,5 +1,8 @@
 """Evaluate a checkpoint with a config (mmpretrain / mmseg / mmdet style).
 
+The checkpoint (a path or a URL) is loaded by the ``CheckedRunner``
+(checked, weights only), also for a config that does not select it.
+
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
         [--cfg-options key=value ...] [--launcher pytorch]
@@ -9,11 +12,11 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-import mmmask  # noqa: F401  (compatibility layer, registers components)
+import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.engine import build_runner, switch_on_protections
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,19 +43,21 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint {args.checkpoint} does not exist: give the path of '
-            'a .pth file written by tools/train.py')
-    check_checkpoint_file(args.checkpoint, 'checkpoint')
+    if '://' not in args.checkpoint:  # a URL is checked when it is read
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(
+                f'checkpoint {args.checkpoint} does not exist: give the path '
+                'of a .pth file written by tools/train.py')
+        check_checkpoint_file(args.checkpoint, 'checkpoint')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     adapt_to_cpu(cfg)
+    switch_on_protections(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.test()
     finish_distributed()
 

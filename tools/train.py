@@ -5,11 +5,15 @@ Usage:
         [--overwrite-work-dir] [--amp] [--cfg-options key=value ...]
         [--launcher pytorch]
 
-On a machine without CUDA the distributed backend is switched to gloo, so
-``tools/dist_train.sh`` also runs on CPU. A new run into a work dir that
-holds an earlier run's checkpoints or caches is refused unless it continues
-that run (``--resume``) or ``--overwrite-work-dir`` is given. Every run
-stops at the first non-finite loss (``NonFiniteLossHook``).
+Every run gets the protections our configs switch on, also for a config
+that does not (:func:`mmmask.engine.switch_on_protections`): the
+``CheckedRunner`` (checked checkpoint loading from every source, atomic
+writes, gloo and no GPU on a machine without CUDA, so
+``tools/dist_train.sh`` also runs on CPU), ``AtomicCheckpointHook``,
+image loading that names a bad file, and a stop at the first non-finite
+loss (``NonFiniteLossHook``). A new run into a work dir that holds an
+earlier run's checkpoints or caches is refused unless it continues that
+run (``--resume``) or ``--overwrite-work-dir`` is given.
 """
 import argparse
 import os
@@ -17,13 +21,13 @@ import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-import mmmask  # noqa: F401  (compatibility layer, registers components)
+import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.apis.train_inputs import check_config_file, check_data_roots
 from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
+from mmmask.engine import build_runner, switch_on_protections
 
 #: hooks every training run gets (unless the config lists them already)
 ALWAYS_HOOKS = ('NonFiniteLossHook', )
@@ -82,10 +86,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        check_checkpoint_file(
-            args.resume, '--resume',
-            'give an existing .pth file or --resume alone for the latest '
-            'one in the work dir')
+        if '://' not in args.resume:  # a URL is checked when it is read
+            check_checkpoint_file(
+                args.resume, '--resume',
+                'give an existing .pth file or --resume alone for the '
+                'latest one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
     if args.no_validate:
@@ -93,9 +98,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     adapt_to_cpu(cfg)
+    switch_on_protections(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    if cfg.get('load_from'):
+    if cfg.get('load_from') and '://' not in cfg.load_from:
         check_checkpoint_file(cfg.load_from, 'load_from')
     add_always_hooks(cfg)
     resume = bool(cfg.get('resume', False))
@@ -136,7 +142,7 @@ def main() -> None:
     check_config_file(args.config)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_data_roots(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     finish_distributed()
 

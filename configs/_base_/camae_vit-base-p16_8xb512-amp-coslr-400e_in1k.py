@@ -9,6 +9,11 @@ _base_ = 'mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-400e_in1k.py'
 
 custom_imports = dict(imports=['mmmask'], allow_failed_imports=False)
 
+# mmmask's runner and checkpoint hook: checked checkpoint loading from every
+# source, atomic checkpoint writes, CPU launches (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+
 temperature = 0.2  # tau of Eq. 1 (paper)
 mlp = dict(
     type='NonLinearNeck',
@@ -86,7 +91,7 @@ view_pipeline2 = view_pipeline1[:3] + [
     dict(type='RandomFlip', prob=0.5),
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='MultiView',
         num_views=[1, 1],

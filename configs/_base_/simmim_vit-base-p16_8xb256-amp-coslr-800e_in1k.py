@@ -9,6 +9,26 @@ _base_ = [
 
 custom_imports = dict(imports=['mmmask'], allow_failed_imports=False)
 
+# mmmask's runner and checkpoint hook: checked checkpoint loading from every
+# source, atomic checkpoint writes, CPU launches (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+
+# mmpretrain's SimMIM pipeline (variants replace it); the loader names an
+# image it cannot decode
+train_pipeline = [
+    dict(type='LoadImageFromFileNamingErrors'),
+    dict(type='RandomResizedCrop', scale=192, crop_ratio_range=(0.67, 1.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='SimMIMMaskGenerator',
+        input_size=192,
+        mask_patch_size=32,
+        model_patch_size=4,
+        mask_ratio=0.6),
+    dict(type='PackInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
 model = dict(
     type='SimMIMWithMasker',
     backbone=dict(
@@ -60,6 +80,6 @@ param_scheduler = [
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=800)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=2048)

@@ -12,7 +12,7 @@ model = dict(
         warmup_mask_ratio=0.75))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop',
         scale=64,

@@ -16,7 +16,7 @@ model = dict(
         cached=True))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop',
         scale=img_size,

@@ -9,7 +9,7 @@ model = dict(
         type='EvolvedHierarchicalMasker', mask_ratio=0.75, num_layers=6))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='RandomResizedCrop',
         scale=img_size,

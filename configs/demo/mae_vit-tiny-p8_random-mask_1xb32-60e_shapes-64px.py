@@ -5,6 +5,10 @@ _base_ = 'mmpretrain::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['mmmask'], allow_failed_imports=False)
 
+# mmmask's runner and checkpoint hook: checked checkpoint loading from every
+# source, atomic checkpoint writes, CPU launches (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+
 img_size = 64
 patch_size = 8
 
@@ -47,7 +51,7 @@ data_preprocessor = dict(
     to_rgb=True)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='RandomResizedCrop',
         scale=img_size,
@@ -111,6 +115,6 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=20, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, diff_rank_seed=True)

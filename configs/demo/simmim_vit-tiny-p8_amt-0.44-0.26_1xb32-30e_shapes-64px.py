@@ -36,7 +36,7 @@ model = dict(
         warmup_mask_ratio=0.44))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop',
         scale=img_size,
@@ -78,4 +78,4 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=2))

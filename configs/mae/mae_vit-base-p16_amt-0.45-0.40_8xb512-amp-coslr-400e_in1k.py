@@ -15,7 +15,7 @@ model = dict(
         warmup_throw_ratio=0.0))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop',
         scale=224,

@@ -12,7 +12,7 @@ _base_ = './mae_vit-base-p16_epm-mask_8xb512-amp-coslr-800e_in1k.py'
 model = dict(masker=dict(cached=True))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop',
         scale=224,

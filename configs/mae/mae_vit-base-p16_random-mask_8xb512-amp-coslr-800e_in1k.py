@@ -2,7 +2,7 @@
 _base_ = '../_base_/mae_vit-base-p16_8xb512-amp-coslr-800e_in1k_with-masker.py'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='RandomResizedCrop',
         scale=224,

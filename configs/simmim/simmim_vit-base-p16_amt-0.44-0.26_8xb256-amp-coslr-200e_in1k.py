@@ -17,7 +17,7 @@ model = dict(
         warmup_throw_ratio=0.0))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop', scale=224,
         crop_ratio_range=(0.67, 1.0)),

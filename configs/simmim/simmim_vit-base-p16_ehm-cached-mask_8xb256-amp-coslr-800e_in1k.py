@@ -8,7 +8,7 @@ _base_ = './simmim_vit-base-p16_ehm-mask_8xb256-amp-coslr-800e_in1k.py'
 model = dict(masker=dict(cached=True))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(
         type='TrackedRandomResizedCrop', scale=224,
         crop_ratio_range=(0.67, 1.0)),

@@ -8,7 +8,7 @@ model = dict(
         type='EvolvedHierarchicalMasker', mask_ratio=0.6, num_layers=6))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.67, 1.0)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),

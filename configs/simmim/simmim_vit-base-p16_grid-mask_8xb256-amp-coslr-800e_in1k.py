@@ -3,7 +3,7 @@
 _base_ = '../_base_/simmim_vit-base-p16_8xb256-amp-coslr-800e_in1k.py'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileNamingErrors'),
     dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.67, 1.0)),
     dict(type='RandomFlip', prob=0.5),
     dict(type='GridMaskGenerator', input_size=224, mask_patch_size=16, model_patch_size=16, mask_ratio=0.75),

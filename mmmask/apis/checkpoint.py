@@ -6,8 +6,9 @@ stopped) fails deep inside ``torch.load`` with a message that does not name
 the file; bytes changed inside the file or NaN/inf weights are not noticed
 at all (``torch.load`` does not check the zip CRCs) and a run goes on with
 ``loss: nan``. These checks name the file, the first bad key, and say what
-to do. :func:`load_verified` is what every local checkpoint load goes
-through (``mmmask.engine.checkpoint_load`` puts it into mmengine).
+to do. :func:`load_verified` checks a local file; every other source (a
+URL, ``open-mmlab://``, ...) is fetched to a local file and checked the same
+way by :mod:`mmmask.apis.checkpoint_sources`.
 """
 import os.path as osp
 import pickle
@@ -57,7 +58,8 @@ MISSING_HINT = 'give the path of an existing .pth file (written by ' \
 
 def check_checkpoint_file(path: str,
                           what: str = 'checkpoint',
-                          missing_hint: str = MISSING_HINT) -> None:
+                          missing_hint: str = MISSING_HINT,
+                          name: Optional[str] = None) -> None:
     """Refuse a missing, empty or truncated checkpoint file, cheaply.
 
     A zip checkpoint (``torch.save``'s format since 1.6) keeps its directory
@@ -69,19 +71,22 @@ def check_checkpoint_file(path: str,
         what (str): What the file is for, for the message (e.g.
             ``'--resume'``, ``'load_from'``).
         missing_hint (str): The fix the message gives for a missing file.
+        name (str, optional): What messages call the file (e.g. the URL a
+            download came from); ``path`` by default.
 
     Raises:
         FileNotFoundError: If there is no such file.
         CorruptCheckpointError: If the file is empty, truncated or not a
             checkpoint (a ``ValueError``).
     """
+    shown = path if name is None else name
     if osp.isdir(path):
         raise FileNotFoundError(
-            f'{what} {path} is a folder, not a checkpoint file; '
+            f'{what} {shown} is a folder, not a checkpoint file; '
             f'{missing_hint}')
     if not osp.isfile(path):
         raise FileNotFoundError(
-            f'{what} {path}: no such checkpoint; {missing_hint}')
+            f'{what} {shown}: no such checkpoint; {missing_hint}')
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -96,19 +101,21 @@ def check_checkpoint_file(path: str,
             return  # legacy format: only torch.load can tell more
         reason = 'empty file' if not head else 'not a torch checkpoint'
     raise CorruptCheckpointError(
-        f'{what}: {path} is not a readable checkpoint ({reason}; truncated '
-        f'or corrupt): {CORRUPT_HINT}', path)
+        f'{what}: {shown} is not a readable checkpoint ({reason}; truncated '
+        f'or corrupt): {CORRUPT_HINT}', shown)
 
 
 def load_checkpoint_file(path: str, what: str = 'checkpoint') -> Any:
-    """``torch.load`` (CPU, weights only) of a verified checkpoint; see
-    :func:`load_verified`.
+    """A verified checkpoint (CPU, weights only) from a local path or any
+    source mmengine reads (``http(s)://``, ``open-mmlab://``, ...); see
+    :func:`mmmask.apis.checkpoint_sources.load_checked`.
 
     Raises:
         FileNotFoundError: If there is no such file.
         CorruptCheckpointError: If the file is not a usable checkpoint.
     """
-    return load_verified(path, what)
+    from .checkpoint_sources import load_checked  # it builds on this module
+    return load_checked(path, what)
 
 
 def first_nonfinite(obj: Any,
@@ -190,7 +197,8 @@ def _unpickling_refused(err: Exception) -> Optional[str]:
 
 def load_verified(path: str,
                   what: str = 'checkpoint',
-                  map_location: Any = 'cpu') -> Any:
+                  map_location: Any = 'cpu',
+                  name: Optional[str] = None) -> Any:
     """Load a checkpoint completely and check it, naming what is wrong.
 
     Checks, in order: the file exists and is complete
@@ -203,6 +211,9 @@ def load_verified(path: str,
         path (str): The ``.pth`` file.
         what (str): What the file is for, for the message.
         map_location: As in ``torch.load``.
+        name (str, optional): What messages and errors call the file (the
+            URL of a download checked in a temporary file); ``path`` by
+            default.
 
     Returns:
         The loaded checkpoint.
@@ -212,7 +223,8 @@ def load_verified(path: str,
         CorruptCheckpointError: Naming the file, and the first bad key when
             one is known.
     """
-    check_checkpoint_file(path, what)
+    shown = path if name is None else name
+    check_checkpoint_file(path, what, name=shown)
     if zipfile.is_zipfile(path):
         record = first_bad_record(path)
         if record is not None:
@@ -220,9 +232,9 @@ def load_verified(path: str,
             where = f'the data of {key} (archive member {record})' if key \
                 else f'archive member {record}'
             raise CorruptCheckpointError(
-                f'{what}: {path} is corrupt: {where} does not match its '
+                f'{what}: {shown} is corrupt: {where} does not match its '
                 f'checksum (bytes changed on disk or in a copy): '
-                f'{CORRUPT_HINT}', path, key or record)
+                f'{CORRUPT_HINT}', shown, key or record)
     try:
         checkpoint = torch.load(path, map_location=map_location,
                                 weights_only=True)
@@ -230,27 +242,27 @@ def load_verified(path: str,
         refused = _unpickling_refused(err)
         if refused is None:
             raise CorruptCheckpointError(
-                f'{what}: cannot unpickle {path} ({err}): the file is '
-                f'corrupt; {CORRUPT_HINT}', path) from err
+                f'{what}: cannot unpickle {shown} ({err}): the file is '
+                f'corrupt; {CORRUPT_HINT}', shown) from err
         raise UnsafeCheckpointError(
-            f'{what}: {path} cannot be loaded safely: {refused}. Safe '
+            f'{what}: {shown} cannot be loaded safely: {refused}. Safe '
             'loading (weights_only=True, mmmask.compat) allows tensors and '
             'the few objects mmengine checkpoints hold; this file was not '
             'written by tools/train.py or torch.save of tensors. If you '
             'trust it, load it in a separate session and save only its '
-            "tensors (torch.save({'state_dict': ...}, path)).", path,
+            "tensors (torch.save({'state_dict': ...}, path)).", shown,
             refused) from err
     except (RuntimeError, EOFError, OSError, ValueError, KeyError,
             AttributeError, ImportError, TypeError) as err:
         raise CorruptCheckpointError(
-            f'{what}: cannot read checkpoint {path} ({type(err).__name__}: '
+            f'{what}: cannot read checkpoint {shown} ({type(err).__name__}: '
             f'{str(err).strip()[:300]}): the file is corrupt; '
-            f'{CORRUPT_HINT}', path) from err
+            f'{CORRUPT_HINT}', shown) from err
     bad = first_nonfinite(checkpoint)
     if bad is not None:
         key, tensor = bad
         raise CorruptCheckpointError(
-            f'{what}: {path} holds non-finite values: {key} has '
+            f'{what}: {shown} holds non-finite values: {key} has '
             f'{describe_nonfinite(tensor)}. It was saved from a diverged '
-            f'run or damaged; {CORRUPT_HINT}', path, key)
+            f'run or damaged; {CORRUPT_HINT}', shown, key)
     return checkpoint

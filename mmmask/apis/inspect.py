@@ -30,8 +30,9 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 
     Args:
         cfg (Config): The config.
-        checkpoint (str, optional): A ``.pth`` to load (missing file is an
-            error that names the path).
+        checkpoint (str, optional): A ``.pth`` (or URL) to load, checked
+            and weights-only (:mod:`mmmask.apis.checkpoint_sources`); a
+            missing file is an error that names the path.
     """
     from mmpretrain.registry import MODELS
     model_cfg = cfg.model.copy()
@@ -39,12 +40,16 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
         model_cfg['data_preprocessor'] = cfg.data_preprocessor
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        if not osp.isfile(checkpoint):
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
             raise FileNotFoundError(
                 f'checkpoint {checkpoint} does not exist: give a .pth file '
                 'written by tools/train.py')
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+
+        from .checkpoint_sources import checked_sources
+        with checked_sources():
+            load_checkpoint(model, checkpoint, map_location='cpu',
+                            strict=True)
     else:
         model.init_weights()
     return model

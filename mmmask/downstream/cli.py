@@ -4,6 +4,7 @@ import sys
 from typing import List, Optional
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
+from mmmask.apis.checkpoint_sources import CheckpointDownloadError
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.fileio import WriteFailed
 from .convert import convert_file, summarise
@@ -20,7 +21,10 @@ def parse_args(target: str, argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=f'Convert an mmmask pre-training checkpoint to the '
         f'{DESCRIPTIONS[target]} key layout.')
-    parser.add_argument('src', help='pre-training checkpoint (.pth)')
+    parser.add_argument(
+        'src',
+        help='pre-training checkpoint (.pth): a path or a URL '
+        '(http(s)://, open-mmlab://, ...), loaded checked and weights-only')
     parser.add_argument('dst', help='output file; never the input')
     parser.add_argument(
         '--prefix',
@@ -48,7 +52,8 @@ def convert_and_report(args: argparse.Namespace, target: str) -> int:
     """The body of :func:`main`."""
     try:
         converted = convert_file(args.src, args.dst, target, args.prefix)
-    except (FileNotFoundError, CorruptCheckpointError, WriteFailed) as err:
+    except (FileNotFoundError, CorruptCheckpointError, WriteFailed,
+            CheckpointDownloadError) as err:
         print(f'error: {err}', file=sys.stderr)  # names the file and fix
         return 2
     except (KeyError, ValueError, TypeError) as err:

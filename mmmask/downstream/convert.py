@@ -16,8 +16,10 @@ layout:
   without class token and final norm (ViTDet): ``cls_token`` and ``ln1`` are
   left out and the class-token position is cut from ``pos_embed``.
 
-Every target drops the pre-training-only ``mask_token`` (SimMIM). Nothing
-here imports OpenMMLab, so the conversion is testable on its own.
+Every target drops the pre-training-only ``mask_token`` (SimMIM). The input
+is read by :func:`mmmask.apis.checkpoint.load_checkpoint_file` (a local path
+or a URL, checked and weights-only); the key conversion itself imports no
+OpenMMLab code, so it is testable on its own.
 """
 import os.path as osp
 import re

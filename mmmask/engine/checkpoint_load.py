@@ -1,15 +1,15 @@
 """Checkpoint loading that refuses corrupt or unfitting state, by name.
 
-:func:`install` (called by :mod:`mmmask.compat`) changes these steps of
-mmengine 0.10.7:
+The checks :class:`mmmask.engine.CheckedRunner` makes where mmengine 0.10.7
+loads whatever unpickles:
 
-1. **Every local checkpoint load** (``Runner`` resume and ``load_from``,
-   ``load_checkpoint``, ``init_cfg=dict(type='Pretrained')``): mmengine's
-   loader for local paths is replaced by
-   :func:`mmmask.apis.checkpoint.load_verified`: the file must be complete,
-   pass its zip checksums, unpickle with ``weights_only=True`` and hold only
-   finite tensors; otherwise :class:`CorruptCheckpointError` names the file
-   and the first bad key.
+1. **Every checkpoint load** (``resume``, ``load_from``, and inside the
+   runner every ``load_checkpoint`` and ``init_cfg=dict(type='Pretrained')``)
+   reads through :func:`mmmask.apis.checkpoint_sources.load_checked`, from
+   a local path or any scheme: the file must be complete, pass its zip
+   checksums, unpickle with ``weights_only=True`` and hold only finite
+   tensors; otherwise :class:`CorruptCheckpointError` names the file (or
+   URL) and the first bad key.
 2. **Resume** (``--resume``): the checkpoint must be a training checkpoint
    (``meta.epoch``, ``meta.iter``, ``message_hub``), and its state dict must
    fit the model exactly (mmengine loads what fits and then fails with
@@ -33,23 +33,15 @@ import re
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mm_checkpoint
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
+from mmmask.apis.checkpoint_sources import load_checked
 from .checkpoint_save import LAST_CHECKPOINT, last_good_checkpoint
 from .hooks.utils import unwrap_model
 
-#: mmengine's methods that the patches call
-_ORIGINAL = {}
 #: keys mmengine ignores when it reports missing keys
 IGNORED_MISSING = ('num_batches_tracked', )
-
-
-def load_from_local(filename: str, map_location=None):
-    """mmengine's loader for local paths, verified (see the module doc)."""
-    return load_verified(osp.expanduser(filename), 'checkpoint',
-                         map_location=map_location)
 
 
 def _examples(keys: Sequence[str], n: int = 3) -> str:
@@ -164,38 +156,41 @@ def report_partial_load(runner, filename: str, report: Dict, model) -> None:
             'checkpoint written with this config.')
 
 
-def load_checkpoint(self: Runner,
-                    filename: str,
-                    map_location='cpu',
-                    strict: bool = False,
-                    revise_keys: list = [(r'^module.', '')]):
-    """``Runner.load_checkpoint`` with the checks of the module doc."""
-    checkpoint = mm_checkpoint._load_checkpoint(
-        filename, map_location=map_location)
-    resuming = getattr(self, '_mmmask_resuming', None) == filename
+def load_checkpoint_checked(runner,
+                            filename: str,
+                            map_location='cpu',
+                            strict: bool = False,
+                            revise_keys: Sequence = ((r'^module.', ''), ),
+                            resuming: bool = False) -> dict:
+    """``Runner.load_checkpoint`` with the checks of the module doc.
+
+    Args:
+        runner (Runner): Its model is loaded; its hooks get
+            ``after_load_checkpoint``.
+        filename (str): A local path or URL (any scheme of
+            :func:`~mmmask.apis.checkpoint_sources.load_checked`).
+        resuming (bool): Whether this load is a resume (it must be a
+            training checkpoint that fits the model exactly).
+
+    Returns:
+        dict: The checkpoint, as mmengine returns it.
+    """
+    what = '--resume' if resuming else 'load_from'
+    checkpoint = load_checked(filename, what, map_location=map_location)
     if resuming:
         check_training_checkpoint(checkpoint, filename)
-    self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-    model = unwrap_model(self.model)
+    runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+    model = unwrap_model(runner.model)
     report = compare_state(model, checkpoint, revise_keys)
     if resuming:
         check_resume_fit(report, filename, model)
     else:
-        report_partial_load(self, filename, report, model)
+        report_partial_load(runner, filename, report, model)
     checkpoint = mm_checkpoint._load_checkpoint_to_model(
         model, checkpoint, strict, revise_keys=revise_keys)
-    self._has_loaded = True
-    self.logger.info(f'Load checkpoint from {filename}')
+    runner._has_loaded = True
+    runner.logger.info(f'Load checkpoint from {filename}')
     return checkpoint
-
-
-def resume(self: Runner, filename: str, *args, **kwargs) -> None:
-    """``Runner.resume``; marks the load as a resume for the checks."""
-    self._mmmask_resuming = filename
-    try:
-        _ORIGINAL['resume'](self, filename, *args, **kwargs)
-    finally:
-        self._mmmask_resuming = None
 
 
 def checkpoints_in(work_dir: str) -> List[str]:
@@ -258,40 +253,18 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
         f'--resume: {save_file} names {last!r}, which does not exist: {hint}')
 
 
-def load_or_resume(self: Runner) -> None:
-    """``Runner.load_or_resume``; a broken checkpoint chosen by auto-resume
-    is refused with the newest loadable one named."""
-    auto = (self._resume and self._load_from is None
-            and not self._has_loaded)
-    try:
-        _ORIGINAL['load_or_resume'](self)
-    except CorruptCheckpointError as err:
-        if not auto:
-            raise
-        older = newest_loadable(self.work_dir, exclude=err.path)
-        fix = (f'the newest loadable checkpoint before it is {older}: '
-               f'continue from it with --resume {older} (the run will '
-               f'write {osp.basename(err.path)} again when it gets there; '
-               'copy the broken file away first to keep it)' if older else
-               'no other checkpoint in the work dir loads: start a new run '
-               'with --overwrite-work-dir or into another --work-dir')
-        raise CorruptCheckpointError(
-            f'{err} Auto-resume (--resume without a path) picked it from '
-            f'{osp.join(self.work_dir, LAST_CHECKPOINT)} and refuses to '
-            f'fall back on its own: {fix}.', err.path, err.key) from err
-
-
-def install() -> None:
-    """Put the checked steps into mmengine (idempotent)."""
-    from mmengine.runner import runner as runner_module
-    if getattr(Runner.load_checkpoint, 'mmmask_checked', False):
-        return
-    mm_checkpoint.CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    _ORIGINAL['resume'] = Runner.resume
-    _ORIGINAL['load_or_resume'] = Runner.load_or_resume
-    load_checkpoint.mmmask_checked = True
-    Runner.load_checkpoint = load_checkpoint
-    Runner.resume = resume
-    Runner.load_or_resume = load_or_resume
-    runner_module.find_latest_checkpoint = find_latest_checkpoint
+def auto_resume_refusal(work_dir: str,
+                        err: CorruptCheckpointError) -> CorruptCheckpointError:
+    """The error for a broken checkpoint that auto-resume picked: it names
+    the newest loadable checkpoint before it and how to continue."""
+    older = newest_loadable(work_dir, exclude=err.path)
+    fix = (f'the newest loadable checkpoint before it is {older}: '
+           f'continue from it with --resume {older} (the run will '
+           f'write {osp.basename(err.path)} again when it gets there; '
+           'copy the broken file away first to keep it)' if older else
+           'no other checkpoint in the work dir loads: start a new run '
+           'with --overwrite-work-dir or into another --work-dir')
+    return CorruptCheckpointError(
+        f'{err} Auto-resume (--resume without a path) picked it from '
+        f'{osp.join(work_dir, LAST_CHECKPOINT)} and refuses to '
+        f'fall back on its own: {fix}.', err.path, err.key)

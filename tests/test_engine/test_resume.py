@@ -7,14 +7,15 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import load_checkpoint
 
 from mmmask.compat import checkpoint_getattr
+from mmmask.engine import CheckedRunner
 from tests.helpers import tiny_runner_cfg
 
 
-def run(cfg: dict) -> Runner:
-    runner = Runner.from_cfg(Config(cfg))
+def run(cfg: dict) -> CheckedRunner:
+    runner = CheckedRunner.from_cfg(Config(cfg))
     runner.train()
     return runner
 
@@ -40,7 +41,7 @@ def test_train_two_epochs_then_resume_to_three(tmp_path, shapes_dir):
 def test_load_from_restores_weights(tmp_path, shapes_dir):
     work = str(tmp_path / 'work')
     runner = run(tiny_runner_cfg(work, shapes_dir, max_epochs=1))
-    model = Runner.from_cfg(Config(tiny_runner_cfg(
+    model = CheckedRunner.from_cfg(Config(tiny_runner_cfg(
         str(tmp_path / 'other'), shapes_dir))).model
     load_checkpoint(model, osp.join(work, 'epoch_1.pth'))
     for (k, a), b in zip(runner.model.state_dict().items(),
@@ -74,7 +75,7 @@ def test_checkpoint_with_pickled_callable_is_refused(tmp_path, shapes_dir,
         GetattrPayload()
     torch.save({'meta': {'epoch': 1, 'iter': 1}, 'state_dict': {},
                 'message_hub': obj}, evil)
-    runner = Runner.from_cfg(Config(tiny_runner_cfg(
+    runner = CheckedRunner.from_cfg(Config(tiny_runner_cfg(
         str(tmp_path / 'work'), shapes_dir)))
     with pytest.raises(pickle.UnpicklingError):
         runner.resume(str(evil))

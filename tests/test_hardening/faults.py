@@ -10,7 +10,6 @@ half-way through the bytes, creates ``MARKER`` and waits to be killed. With
 ``cache``: trains the AMT run of ``test_resume_between_checkpoints`` (epoch
 checkpoints) and stalls the same way while writing cache version 2.
 """
-import io
 import os
 import signal
 import sys
@@ -34,25 +33,26 @@ def fault_cfg(work_dir: str, data_root: str, max_keep_ckpts: int = -1,
 
 
 def stall_in_save(marker: str, epoch: int = 2) -> None:
-    """Make ``torch.save`` of the epoch-``epoch`` checkpoint write half of
-    its bytes, create ``marker`` and block until the process is killed."""
-    original = torch.save
+    """Make the write of the epoch-``epoch`` checkpoint file stop after
+    half of its bytes, create ``marker`` and block until the process is
+    killed (the runner serialises a checkpoint, then the file backend
+    writes its bytes: the kill falls inside that write)."""
+    from mmmask.engine.checkpoint_save import AtomicCheckpointBackend
+    from mmmask.fileio import atomic_write
+    original = AtomicCheckpointBackend.put
 
-    def save(obj, f, *args, **kwargs):
-        meta = obj.get('meta', {}) if isinstance(obj, dict) else {}
-        if meta.get('epoch') != epoch or isinstance(f, (str, os.PathLike)):
-            return original(obj, f, *args, **kwargs)
-        buffer = io.BytesIO()
-        original(obj, buffer, *args, **kwargs)
-        data = buffer.getvalue()
-        f.write(data[:len(data) // 2])
-        f.flush()
-        with open(marker, 'w') as m:
-            m.write(str(os.getpid()))
-        while True:
-            signal.pause()
+    def put(self, obj: bytes, filepath) -> None:
+        if os.path.basename(str(filepath)) != f'epoch_{epoch}.pth':
+            return original(self, obj, filepath)
+        with atomic_write(str(filepath), 'checkpoint') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+            with open(marker, 'w') as m:
+                m.write(str(os.getpid()))
+            while True:
+                signal.pause()
 
-    torch.save = save
+    AtomicCheckpointBackend.put = put
 
 
 def stall_in_cache_write(marker: str, version: int = 2) -> None:
@@ -81,7 +81,8 @@ def main() -> None:
     torch.set_num_threads(1)
     import mmmask  # noqa: F401
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mmmask.engine import CheckedRunner
     if sys.argv[4:] == ['cache']:
         from tests.test_hardening.test_resume_between_checkpoints import \
             run_cfg
@@ -90,7 +91,7 @@ def main() -> None:
     else:
         stall_in_save(marker)
         cfg = fault_cfg(work_dir, data_root, max_keep_ckpts=1)
-    Runner.from_cfg(Config(cfg)).train()
+    CheckedRunner.from_cfg(Config(cfg)).train()
 
 
 if __name__ == '__main__':

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS, MODELS, TRANSFORMS
 
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.apis.train_inputs import check_data_roots
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
+from mmmask.engine import CheckedRunner, hint_typos
 from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheError, CacheSizeError,
                           check_cache_size, read_header, write_image_cache)
 from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
@@ -198,7 +198,7 @@ def runner_with_cache(tmp_path, data_root, cache_rows):
     cache = osp.join(work, 'amt_saliency.bin')
     write_image_cache(cache, np.random.rand(cache_rows, 4, 4), 1,
                       'float32')
-    runner = Runner.from_cfg(Config(amt_runner_cfg(work, data_root, 2)))
+    runner = CheckedRunner.from_cfg(Config(amt_runner_cfg(work, data_root, 2)))
     return runner, cache, digest(cache)
 
 
@@ -278,7 +278,7 @@ def test_corrupt_image_names_the_file(tmp_path, keep):
     make_shapes_dataset(root, num_images=1, size=32, seed=3)
     path = osp.join(root, os.listdir(root)[0])
     truncate(path, keep)
-    load = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    load = TRANSFORMS.build(dict(type='LoadImageFromFileNamingErrors'))
     advice = (r'replace it with a good copy or remove it from the dataset '
               r'\(ignore_empty=True .* does not skip such files' if keep else
               'the file is empty; .* set ignore_empty=True')
@@ -287,7 +287,8 @@ def test_corrupt_image_names_the_file(tmp_path, keep):
         load(dict(img_path=path))
     # the advice holds: ignore_empty=True skips an empty file, not a
     # truncated one
-    skip = TRANSFORMS.build(dict(type='LoadImageFromFile', ignore_empty=True))
+    skip = TRANSFORMS.build(dict(type='LoadImageFromFileNamingErrors',
+                                 ignore_empty=True))
     if keep:
         with pytest.raises(ValueError, match='cannot decode'):
             skip(dict(img_path=path))
@@ -314,7 +315,7 @@ def test_masker_type_typo_lists_registered():
     (TRANSFORMS, 'ColorNoiseMaskGenerater', 'ColorNoiseMaskGenerator'),
 ])
 def test_hook_and_transform_typos_get_hints(registry, typo, right):
-    with pytest.raises(KeyError) as err:
+    with pytest.raises(KeyError) as err, hint_typos():
         registry.build(dict(type=typo))
     msg = str(err.value)
     assert f'Did you mean {right}' in msg
@@ -325,7 +326,7 @@ def test_typo_in_a_runner_config_hook(tmp_path, shapes_dir):
     cfg = tiny_runner_cfg(str(tmp_path), shapes_dir, max_epochs=1,
                           custom_hooks=[dict(type='PLBHok')])
     with pytest.raises(KeyError, match='Did you mean PLBHook'):
-        Runner.from_cfg(Config(cfg))
+        CheckedRunner.from_cfg(Config(cfg))
 
 
 # 11. a ratio given as a string -------------------------------------------
@@ -381,7 +382,7 @@ def test_truncated_checkpoint_through_auto_resume(tmp_path, shapes_dir):
     (tmp_path / 'last_checkpoint').write_text(latest)
     cfg = Config(tiny_runner_cfg(str(tmp_path), shapes_dir))
     cfg = train_tool().merge_args(cfg, train_args(resume='auto'))
-    runner = Runner.from_cfg(cfg)
+    runner = CheckedRunner.from_cfg(cfg)
     with pytest.raises(ValueError) as err:
         runner.load_or_resume()
     msg = str(err.value)

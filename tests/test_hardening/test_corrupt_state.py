@@ -14,12 +14,12 @@ from unittest import mock
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
 from mmmask.apis.checkpoint_records import record_keys
 from mmmask.downstream.cli import main as convert_main
+from mmmask.engine import CheckedRunner
 from tests.helpers import (tiny_camae_cfg, tiny_mae_cfg, tiny_runner_cfg,
                            tiny_simmim_cfg)
 from tests.test_hardening.test_bad_input import digest
@@ -47,7 +47,7 @@ def trained(tmp_path, shapes_dir):
     """A 2-epoch tiny MAE work dir with epoch_1.pth and epoch_2.pth."""
     cfg = tiny_runner_cfg(str(tmp_path / 'work'), shapes_dir, max_epochs=2)
     cfg['train_dataloader']['batch_size'] = 16
-    Runner.from_cfg(Config(cfg)).train()
+    CheckedRunner.from_cfg(Config(cfg)).train()
     return str(tmp_path / 'work'), cfg
 
 
@@ -56,7 +56,7 @@ def resume_runner(cfg, load_from=None, **kw):
     cfg = dict(cfg, resume=True, load_from=load_from, experiment_name=name,
                **kw)
     cfg['train_cfg'] = dict(cfg['train_cfg'], max_epochs=3)
-    return Runner.from_cfg(Config(cfg))
+    return CheckedRunner.from_cfg(Config(cfg))
 
 
 # what a load checks -------------------------------------------------------
@@ -144,7 +144,7 @@ def test_load_from_another_algorithm_warns_with_counts(tmp_path, shapes_dir,
                     meta=dict(epoch=5)), path)
     cfg = tiny_runner_cfg(str(tmp_path / 'work'), shapes_dir, max_epochs=0,
                           load_from=path)
-    runner = Runner.from_cfg(Config(cfg))
+    runner = CheckedRunner.from_cfg(Config(cfg))
     with mock.patch.object(runner.logger, 'warning') as warning:
         runner.load_or_resume()
     msg = ' '.join(str(c.args[0]) for c in warning.call_args_list)
@@ -164,7 +164,7 @@ def test_load_from_that_fits_nothing_is_refused(tmp_path, shapes_dir):
                           load_from=path)
     with pytest.raises(ValueError, match=r'load_from: .*bare.pth has no '
                        r'tensor that fits this model.*init_cfg'):
-        Runner.from_cfg(Config(cfg)).load_or_resume()
+        CheckedRunner.from_cfg(Config(cfg)).load_or_resume()
 
 
 # auto-resume -------------------------------------------------------------

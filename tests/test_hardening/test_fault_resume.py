@@ -21,10 +21,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
-from mmmask.engine import checkpoint_save
+from mmmask.engine import CheckedRunner, checkpoint_save
 from mmmask.fileio import WriteFailed
 from tests.helpers import ROOT, train_tool
 from tests.test_hardening.faults import EPOCHS, fault_cfg
@@ -35,8 +34,8 @@ from tests.test_hardening.test_atomic_write import file_size_limit, leftovers
 
 
 def run(work, data, resume=False, kill_after=None, hooks=(), **kw):
-    runner = Runner.from_cfg(Config(fault_cfg(str(work), data,
-                                              resume=resume, **kw)))
+    runner = CheckedRunner.from_cfg(
+        Config(fault_cfg(str(work), data, resume=resume, **kw)))
     for hook in hooks:
         runner.register_hook(hook)
     if kill_after is not None:

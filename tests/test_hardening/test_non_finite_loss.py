@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
+from mmmask.engine import CheckedRunner
 from mmmask.engine.hooks.non_finite_loss_hook import first_nonfinite_loss
 from tests.helpers import dist_train, tiny_runner_cfg, train_tool
 from tests.test_hardening.test_bad_input import train_args
@@ -33,7 +33,7 @@ def test_nan_loss_stops_before_a_checkpoint(tmp_path, shapes_dir):
     cfg = Config(tiny_runner_cfg(work, shapes_dir, max_epochs=3))
     cfg.train_dataloader.batch_size = 16
     cfg = train_tool().merge_args(cfg, train_args(work_dir=work))
-    runner = Runner.from_cfg(cfg)
+    runner = CheckedRunner.from_cfg(cfg)
     runner.register_hook(NaNWeightAt(3))
     with pytest.raises(FloatingPointError) as err:
         runner.train()

@@ -18,8 +18,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
+from mmmask.engine import CheckedRunner
 from tests.helpers import (CACHED_EPM, amt_runner_cfg, evolved_runner_cfg,
                            knn_hook, tiny_camae_cfg, tiny_camae_runner_cfg,
                            tiny_mae_cfg, tiny_runner_cfg,
@@ -86,7 +86,7 @@ def train(make, work, data, kill_after=None, **kw):
     cfg['custom_hooks'] = cfg.get('custom_hooks', []) + [
         dict(type='RandomStateHook')]
     cfg['train_dataloader']['batch_size'] = 16  # 2 iterations per epoch
-    runner = Runner.from_cfg(Config(cfg))
+    runner = CheckedRunner.from_cfg(Config(cfg))
     recorder = RankStateDumpHook(plan_iters=None, dump=False)
     runner.register_hook(recorder)
     if kill_after is None:

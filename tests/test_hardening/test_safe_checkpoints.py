@@ -1,9 +1,10 @@
 """Checkpoint saves cannot lose the last good state.
 
-mmengine's checkpoint writing is patched to write atomically
-(:mod:`mmmask.fileio`), to write ``last_checkpoint`` after the checkpoint,
-to remove old checkpoints only after the new one is complete, and to never
-write NaN/inf weights (:mod:`mmmask.engine.checkpoint_save`).
+Our configs' ``CheckedRunner`` writes checkpoints atomically
+(:mod:`mmmask.fileio`) and never writes NaN/inf weights; their
+``AtomicCheckpointHook`` writes ``last_checkpoint`` after the checkpoint
+and removes old checkpoints only after the new one is complete
+(:mod:`mmmask.engine.checkpoint_save`).
 """
 import os
 import os.path as osp
@@ -14,8 +15,8 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import MessageHub, MMLogger
-from mmengine.runner import Runner
 
+from mmmask.engine import AtomicCheckpointHook, CheckedRunner
 from mmmask.fileio import WriteFailed, atomic_save
 from tests.helpers import tiny_runner_cfg
 from tests.test_hardening.test_atomic_write import leftovers
@@ -40,7 +41,7 @@ def small_run(tmp_path, shapes_dir, max_keep=1, epochs=2):
     cfg = tiny_runner_cfg(str(tmp_path), shapes_dir, max_epochs=epochs)
     cfg['train_dataloader']['batch_size'] = 16
     cfg['default_hooks']['checkpoint']['max_keep_ckpts'] = max_keep
-    return Runner.from_cfg(Config(cfg))
+    return CheckedRunner.from_cfg(Config(cfg))
 
 
 def test_max_keep_removes_only_after_saving(tmp_path, shapes_dir):
@@ -88,7 +89,7 @@ class FakeRunner:
 
 
 def test_previous_best_removed_only_after_the_new_one(tmp_path):
-    hook = CheckpointHook(interval=1, save_best='acc', rule='greater')
+    hook = AtomicCheckpointHook(interval=1, save_best='acc', rule='greater')
     runner = FakeRunner(str(tmp_path))
     hook.before_train(runner)
     runner.epoch = 1

@@ -158,10 +158,9 @@ def test_slurm_scripts_refuse_bad_arguments(slurm_bin, script, args, env,
 
 def test_slurm_cpu_init_needs_a_master_address(monkeypatch):
     """Without scontrol (not in an allocation) and MASTER_ADDR, the CPU
-    launcher says what to do instead of using an error text as host."""
-    import mmengine.dist.utils as dist_utils
-    if torch.cuda.is_available():
-        pytest.skip('the CPU fallback runs only without CUDA')
+    launcher (CheckedRunner.setup_env without CUDA) says what to do instead
+    of using an error text as host."""
+    from mmmask.apis.launch import init_cpu_process_group
     for key in ('MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv('SLURM_PROCID', '0')
@@ -169,4 +168,4 @@ def test_slurm_cpu_init_needs_a_master_address(monkeypatch):
     monkeypatch.setenv('SLURM_NODELIST', 'cpu-node-1')
     monkeypatch.setenv('PATH', '/nonexistent')
     with pytest.raises(RuntimeError, match='set MASTER_ADDR'):
-        dist_utils._init_dist_slurm('gloo')
+        init_cpu_process_group('slurm', dict(backend='nccl'))

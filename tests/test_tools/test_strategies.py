@@ -96,7 +96,7 @@ def test_maskers_take_the_demo_model_settings(configs):
 def test_masker_runs_drop_the_demo_masking_transforms(configs):
     # per-step EHM on SimMIM: the SimMIM demo's AMT transforms are gone
     assert pipeline_types(configs['simmim-ehm']) == [
-        'LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip',
+        'LoadImageFromFileNamingErrors', 'RandomResizedCrop', 'RandomFlip',
         'PackInputs']
     assert 'algorithm_keys' not in transform(configs['simmim-ehm'],
                                              'PackInputs')

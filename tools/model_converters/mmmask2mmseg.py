@@ -10,7 +10,7 @@ input.
 """
 import sys
 
-import mmmask  # noqa: F401  (safe checkpoint loading)
+import mmmask  # noqa: F401  (the allow-list of mmengine checkpoints)
 from mmmask.downstream.cli import main
 
 if __name__ == '__main__':

@@ -15,6 +15,10 @@ custom_imports = dict(
     imports=['mmmask', 'mmmask.downstream.mmdet'],
     allow_failed_imports=False)
 
+# mmmask's runner: the pre-trained checkpoint (a path or a URL) is loaded
+# checked and weights-only (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+
 image_size = (1024, 1024)
 model = dict(
     data_preprocessor=dict(batch_augments=[

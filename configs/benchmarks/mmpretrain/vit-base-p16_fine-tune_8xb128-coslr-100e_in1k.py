@@ -10,6 +10,10 @@ _base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 
 custom_imports = dict(imports=['mmmask'], allow_failed_imports=False)
 
+# mmmask's runner: the pre-trained checkpoint (a path or a URL) is loaded
+# checked and weights-only (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+
 model = dict(
     backbone=dict(
         # converted checkpoints hold the encoder without a key prefix

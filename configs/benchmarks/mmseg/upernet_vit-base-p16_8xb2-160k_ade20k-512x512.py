@@ -9,6 +9,10 @@ _base_ = 'mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
 custom_imports = dict(imports=['mmmask'], allow_failed_imports=False)
 
+# mmmask's runner: the pre-trained checkpoint (a path or a URL) is loaded
+# checked and weights-only (docs/upstream_compat.md)
+runner_type = 'mmpretrain.CheckedRunner'
+
 model = dict(
     pretrained=None,
     backbone=dict(

@@ -64,7 +64,7 @@ def whole_image_pipeline(backbone: nn.Module) -> list:
     the per-image caches and the k-NN monitor embed."""
     h, w = backbone.img_size
     return [
-        dict(type='LoadImageFromFile'),
+        dict(type='LoadImageFromFileNamingErrors'),
         dict(type='Resize', scale=(w, h), keep_ratio=False),
         dict(type='PackInputs'),
     ]
