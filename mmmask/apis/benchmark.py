@@ -4,8 +4,11 @@
 per-method scripts (``benchmark_{colormae,amt,evolving_masks,idm_cost}``)
 measure with these functions, so their numbers come from the same code.
 """
+import collections
+import os.path as osp
 import platform
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -13,6 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmmask.models.utils import autocast_in, batch_saliency, patch_grid
 from .inspect import hook_cfg
@@ -251,6 +255,125 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
         sample.set_field(result['structure_version'], 'structure_version')
         samples.append(sample)
     return crop, samples
+
+
+#: aten ops that make the host wait for the device: a value read on the
+#: host (``item``/``bool``/``int``/``float`` of a tensor end in
+#: ``_local_scalar_dense``) or an output whose size depends on the data
+SYNC_OPS = frozenset({
+    '_local_scalar_dense', 'is_nonzero', 'equal', 'nonzero',
+    'masked_select', 'unique', '_unique', '_unique2', 'unique_dim',
+    'unique_consecutive'
+})
+
+#: what counts as mask code: files of the ``mmmask`` package (relative
+#: paths, a folder ends in ``/``), or ``(file, function)`` for a mask
+#: function in a file that does other work too
+MASK_CODE = (
+    'masks/', 'models/maskers/', 'models/algorithms/plan_source.py',
+    'models/utils/attention_probe.py', 'models/utils/layer_capture.py',
+    'models/utils/backbone_grid.py',
+    ('models/algorithms/simmim.py', 'pipeline_mask'),
+)
+
+
+def _is_sync(func, args: tuple, kwargs: dict) -> bool:
+    """Whether a dispatched aten op makes the host wait for the device."""
+    name = func._schema.name.split('::')[-1]
+    if name in SYNC_OPS:
+        return True
+    if name == 'repeat_interleave':  # without output_size: a data size
+        return kwargs.get('output_size') is None and isinstance(
+            args[0], torch.Tensor) and args[0].dim() == 1 and len(args) < 3
+    if name in ('index', 'index_put', 'index_put_', '_index_put_impl_'):
+        indices = args[1] if len(args) > 1 else kwargs.get('indices', ())
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                   for i in indices or ())
+    return False
+
+
+class HostSyncCounter(TorchDispatchMode):
+    """Count the host waits and device ops that mask code issues.
+
+    A ``TorchDispatchMode``: while it is active, every aten op is checked
+    for mask code on the Python stack (:data:`MASK_CODE`: the plan, the
+    maskers, the attention probe, the plan source of the algorithms; the
+    backbone's, decoder's and loss's own ops are not counted). Among those
+    ops, the ones that make the host wait for the device (:data:`SYNC_OPS`:
+    ``item``/``bool``/``int`` of a tensor, ``nonzero``, boolean-mask
+    indexing, ``masked_select``, ``unique``, ...) are the host waits; every
+    op that is not a view is a device op (a kernel on an accelerator). On
+    the CPU nothing waits, but the same code on a GPU would: this is how
+    the CPU test suite keeps the training path free of waits.
+
+    Attributes:
+        syncs (Counter): Host waits by ``(op, file:line)`` of the innermost
+            mask-code frame.
+        ops (int): Device ops of mask code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import mmmask
+        self.root = osp.dirname(osp.abspath(mmmask.__file__)) + osp.sep
+        self.syncs: collections.Counter = collections.Counter()
+        self.ops = 0
+        self._files: Dict[str, object] = {}
+
+    @property
+    def num_syncs(self) -> int:
+        """Number of host waits counted."""
+        return sum(self.syncs.values())
+
+    def _mask_rule(self, filename: str) -> object:
+        """None, True (the whole file) or the set of mask functions."""
+        if filename not in self._files:
+            rule = None
+            if filename.startswith(self.root):
+                rel = filename[len(self.root):].replace(osp.sep, '/')
+                names = set()
+                for entry in MASK_CODE:
+                    if isinstance(entry, tuple):
+                        if rel == entry[0]:
+                            names.add(entry[1])
+                    elif rel == entry or (entry.endswith('/')
+                                          and rel.startswith(entry)):
+                        rule = True
+                if rule is None and names:
+                    rule = names
+            self._files[filename] = rule
+        return self._files[filename]
+
+    def _mask_frame(self) -> Optional[str]:
+        """``file:line`` of the innermost mask-code frame, or None."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            rule = self._mask_rule(code.co_filename)
+            if rule is True or (rule and code.co_name in rule):
+                rel = code.co_filename[len(self.root):]
+                return f'{rel}:{frame.f_lineno}'
+            frame = frame.f_back
+        return None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        where = self._mask_frame()
+        if where is not None:
+            if _is_sync(func, args, kwargs):
+                name = func._schema.name.split('::')[-1]
+                self.syncs[(name, where)] += 1
+            elif not func.is_view:
+                self.ops += 1
+        return func(*args, **kwargs)
+
+
+def count_syncs(fn: Callable[[], object]) -> HostSyncCounter:
+    """Run ``fn()`` once under a :class:`HostSyncCounter` and return it."""
+    counter = HostSyncCounter()
+    with counter:
+        fn()
+    return counter
 
 
 class Timer:
