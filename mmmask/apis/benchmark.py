@@ -409,7 +409,7 @@ def instrument_idm(model: nn.Module, timer: Timer) -> None:
     bookkeeping. Patches the CAMAE module's ``cls_attention`` (for the
     process) and the model's masker and ``credit_masker``."""
     from mmmask.models.algorithms import camae as camae_module
-    if not getattr(model.masker, 'uses_attention', False):
+    if model.masker is None or not model.masker.reuses_cls_attention:
         raise ValueError(
             f'{type(model.masker).__name__} is not IDM: give a CAMAE config '
             "with masker=dict(type='IDMMasker', ...)")

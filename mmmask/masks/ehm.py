@@ -502,9 +502,8 @@ def build_tree(similarity: Tensor, method: str = 'auto') -> PatchTree:
         raise ValueError(
             f'method={method!r}: use one of {", ".join(BUILD_METHODS)}')
     sim = _check_similarity(similarity)
-    on_cpu = sim.device.type == 'cpu'
-    if method == 'auto':
-        method = 'scipy' if on_cpu else 'steps'
+    if method == 'auto':  # one opaque op: compiles without graph breaks
+        return PatchTree(*device_tree(sim))
     with torch.no_grad(), torch.autocast(sim.device.type, enabled=False):
         if method == 'scipy':
             return _scipy_tree(sim)
@@ -512,12 +511,49 @@ def build_tree(similarity: Tensor, method: str = 'auto') -> PatchTree:
         avg = symmetric_table(sim)
         if method == 'rounds':
             return _rounds_tree(avg)
-        top = avg.amax(dim=(1, 2))  # for scipy's distances max(S) - S
-        if sim.device.type == 'cuda':
-            rec = CAPTURED_BUILDS(avg)
+        return _steps_tree(avg)
+
+
+def _steps_tree(avg: Tensor, captured: bool = False) -> PatchTree:
+    """The fixed-step build of a table, eager or replayed from a graph."""
+    top = avg.amax(dim=(1, 2))  # for scipy's distances max(S) - S
+    rec = CAPTURED_BUILDS(avg) if captured else steps_build(avg)
+    return _tree_from_records(rec, top)
+
+
+@torch.library.custom_op('mmmask::ehm_tree', mutates_args=())
+def device_tree(similarity: Tensor) -> Tuple[Tensor, Tensor]:
+    """``build_tree(similarity, 'auto')`` as one operator.
+
+    scipy on the CPU, the fixed-step build replayed from a CUDA graph on
+    CUDA, the eager fixed-step build on other devices. Registered as a
+    torch operator so that ``torch.compile`` (and mmengine's
+    ``compile=True``) keeps it as one node of the masker's graph instead of
+    breaking the graph at scipy's host code or unrolling ``N - 1`` steps.
+
+    Args:
+        similarity (Tensor): ``(B, N, N)`` float similarities.
+
+    Returns:
+        tuple[Tensor, Tensor]: :class:`PatchTree`'s ``merges`` and
+        ``level``.
+    """
+    with torch.no_grad(), torch.autocast(similarity.device.type,
+                                         enabled=False):
+        if similarity.device.type == 'cpu':
+            tree = _scipy_tree(similarity)
         else:
-            rec = steps_build(avg)
-        return _tree_from_records(rec, top)
+            assert_finite(similarity)
+            tree = _steps_tree(symmetric_table(similarity),
+                               captured=similarity.device.type == 'cuda')
+    return tree.merges, tree.level
+
+
+@device_tree.register_fake
+def _device_tree_shapes(similarity: Tensor) -> Tuple[Tensor, Tensor]:
+    B, n, _ = similarity.shape
+    return (similarity.new_empty((B, n - 1, 4), dtype=torch.float64),
+            similarity.new_empty((B, 2 * n - 1), dtype=torch.long))
 
 
 def average_linkage(similarity: Tensor, method: str = 'auto') -> Tensor:

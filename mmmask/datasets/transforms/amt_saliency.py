@@ -13,7 +13,8 @@ Pipeline (MAE)::
     dict(type='TrackedRandomResizedCrop', scale=224, ...),
     dict(type='TrackedRandomFlip', prob=0.5),
     dict(type='AMTSaliencyCrop', cell_size=16),
-    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version'])
+    dict(type='PackInputs',
+         algorithm_keys=['saliency', 'saliency_version', 'mask_rank'])
 """
 from typing import Optional
 
@@ -22,7 +23,7 @@ import torch
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.masks import crop_saliency
+from mmmask.masks import amt_ranks, crop_saliency
 from .cache_lookup import CacheLookupTransform
 
 
@@ -39,7 +40,12 @@ class AMTSaliencyCrop(CacheLookupTransform):
     - ``results['saliency']``: ``(H / cell_size, W / cell_size)`` float32;
     - ``results['saliency_version']``: the cache version it came from, 0
       when there is no cache yet (then the weights are all ones, and
-      ``AMTMasker`` masks at random: the paper's warm-up).
+      ``AMTMasker`` masks at random: the paper's warm-up);
+    - ``results['mask_rank']`` (with a cache): the order ``M = S(P_A)``
+      (Eq. 5) drawn here by weighted sampling without replacement, as the
+      ``(H / cell_size, W / cell_size)`` int16 rank of every cell
+      (``mmmask.masks.amt_ranks``); ``AMTMasker`` then only cuts it
+      (Eq. 6) on the device.
 
     Args:
         cell_size (int): Side of one cell in pixels of the final image: the
@@ -50,6 +56,8 @@ class AMTSaliencyCrop(CacheLookupTransform):
             the loader workers start.
         interpolation (str): ``'bilinear'`` (default; the paper's
             "interpolation" to image size) or ``'nearest'``.
+        eps (float): Floor of the weights when drawing ``mask_rank``: keep
+            it equal to ``AMTMasker``'s ``eps``. Defaults to 1e-6 (both).
     """
 
     without_cache = 'AMT masks stay random'
@@ -58,12 +66,14 @@ class AMTSaliencyCrop(CacheLookupTransform):
     def __init__(self,
                  cell_size: int = 16,
                  cache_file: Optional[str] = None,
-                 interpolation: str = 'bilinear') -> None:
+                 interpolation: str = 'bilinear',
+                 eps: float = 1e-6) -> None:
         if interpolation not in ('bilinear', 'nearest'):
             raise ValueError(
                 f"interpolation={interpolation!r}: use 'bilinear' or "
                 "'nearest'")
         self.interpolation = interpolation
+        self.eps = float(eps)
         super().__init__(cell_size, cache_file)
 
     def transform(self, results: dict) -> dict:
@@ -81,6 +91,9 @@ class AMTSaliencyCrop(CacheLookupTransform):
                 results.get('geometry', []), self.cell_size,
                 self.interpolation).numpy()
             self.check_grid(weights.shape, img_shape)
+            results['mask_rank'] = amt_ranks(
+                torch.from_numpy(weights)[None],
+                self.eps)[0].numpy().astype(np.int16)
         results['saliency'] = weights
         results['saliency_version'] = int(version)
         return results
