@@ -118,15 +118,19 @@ def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
 
 def train_step_fn(model: nn.Module, inputs, data_samples,
                   lr: float = 1e-4,
-                  dtype: Optional[torch.dtype] = None) -> Callable[[], float]:
+                  dtype: Optional[torch.dtype] = None,
+                  optim: Optional[torch.optim.Optimizer] = None
+                  ) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).
 
     ``dtype``: the forward under autocast in that dtype, on any device
     (float16 on CUDA as the AMP recipes, bfloat16 on the CPU); None for
-    float32.
+    float32. ``optim``: an optimiser to share between the steps of one
+    model (AdamW's state is twice the model); a new AdamW by default.
     """
-    optim = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr)
+    if optim is None:
+        optim = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     device = next(model.parameters()).device
 
@@ -159,13 +163,37 @@ def amt_refresh_hook_cfg(cfg) -> dict:
 
 
 def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
-    """Data samples as ``AMTSaliencyCrop`` packs them, random saliency."""
+    """Data samples as ``AMTSaliencyCrop`` packs them, random saliency,
+    with the order drawn from it (``mask_rank``) once there is a cache."""
     from mmpretrain.structures import DataSample
+
+    from mmmask.masks import amt_ranks
     out = []
     for _ in range(batch):
         sample = DataSample()
-        sample.set_field(torch.rand(*grid).numpy(), 'saliency')
+        saliency = torch.rand(*grid)
+        sample.set_field(saliency.numpy(), 'saliency')
         sample.set_field(version, 'saliency_version')
+        if version:
+            sample.set_field(
+                amt_ranks(saliency[None])[0].numpy().astype(np.int16),
+                'mask_rank')
+        out.append(sample)
+    return out
+
+
+def pipeline_samples(transform: Callable[[dict], dict], img: np.ndarray,
+                     batch: int) -> List:
+    """Data samples as ``PackInputs`` packs a pipeline mask generator's
+    ``mask`` (and ``throw_mask``), one draw per image."""
+    from mmpretrain.structures import DataSample
+    out = []
+    for _ in range(batch):
+        results = transform(dict(img=img))
+        sample = DataSample().set_mask(results['mask'])
+        if 'throw_mask' in results:
+            sample.set_field(torch.from_numpy(results['throw_mask']),
+                             'throw_mask')
         out.append(sample)
     return out
 
@@ -204,7 +232,9 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
     file as ``EvolvedStructureRefreshHook`` does, and maps them onto a crop
     with ``EvolvedStructureCrop`` as the loader workers do: the central
     60 % of the image area (the mean of MAE's crop scale range 0.2-1),
-    resized back to the input size and flipped.
+    resized back to the input size and flipped; the transform also draws
+    the masker's per-step choices (``mask_rank``), as it does once
+    ``MaskScheduleHook`` gave it the masker's draw.
 
     Args:
         masker (nn.Module): An EHM or EPM masker with ``cached=True``.
@@ -232,6 +262,7 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
     transform = TRANSFORMS.build(
         dict(type='EvolvedStructureCrop', cell_size=H // grid[0],
              cache_file=cache_file))
+    transform.set_draw(masker.worker_draw())
     side = (round(H * 0.6**0.5), round(W * 0.6**0.5))
     y0, x0 = (H - side[0]) // 2, (W - side[1]) // 2
     geometry = [
@@ -253,6 +284,7 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
         sample = DataSample()
         sample.set_field(result['structure'], 'structure')
         sample.set_field(result['structure_version'], 'structure_version')
+        sample.set_field(result['mask_rank'], 'mask_rank')
         samples.append(sample)
     return crop, samples
 

@@ -1,6 +1,4 @@
 """EHM tree: equality with scipy's average linkage, depth schedule, masks."""
-import time
-
 import numpy as np
 import pytest
 import torch
