@@ -40,6 +40,7 @@ dendrogram order). The cut is a table lookup (:func:`tree_nodes`,
 Pure torch (and scipy on the CPU), no OpenMMLab imports.
 """
 import math
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -220,7 +221,9 @@ class CapturedBuilds:
     stream); later calls copy the table into the graph's input and replay
     it: a few thousand kernels launched as one. At most ``max_graphs``
     shapes are kept (least recently used dropped): a training batch, the
-    refresh batch and their last, smaller batches.
+    refresh batch and their last, smaller batches. Where a capture fails
+    (e.g. inside another capture), that shape is built eagerly, with a
+    warning.
 
     Args:
         max_graphs (int): Shapes kept. Defaults to 8.
@@ -233,10 +236,18 @@ class CapturedBuilds:
     def __call__(self, avg: Tensor) -> Tensor:
         key = (tuple(avg.shape), avg.dtype, avg.device)
         if key not in self.graphs:
-            self.graphs[key] = self._capture(avg)
+            try:
+                self.graphs[key] = self._capture(avg)
+            except RuntimeError as err:
+                warnings.warn(f'EHM tree: capturing the build of a '
+                              f'{tuple(avg.shape)} batch in a CUDA graph '
+                              f'failed ({err}); it runs eagerly instead.')
+                self.graphs[key] = None
             while len(self.graphs) > self.max_graphs:
                 self.graphs.popitem(last=False)
         self.graphs.move_to_end(key)
+        if self.graphs[key] is None:
+            return steps_build(avg)
         graph, static_in, static_out = self.graphs[key]
         static_in.copy_(avg)
         graph.replay()
