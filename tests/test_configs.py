@@ -49,7 +49,8 @@ def test_config_builds(path):
     masker = getattr(model, 'masker', None)
     if masker is not None and masker.follows_progress:  # needs its hook
         assert any(h.type == 'MaskScheduleHook' for h in cfg.custom_hooks)
-    if getattr(model.masker, 'cached', False):  # cached EHM/EPM: hook + crop
+    if masker is not None and masker.follows_progress and \
+            masker.cache_kind is not None:  # cached EHM/EPM: hook + crop
         assert any(h.type == 'EvolvedStructureRefreshHook'
                    for h in cfg.custom_hooks)
         crops = [t for t in pipeline

@@ -102,3 +102,36 @@ def test_amt_ranks_are_amt_plans():
     assert ref.grid == plan.grid == (7, 7)
     assert select_by_score(-rank.flatten(1).float(), 0.44, 0.26).ids_masked \
         .equal(plan.ids_masked)
+
+
+def test_transforms_draw_in_the_workers(tmp_path):
+    """AMTSaliencyCrop with a cache, and EvolvedStructureCrop once given
+    the masker's draw, pack every patch's rank (``mask_rank``): int16
+    tensors, a permutation of the crop's cells; without a cache or a draw
+    they pack none."""
+    from mmpretrain.registry import MODELS, TRANSFORMS
+
+    from mmmask.masks import KIND_TREE, write_image_cache
+    img = dict(img=np.zeros((32, 32, 3), np.uint8), sample_idx=0,
+               ori_shape=(32, 32), geometry=[])
+    amt_file = str(tmp_path / 'amt.bin')
+    crop = TRANSFORMS.build(dict(type='AMTSaliencyCrop', cell_size=8,
+                                 cache_file=amt_file))
+    assert 'mask_rank' not in crop(dict(img))  # no cache yet
+    write_image_cache(amt_file, np.random.rand(1, 4, 4), 1, 'float32')
+    rank = crop(dict(img))['mask_rank']
+    assert rank.dtype == torch.int16 and rank.shape == (4, 4)
+    assert sorted(rank.flatten().tolist()) == list(range(16))
+    tree_file = str(tmp_path / 'tree.bin')
+    tree = build_tree(random_similarity(1, 16, seed=3))
+    write_image_cache(tree_file, tree.merges[..., :2].to(torch.int16), 1,
+                      'int16', KIND_TREE, (4, 4))
+    structure = TRANSFORMS.build(dict(type='EvolvedStructureCrop',
+                                      cell_size=8, cache_file=tree_file))
+    assert 'mask_rank' not in structure(dict(img))  # no draw wired
+    masker = MODELS.build(dict(type='EvolvedHierarchicalMasker',
+                               cached=True))
+    structure.set_draw(masker.worker_draw())
+    rank = structure(dict(img))['mask_rank']
+    assert rank.dtype == torch.int16 and rank.shape == (4, 4)
+    assert sorted(rank.flatten().tolist()) == list(range(16))

@@ -236,3 +236,19 @@ def test_persistent_workers_draw_at_the_current_progress(tmp_path,
         (rec.grid[i] for i in range(8, 12)), [])
     assert all(first)  # progress 0: grid masks
     assert not all(last)  # alpha ~0.5-0.8: parts change masks
+
+
+def test_mmengine_compile_runs_simmim_with_amt(tmp_path, shapes_dir):
+    """mmengine's ``compile`` end to end (AOT autograd on dynamo's graphs,
+    without inductor's C++ build time): SimMIM + AMT from its first
+    cached batch on. The pipeline packs tensors: numpy fields of a data
+    sample stopped dynamo in mmengine's data preprocessor."""
+    from tests.helpers import amt_runner_cfg, tiny_simmim_run_cfg
+    cfg = amt_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1, warmup=0,
+                         model=tiny_simmim_run_cfg(masker=dict(
+                             type='AMTMasker', mask_ratio=0.44,
+                             throw_ratio=0.26)))
+    cfg['compile'] = dict(backend='aot_eager')
+    torch._dynamo.reset()
+    runner = train_runner(cfg)
+    assert runner.iter == 4

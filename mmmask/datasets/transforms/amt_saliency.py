@@ -18,7 +18,6 @@ Pipeline (MAE)::
 """
 from typing import Optional
 
-import numpy as np
 import torch
 
 from mmpretrain.registry import TRANSFORMS
@@ -37,13 +36,14 @@ class AMTSaliencyCrop(CacheLookupTransform):
     final image: the weights ``P_A`` of AMT Eq. 5
     (:func:`mmmask.masks.crop_saliency`). Writes
 
-    - ``results['saliency']``: ``(H / cell_size, W / cell_size)`` float32;
+    - ``results['saliency']``: ``(H / cell_size, W / cell_size)`` float32
+      tensor;
     - ``results['saliency_version']``: the cache version it came from, 0
       when there is no cache yet (then the weights are all ones, and
       ``AMTMasker`` masks at random: the paper's warm-up);
     - ``results['mask_rank']`` (with a cache): the order ``M = S(P_A)``
       (Eq. 5) drawn here by weighted sampling without replacement, as the
-      ``(H / cell_size, W / cell_size)`` int16 rank of every cell
+      ``(H / cell_size, W / cell_size)`` int16 tensor of every cell's rank
       (``mmmask.masks.amt_ranks``); ``AMTMasker`` then only cuts it
       (Eq. 6) on the device.
 
@@ -83,17 +83,16 @@ class AMTSaliencyCrop(CacheLookupTransform):
         if saliency is None:
             grid = (img_shape[0] // self.cell_size,
                     img_shape[1] // self.cell_size)
-            weights = np.ones(grid, dtype=np.float32)
+            weights = torch.ones(grid)
         else:
             src_shape = tuple(results.get('ori_shape', img_shape))[:2]
             weights = crop_saliency(
                 torch.from_numpy(saliency), src_shape,
                 results.get('geometry', []), self.cell_size,
-                self.interpolation).numpy()
-            self.check_grid(weights.shape, img_shape)
-            results['mask_rank'] = amt_ranks(
-                torch.from_numpy(weights)[None],
-                self.eps)[0].numpy().astype(np.int16)
+                self.interpolation)
+            self.check_grid(tuple(weights.shape), img_shape)
+            results['mask_rank'] = amt_ranks(weights[None],
+                                             self.eps)[0].to(torch.int16)
         results['saliency'] = weights
         results['saliency_version'] = int(version)
         return results

@@ -114,22 +114,34 @@ class BaseMasker(nn.Module):
             check_probeable(backbone, type(self).__name__)
 
     @staticmethod
-    def packed(data_samples: Optional[Sequence], key: str,
-               device: torch.device) -> Optional[Tensor]:
+    def stacked(data_samples: Optional[Sequence],
+                key: str) -> Optional[Tensor]:
         """What the pipeline packed under ``key`` for every sample, stacked
-        on the host and sent to ``device`` without waiting; None when a
-        sample lacks it.
+        where it is: tensors (on the device once the data preprocessor
+        moved them) with ``torch.stack``, numpy arrays on the host; None
+        when a sample lacks it."""
+        if not data_samples or any(key not in s for s in data_samples):
+            return None
+        values = [s.get(key) for s in data_samples]
+        if all(isinstance(v, Tensor) for v in values):
+            return torch.stack(values)
+        return torch.from_numpy(np.stack([np.asarray(v) for v in values]))
+
+    @classmethod
+    def packed(cls, data_samples: Optional[Sequence], key: str,
+               device: torch.device) -> Optional[Tensor]:
+        """:meth:`stacked`, sent to ``device`` without waiting; None when a
+        sample lacks ``key``.
 
         Args:
             data_samples (Sequence, optional): The batch's data samples.
             key (str): The field, e.g. ``'mask_rank'``.
             device (torch.device): Where the stack goes.
         """
-        if not data_samples or any(key not in s for s in data_samples):
+        values = cls.stacked(data_samples, key)
+        if values is None:
             return None
-        host = torch.from_numpy(
-            np.stack([np.asarray(s.get(key)) for s in data_samples]))
-        return host.to(device, non_blocking=True)
+        return values.to(device, non_blocking=True)
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}'

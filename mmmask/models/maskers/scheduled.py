@@ -2,7 +2,6 @@
 import logging
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
@@ -119,7 +118,7 @@ class ScheduledMasker(BaseMasker):
     def cached_structures(self, data_samples: Optional[List], batch: int,
                           grid: Tuple[int, int]) -> Optional[Tensor]:
         """``(B, ...)`` int16 structures that ``EvolvedStructureCrop`` packed,
-        stacked on the host.
+        stacked where they are (:meth:`stacked`).
 
         None when the masker is not cached or a sample of the batch carries
         no structure (no cache yet, or no refresh hook configured): the
@@ -150,8 +149,7 @@ class ScheduledMasker(BaseMasker):
         if len(data_samples) != batch:
             raise ValueError(
                 f'{batch} images but {len(data_samples)} data samples')
-        structures = torch.from_numpy(
-            np.stack([np.asarray(s.structure) for s in data_samples]))
+        structures = self.stacked(data_samples, 'structure')
         expected = tuple(self.structure_shape(grid))
         if tuple(structures.shape[1:]) != expected:
             raise ValueError(
