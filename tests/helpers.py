@@ -187,7 +187,8 @@ AMT_PIPELINE = [
          crop_ratio_range=(0.5, 1.0), backend='pillow'),
     dict(type='TrackedRandomFlip', prob=0.5),
     dict(type='AMTSaliencyCrop', cell_size=8),
-    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
+    dict(type='PackInputs',
+         algorithm_keys=['saliency', 'saliency_version', 'mask_rank']),
 ]
 
 
@@ -217,7 +218,8 @@ EVOLVED_PIPELINE = [
          crop_ratio_range=(0.5, 1.0), backend='pillow'),
     dict(type='TrackedRandomFlip', prob=0.5),
     dict(type='EvolvedStructureCrop', cell_size=8),
-    dict(type='PackInputs', algorithm_keys=['structure', 'structure_version']),
+    dict(type='PackInputs',
+         algorithm_keys=['structure', 'structure_version', 'mask_rank']),
 ]
 
 #: cached maskers for the tiny 4x4 grid (EPM's K scaled to 16 patches)

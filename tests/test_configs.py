@@ -46,9 +46,11 @@ def test_config_builds(path):
     # masks come from the pipeline, or from an in-model masker (IDM, AMT...)
     assert (any('MaskGenerator' in type(t).__name__ for t in pipeline)
             or getattr(model, 'masker', None) is not None)
-    if hasattr(model.masker, 'set_progress'):  # a schedule needs its hook
+    masker = getattr(model, 'masker', None)
+    if masker is not None and masker.follows_progress:  # needs its hook
         assert any(h.type == 'MaskScheduleHook' for h in cfg.custom_hooks)
-    if getattr(model.masker, 'cached', False):  # cached EHM/EPM: hook + crop
+    if masker is not None and masker.follows_progress and \
+            masker.cache_kind is not None:  # cached EHM/EPM: hook + crop
         assert any(h.type == 'EvolvedStructureRefreshHook'
                    for h in cfg.custom_hooks)
         crops = [t for t in pipeline

@@ -27,7 +27,7 @@ train_pipeline = [
     dict(type='EvolvedStructureCrop', cell_size=patch_size),
     dict(
         type='PackInputs',
-        algorithm_keys=['structure', 'structure_version']),
+        algorithm_keys=['structure', 'structure_version', 'mask_rank']),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

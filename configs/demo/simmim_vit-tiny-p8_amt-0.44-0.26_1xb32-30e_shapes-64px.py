@@ -45,7 +45,9 @@ train_pipeline = [
         interpolation='bicubic'),
     dict(type='TrackedRandomFlip', prob=0.5),
     dict(type='AMTSaliencyCrop', cell_size=16),
-    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
+    dict(
+        type='PackInputs',
+        algorithm_keys=['saliency', 'saliency_version', 'mask_rank']),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

@@ -23,7 +23,9 @@ train_pipeline = [
         crop_ratio_range=(0.67, 1.0)),
     dict(type='TrackedRandomFlip', prob=0.5),
     dict(type='AMTSaliencyCrop', cell_size=32),
-    dict(type='PackInputs', algorithm_keys=['saliency', 'saliency_version']),
+    dict(
+        type='PackInputs',
+        algorithm_keys=['saliency', 'saliency_version', 'mask_rank']),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

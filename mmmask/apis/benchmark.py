@@ -4,8 +4,11 @@
 per-method scripts (``benchmark_{colormae,amt,evolving_masks,idm_cost}``)
 measure with these functions, so their numbers come from the same code.
 """
+import collections
+import os.path as osp
 import platform
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -13,6 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmmask.models.utils import autocast_in, batch_saliency, patch_grid
 from .inspect import hook_cfg
@@ -114,15 +118,19 @@ def epm_all_probed_fn(masker: nn.Module, inputs: torch.Tensor,
 
 def train_step_fn(model: nn.Module, inputs, data_samples,
                   lr: float = 1e-4,
-                  dtype: Optional[torch.dtype] = None) -> Callable[[], float]:
+                  dtype: Optional[torch.dtype] = None,
+                  optim: Optional[torch.optim.Optimizer] = None
+                  ) -> Callable[[], float]:
     """One optimisation step of ``model.loss`` (forward, backward, AdamW).
 
     ``dtype``: the forward under autocast in that dtype, on any device
     (float16 on CUDA as the AMP recipes, bfloat16 on the CPU); None for
-    float32.
+    float32. ``optim``: an optimiser to share between the steps of one
+    model (AdamW's state is twice the model); a new AdamW by default.
     """
-    optim = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr)
+    if optim is None:
+        optim = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     device = next(model.parameters()).device
 
@@ -155,13 +163,37 @@ def amt_refresh_hook_cfg(cfg) -> dict:
 
 
 def amt_samples(batch: int, grid: Tuple[int, int], version: int = 1) -> List:
-    """Data samples as ``AMTSaliencyCrop`` packs them, random saliency."""
+    """Data samples as ``AMTSaliencyCrop`` packs them, random saliency,
+    with the order drawn from it (``mask_rank``) once there is a cache."""
     from mmpretrain.structures import DataSample
+
+    from mmmask.masks import amt_ranks
     out = []
     for _ in range(batch):
         sample = DataSample()
-        sample.set_field(torch.rand(*grid).numpy(), 'saliency')
+        saliency = torch.rand(*grid)
+        sample.set_field(saliency.numpy(), 'saliency')
         sample.set_field(version, 'saliency_version')
+        if version:
+            sample.set_field(
+                amt_ranks(saliency[None])[0].numpy().astype(np.int16),
+                'mask_rank')
+        out.append(sample)
+    return out
+
+
+def pipeline_samples(transform: Callable[[dict], dict], img: np.ndarray,
+                     batch: int) -> List:
+    """Data samples as ``PackInputs`` packs a pipeline mask generator's
+    ``mask`` (and ``throw_mask``), one draw per image."""
+    from mmpretrain.structures import DataSample
+    out = []
+    for _ in range(batch):
+        results = transform(dict(img=img))
+        sample = DataSample().set_mask(results['mask'])
+        if 'throw_mask' in results:
+            sample.set_field(torch.from_numpy(results['throw_mask']),
+                             'throw_mask')
         out.append(sample)
     return out
 
@@ -200,7 +232,9 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
     file as ``EvolvedStructureRefreshHook`` does, and maps them onto a crop
     with ``EvolvedStructureCrop`` as the loader workers do: the central
     60 % of the image area (the mean of MAE's crop scale range 0.2-1),
-    resized back to the input size and flipped.
+    resized back to the input size and flipped; the transform also draws
+    the masker's per-step choices (``mask_rank``), as it does once
+    ``MaskScheduleHook`` gave it the masker's draw.
 
     Args:
         masker (nn.Module): An EHM or EPM masker with ``cached=True``.
@@ -228,6 +262,7 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
     transform = TRANSFORMS.build(
         dict(type='EvolvedStructureCrop', cell_size=H // grid[0],
              cache_file=cache_file))
+    transform.set_draw(masker.worker_draw())
     side = (round(H * 0.6**0.5), round(W * 0.6**0.5))
     y0, x0 = (H - side[0]) // 2, (W - side[1]) // 2
     geometry = [
@@ -249,8 +284,128 @@ def cached_structure_fns(masker: nn.Module, backbone: nn.Module,
         sample = DataSample()
         sample.set_field(result['structure'], 'structure')
         sample.set_field(result['structure_version'], 'structure_version')
+        sample.set_field(result['mask_rank'], 'mask_rank')
         samples.append(sample)
     return crop, samples
+
+
+#: aten ops that make the host wait for the device: a value read on the
+#: host (``item``/``bool``/``int``/``float`` of a tensor end in
+#: ``_local_scalar_dense``) or an output whose size depends on the data
+SYNC_OPS = frozenset({
+    '_local_scalar_dense', 'is_nonzero', 'equal', 'nonzero',
+    'masked_select', 'unique', '_unique', '_unique2', 'unique_dim',
+    'unique_consecutive'
+})
+
+#: what counts as mask code: files of the ``mmmask`` package (relative
+#: paths, a folder ends in ``/``), or ``(file, function)`` for a mask
+#: function in a file that does other work too
+MASK_CODE = (
+    'masks/', 'models/maskers/', 'models/algorithms/plan_source.py',
+    'models/utils/attention_probe.py', 'models/utils/layer_capture.py',
+    'models/utils/backbone_grid.py',
+    ('models/algorithms/simmim.py', 'pipeline_mask'),
+)
+
+
+def _is_sync(func, args: tuple, kwargs: dict) -> bool:
+    """Whether a dispatched aten op makes the host wait for the device."""
+    name = func._schema.name.split('::')[-1]
+    if name in SYNC_OPS:
+        return True
+    if name == 'repeat_interleave':  # without output_size: a data size
+        return kwargs.get('output_size') is None and isinstance(
+            args[0], torch.Tensor) and args[0].dim() == 1 and len(args) < 3
+    if name in ('index', 'index_put', 'index_put_', '_index_put_impl_'):
+        indices = args[1] if len(args) > 1 else kwargs.get('indices', ())
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                   for i in indices or ())
+    return False
+
+
+class HostSyncCounter(TorchDispatchMode):
+    """Count the host waits and device ops that mask code issues.
+
+    A ``TorchDispatchMode``: while it is active, every aten op is checked
+    for mask code on the Python stack (:data:`MASK_CODE`: the plan, the
+    maskers, the attention probe, the plan source of the algorithms; the
+    backbone's, decoder's and loss's own ops are not counted). Among those
+    ops, the ones that make the host wait for the device (:data:`SYNC_OPS`:
+    ``item``/``bool``/``int`` of a tensor, ``nonzero``, boolean-mask
+    indexing, ``masked_select``, ``unique``, ...) are the host waits; every
+    op that is not a view is a device op (a kernel on an accelerator). On
+    the CPU nothing waits, but the same code on a GPU would: this is how
+    the CPU test suite keeps the training path free of waits.
+
+    Attributes:
+        syncs (Counter): Host waits by ``(op, file:line)`` of the innermost
+            mask-code frame.
+        ops (int): Device ops of mask code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import mmmask
+        self.root = osp.dirname(osp.abspath(mmmask.__file__)) + osp.sep
+        self.syncs: collections.Counter = collections.Counter()
+        self.ops = 0
+        self._files: Dict[str, object] = {}
+
+    @property
+    def num_syncs(self) -> int:
+        """Number of host waits counted."""
+        return sum(self.syncs.values())
+
+    def _mask_rule(self, filename: str) -> object:
+        """None, True (the whole file) or the set of mask functions."""
+        if filename not in self._files:
+            rule = None
+            if filename.startswith(self.root):
+                rel = filename[len(self.root):].replace(osp.sep, '/')
+                names = set()
+                for entry in MASK_CODE:
+                    if isinstance(entry, tuple):
+                        if rel == entry[0]:
+                            names.add(entry[1])
+                    elif rel == entry or (entry.endswith('/')
+                                          and rel.startswith(entry)):
+                        rule = True
+                if rule is None and names:
+                    rule = names
+            self._files[filename] = rule
+        return self._files[filename]
+
+    def _mask_frame(self) -> Optional[str]:
+        """``file:line`` of the innermost mask-code frame, or None."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            rule = self._mask_rule(code.co_filename)
+            if rule is True or (rule and code.co_name in rule):
+                rel = code.co_filename[len(self.root):]
+                return f'{rel}:{frame.f_lineno}'
+            frame = frame.f_back
+        return None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        where = self._mask_frame()
+        if where is not None:
+            if _is_sync(func, args, kwargs):
+                name = func._schema.name.split('::')[-1]
+                self.syncs[(name, where)] += 1
+            elif not func.is_view:
+                self.ops += 1
+        return func(*args, **kwargs)
+
+
+def count_syncs(fn: Callable[[], object]) -> HostSyncCounter:
+    """Run ``fn()`` once under a :class:`HostSyncCounter` and return it."""
+    counter = HostSyncCounter()
+    with counter:
+        fn()
+    return counter
 
 
 class Timer:
@@ -286,7 +441,7 @@ def instrument_idm(model: nn.Module, timer: Timer) -> None:
     bookkeeping. Patches the CAMAE module's ``cls_attention`` (for the
     process) and the model's masker and ``credit_masker``."""
     from mmmask.models.algorithms import camae as camae_module
-    if not getattr(model.masker, 'uses_attention', False):
+    if model.masker is None or not model.masker.reuses_cls_attention:
         raise ValueError(
             f'{type(model.masker).__name__} is not IDM: give a CAMAE config '
             "with masker=dict(type='IDMMasker', ...)")

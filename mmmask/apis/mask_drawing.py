@@ -33,7 +33,8 @@ def masker_of(model: nn.Module) -> Optional[nn.Module]:
 
 def is_attention_driven(model: nn.Module) -> bool:
     """Whether the model's masker chooses patches from its attention."""
-    return bool(getattr(masker_of(model), 'probes_attention', False))
+    masker = masker_of(model)
+    return masker is not None and masker.probes_attention
 
 
 def needs_weights_note(model: nn.Module, name: str,
@@ -263,7 +264,7 @@ def config_rows(config: str,
         name += ' (saliency of this checkpoint)'
     rgb = to_rgb(raw)
     masker = masker_of(model)
-    scheduled = hasattr(masker, 'set_progress')
+    scheduled = masker is not None and masker.follows_progress
     rows, titles = [], []
     for p in (progress if scheduled and progress else [None]):
         if p is not None:
@@ -275,7 +276,7 @@ def config_rows(config: str,
         labels = plan.label_map().cpu().numpy()
         rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
         titles.append(name + suffix)
-        if segments and hasattr(masker, 'segments'):
+        if segments and scheduled:  # EHM/EPM regions
             with torch.no_grad():
                 seg = masker.segments(inputs, model.backbone)
             seg = seg.view(-1, *plan.grid).cpu().numpy()

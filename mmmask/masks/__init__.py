@@ -1,5 +1,6 @@
 """Pure-torch mask logic: the mask plan, selection and score generators."""
-from .amt import amt_plan, amt_scores, cls_saliency, crop_saliency
+from .amt import (amt_plan, amt_ranks, amt_scores, cls_saliency,
+                  crop_saliency)
 from .crop_geometry import output_shape, patch_output_shape, source_coords
 from .generators import (block_mask, block_masks, grid_phase, grid_scores,
                          random_scores)
@@ -9,13 +10,15 @@ from .image_cache import (KIND_PARTS, KIND_SALIENCY, KIND_TREE, CacheError,
                           CacheSizeError, ImageCacheReader, check_cache,
                           check_cache_size, read_header, row_shape,
                           write_image_cache)
-from .plan import (MaskPlan, check_ratios, plan_counts, ratio_count,
+from .plan import (MaskPlan, assert_on_device, check_ratios, plan_counts,
+                   ratio_count, scores_to_rank, select_by_rank,
                    select_by_score, upsample_map)
 
 __all__ = [
-    'MaskPlan', 'check_ratios', 'plan_counts', 'ratio_count',
-    'select_by_score', 'upsample_map', 'random_scores', 'grid_phase',
-    'grid_scores', 'block_mask', 'block_masks', 'amt_plan', 'amt_scores',
+    'MaskPlan', 'assert_on_device', 'check_ratios', 'plan_counts',
+    'ratio_count', 'scores_to_rank', 'select_by_rank', 'select_by_score',
+    'upsample_map', 'random_scores', 'grid_phase', 'grid_scores',
+    'block_mask', 'block_masks', 'amt_plan', 'amt_ranks', 'amt_scores',
     'cls_saliency', 'crop_saliency', 'output_shape', 'patch_output_shape',
     'source_coords', 'ImageCacheReader', 'read_header',
     'write_image_cache', 'check_cache_size', 'check_cache', 'CacheError',

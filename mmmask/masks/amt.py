@@ -11,6 +11,9 @@ Modeling" (AAAI 2023), ``papers/amt-attention-masking-throwing.txt``.
 - :func:`amt_scores` / :func:`amt_plan`: ``M = S(P_A)`` (Eq. 5), weighted
   sampling without replacement, in its batched form (Gumbel-top-k), then
   ``C(M, r, t)`` (Eq. 6): top ``r`` masked, next ``t`` thrown, rest visible.
+- :func:`amt_ranks`: ``M`` as every patch's position in it, drawn in the
+  loader workers from the cropped saliency; the masker only cuts it
+  (``select_by_rank``).
 
 No OpenMMLab imports.
 """
@@ -21,7 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .crop_geometry import GeometryOp, patch_output_shape, source_coords
-from .plan import MaskPlan, select_by_score
+from .plan import (MaskPlan, assert_on_device, scores_to_rank,
+                   select_by_score)
 
 
 def cls_saliency(cls_attn: Tensor,
@@ -131,8 +135,8 @@ def amt_scores(weights: Tensor,
     Returns:
         Tensor: Scores of the shape of ``weights``.
     """
-    if bool((weights < 0).any()):
-        raise ValueError('AMT sampling weights must be nonnegative')
+    assert_on_device((weights >= 0).all(),
+                     'AMT sampling weights must be nonnegative')
     u = torch.rand(weights.shape, generator=generator,
                    device=weights.device if generator is None else 'cpu')
     u = u.to(weights.device).clamp(1e-12, 1 - 1e-7)
@@ -165,3 +169,24 @@ def amt_plan(weights: Tensor,
     """
     scores = amt_scores(weights, eps, generator)
     return select_by_score(scores, mask_ratio, throw_ratio, grid)
+
+
+def amt_ranks(weights: Tensor,
+              eps: float = 1e-6,
+              generator: Optional[torch.Generator] = None) -> Tensor:
+    """The sampled order ``M = S(P_A)`` (Eq. 5) as each patch's position.
+
+    ``select_by_rank(amt_ranks(w), r, t)`` is ``amt_plan(w, r, t)``
+    (Eq. 6) for the same draw: the loader workers draw the ranks from the
+    cropped saliency, the device only cuts them.
+
+    Args:
+        weights (Tensor): ``(B, L)`` or ``(B, h, w)`` weights ``P_A``.
+        eps (float): See :func:`amt_scores`.
+        generator (torch.Generator, optional): Random source.
+
+    Returns:
+        Tensor: Long ranks of the shape of ``weights``, 0 = drawn first.
+    """
+    scores = amt_scores(weights, eps, generator)
+    return scores_to_rank(scores.flatten(1)).view(scores.shape)

@@ -339,6 +339,8 @@ def crop_noise_windows(bank: Tensor,
     rows = torch.where(vflip[:, None], h - 1 - steps_h, steps_h) + top[:, None]
     cols = torch.where(hflip[:, None], w - 1 - steps_w,
                        steps_w) + left[:, None]
-    index, rows, cols = (t.to(bank.device) for t in (index, rows, cols))
+    # drawn on the host: sent without making the host wait for the device
+    index, rows, cols = (t.to(bank.device, non_blocking=True)
+                         for t in (index, rows, cols))
     windows = bank[index[:, None, None], rows[:, :, None], cols[:, None, :]]
     return windows.reshape(batch_size, h * w)

@@ -198,7 +198,7 @@ def epm_scores(parts: Tensor,
     dev = parts.device
     delta = torch.rand(B, n, generator=generator, device=dev)
     p_part = delta.gather(1, parts.long())  # Eq. 6 (labels < L)
-    phase = grid_phase(grid).to(dev).expand(B, -1)
+    phase = grid_phase(grid).to(dev, non_blocking=True).expand(B, -1)
     if grid_delta is None:
         grid_delta = torch.rand(B, 4, generator=generator, device=dev)
     p_grid = grid_delta.to(dev).gather(1, phase)  # Eq. 17-18

@@ -109,6 +109,19 @@ def plan_counts(num_patches: int, mask_ratio: float,
     return n_mask, n_throw, n_vis
 
 
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Check a 0-d bool tensor without reading it on the host.
+
+    ``torch._assert_async``: on the CPU it raises at once, as a
+    ``ValueError`` with ``message``; on an accelerator the device raises
+    when it gets there (a device-side assert) and the host never waits.
+    """
+    try:
+        torch._assert_async(condition, message)
+    except RuntimeError as err:
+        raise ValueError(message) from err
+
+
 @dataclass
 class MaskPlan:
     """Which patches are visible, masked and thrown, for a batch of images.
@@ -181,12 +194,16 @@ class MaskPlan:
         """The plan on a grid ``scale`` times finer: every cell becomes
         ``scale x scale`` patches with its label (masks drawn on coarse
         cells, e.g. AMT's saliency cells, applied to the model's patches).
+        The counts follow from the shapes: no value is read.
         """
         if scale == 1:
             return self
+        area = scale * scale
         return MaskPlan.from_maps(
             upsample_map(self.mask_map(), scale),
-            upsample_map(self.thrown_map(), scale))
+            upsample_map(self.thrown_map(), scale),
+            counts=(self.ids_masked.shape[1] * area,
+                    self.ids_thrown.shape[1] * area))
 
     def label_map(self) -> Tensor:
         """``(B, h, w)`` long: 0 visible, 1 masked, 2 thrown."""
@@ -202,7 +219,8 @@ class MaskPlan:
     @classmethod
     def from_maps(cls,
                   mask: Tensor,
-                  thrown: Optional[Tensor] = None) -> 'MaskPlan':
+                  thrown: Optional[Tensor] = None,
+                  counts: Optional[Tuple[int, int]] = None) -> 'MaskPlan':
         """Build a plan from binary maps on the patch grid.
 
         Args:
@@ -210,13 +228,21 @@ class MaskPlan:
                 the patch is masked.
             thrown (Tensor, optional): Map of the same shape, nonzero where
                 the patch is thrown. A patch may not be both.
+            counts (tuple[int, int], optional): The masked and thrown
+                counts of every image when the caller knows them (a
+                config's ratios, a pipeline's first batch): the plan is
+                then built and checked on the maps' device without reading
+                a value on the host (one sort). Without them the counts are
+                read from the maps (a host wait on an accelerator).
 
         Returns:
             MaskPlan: The plan.
 
         Raises:
-            ValueError: If images of the batch have different counts, a patch
-                is both masked and thrown, or no patch is visible or masked.
+            ValueError: If images of the batch have different counts (or
+                not ``counts``), a patch is both masked and thrown, or no
+                patch is visible or masked. With ``counts`` on an
+                accelerator, these are device-side asserts.
         """
         if mask.dim() == 2:
             mask = mask[None]
@@ -235,29 +261,46 @@ class MaskPlan:
                     f'throw mask shape {tuple(thrown.shape)} differs from '
                     f'mask shape {tuple(mask.shape)}')
             thrown_b = thrown.flatten(1) != 0
-        if bool((masked & thrown_b).any()):
+        if counts is None:
+            counts = cls._read_counts(masked, thrown_b)
+        n_mask, n_throw = (int(c) for c in counts)
+        n_vis = grid[0] * grid[1] - n_mask - n_throw
+        if n_mask < 1 or n_vis < 1:
+            raise ValueError(
+                f'a plan needs at least one visible and one masked patch, '
+                f'got {n_vis} visible and {n_mask} masked')
+        assert_on_device(
+            ~(masked & thrown_b).any(),
+            'a patch cannot be both masked and thrown')
+        assert_on_device(
+            ((masked.sum(1) == n_mask) &
+             (thrown_b.sum(1) == n_throw)).all(),
+            'every image of a batch must have the same numbers of '
+            f'visible/masked/thrown patches ({n_vis}/{n_mask}/{n_throw} as '
+            'the first batch): use a mask generator with exact counts (all '
+            'mmmask generators have them).')
+        # one stable sort: visible, masked, thrown, each in raster order
+        label = masked.to(torch.uint8) + 2 * thrown_b.to(torch.uint8)
+        order = torch.sort(label, dim=1, stable=True).indices
+        return cls(order[:, :n_vis], order[:, n_vis:n_vis + n_mask],
+                   order[:, n_vis + n_mask:], grid)
+
+    @staticmethod
+    def _read_counts(masked: Tensor, thrown: Tensor) -> Tuple[int, int]:
+        """The counts of the first image, read on the host, after checking
+        that every image has them."""
+        if bool((masked & thrown).any()):
             raise ValueError('a patch cannot be both masked and thrown')
-        visible = ~(masked | thrown_b)
+        visible = ~(masked | thrown)
         counts = [(g.sum(1).min().item(), g.sum(1).max().item())
-                  for g in (visible, masked, thrown_b)]
+                  for g in (visible, masked, thrown)]
         if any(lo != hi for lo, hi in counts):
             raise ValueError(
                 'every image of a batch must have the same numbers of '
                 f'visible/masked/thrown patches, got (min, max) = {counts}: '
                 'use a mask generator with exact counts (all mmmask '
                 'generators have them).')
-        if counts[0][0] < 1 or counts[1][0] < 1:
-            raise ValueError(
-                f'a plan needs at least one visible and one masked patch, '
-                f'got {counts[0][0]} visible and {counts[1][0]} masked')
-
-        def ids(flags: Tensor) -> Tensor:
-            # stable sort puts flagged indices first, in raster order
-            order = torch.sort(
-                (~flags).to(torch.uint8), dim=1, stable=True).indices
-            return order[:, :int(flags[0].sum())]
-
-        return cls(ids(visible), ids(masked), ids(thrown_b), grid)
+        return int(counts[1][0]), int(counts[2][0])
 
 
 def select_by_score(scores: Tensor,
@@ -304,6 +347,66 @@ def select_by_score(scores: Tensor,
     ids_thrown = order[:, n_mask:n_mask + n_throw].sort(dim=1).values
     ids_keep = order[:, n_mask + n_throw:].sort(dim=1).values
     return MaskPlan(ids_keep, ids_masked, ids_thrown, tuple(grid))
+
+
+def select_by_rank(rank: Tensor,
+                   mask_ratio: float,
+                   throw_ratio: float = 0.0,
+                   grid: Optional[Tuple[int, int]] = None) -> MaskPlan:
+    """Cut exact counts from a drawn order, given as every patch's rank.
+
+    The loader workers draw the order (AMT's weighted sampling, a cached
+    EHM cut and node order, EPM's scores) and send each patch's position
+    in it; the device only cuts: rank ``< round(L*r)`` masked, the next
+    ``round(L*t)`` thrown, the rest visible. One comparison and one sort,
+    no value read on the host. ``select_by_rank(rank_of(s))`` equals
+    ``select_by_score(s)`` (:func:`scores_to_rank`).
+
+    Args:
+        rank (Tensor): ``(B, L)`` or ``(B, h, w)`` integer positions, a
+            permutation of ``0 .. L - 1`` per image (not checked: the
+            workers make them so).
+        mask_ratio (float): Mask ratio r in (0, 1).
+        throw_ratio (float): Throw ratio t in [0, 1), ``r + t < 1``.
+        grid (tuple[int, int], optional): As :func:`select_by_score`.
+
+    Returns:
+        MaskPlan: The plan.
+    """
+    if rank.dim() == 3:
+        grid = grid or (rank.shape[1], rank.shape[2])
+        rank = rank.flatten(1)
+    if rank.dim() != 2:
+        raise ValueError(
+            f'rank must be (B, L) or (B, h, w), got {tuple(rank.shape)}')
+    num_patches = rank.shape[1]
+    if grid is None:
+        side = math.isqrt(num_patches)
+        grid = (side, side)
+    if grid[0] * grid[1] != num_patches:
+        raise ValueError(f'grid {grid} does not hold {num_patches} patches')
+    n_mask, n_throw, _ = plan_counts(num_patches, mask_ratio, throw_ratio)
+    label = (rank >= n_mask).to(torch.uint8) + (rank >= n_mask + n_throw)
+    order = torch.sort(label, dim=1, stable=True).indices
+    return MaskPlan(order[:, n_mask + n_throw:], order[:, :n_mask],
+                    order[:, n_mask:n_mask + n_throw], tuple(grid))
+
+
+def scores_to_rank(scores: Tensor) -> Tensor:
+    """Every patch's position in the descending order of its scores.
+
+    Ties keep raster order, as in :func:`select_by_score`.
+
+    Args:
+        scores (Tensor): ``(B, L)`` scores, higher = masked first.
+
+    Returns:
+        Tensor: ``(B, L)`` long ranks, 0 = masked first.
+    """
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    positions = torch.arange(scores.shape[1], device=scores.device)
+    return torch.empty_like(order).scatter_(
+        1, order, positions.expand_as(order))
 
 
 def upsample_map(grid_map: Tensor, scale: int) -> Tensor:

@@ -15,7 +15,7 @@ def test_table_has_every_strategy_and_the_amt_ratio(tmp_path):
     out = tmp_path / 'rows.json'
     res = tool('tools/analysis/benchmark_masks.py', '--arch', 'tiny',
                '--batch', '2', '--reps', '1', '--threads', '1', '--json',
-               str(out))
+               str(out), '--count-syncs')
     lines = res.stdout.splitlines()
     assert any(line.startswith('machine: cpu') for line in lines)
     table = [line for line in lines if line.startswith('| ')]
@@ -35,7 +35,14 @@ def test_table_has_every_strategy_and_the_amt_ratio(tmp_path):
                      'images probed', res.stdout)
     rows = json.load(open(out))['rows']
     names = [r['name'] for r in rows]
-    assert len(names) == len(table) - 1  # all but the header
+    # the cost table, then the --count-syncs table: same rows
+    assert 2 * len(names) == len(table) - 2  # all but the headers
+    for row in rows:  # issue 20: no host wait from mask code, any strategy
+        assert row['host_syncs_per_step'] == 0, row
+        assert row['device_ops_per_step'] > 0, row
+    waits = [line for line in table if line.startswith('| strategy | host')]
+    assert waits == ['| strategy | host waits per step | device ops per '
+                     'step |']
     for name in ('EHM cached', 'EPM cached'):
         row = next(r for r in rows if r['name'].startswith(name))
         assert 0 < row['percent_of_mae_step'] < 100

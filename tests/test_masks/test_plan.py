@@ -100,3 +100,45 @@ def test_plan_upsample_keeps_every_label_per_cell():
     assert torch.equal(up.mask_map(), upsample_map(plan.mask_map(), 2))
     assert torch.equal(up.thrown_map(), upsample_map(plan.thrown_map(), 2))
     assert plan.upsample(1) is plan
+
+
+def test_from_maps_with_known_counts_reads_nothing():
+    """The pipeline path: counts known (a config's), plan built and checked
+    on the device with one sort; the same plan as reading the counts."""
+    from mmmask.apis.benchmark import count_syncs
+    ref = select_by_score(torch.rand(4, 7, 7), 0.5, 0.2)
+    maps = (ref.mask_map(), ref.thrown.view(4, 7, 7))
+    counter = count_syncs(lambda: MaskPlan.from_maps(*maps,
+                                                     counts=(25, 10)))
+    assert counter.num_syncs == 0 and counter.ops < 20
+    plan = MaskPlan.from_maps(*maps, counts=(25, 10))
+    for a, b in ((plan.ids_keep, ref.ids_keep),
+                 (plan.ids_masked, ref.ids_masked),
+                 (plan.ids_thrown, ref.ids_thrown)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match='same numbers'):
+        MaskPlan.from_maps(*maps, counts=(24, 10))
+    with pytest.raises(ValueError, match='both masked and thrown'):
+        MaskPlan.from_maps(maps[0], maps[0], counts=(10, 10))
+    assert count_syncs(lambda: ref.upsample(2)).num_syncs == 0
+
+
+@pytest.mark.parametrize('r,t', RATIOS)
+def test_select_by_rank_cuts_the_drawn_order(r, t):
+    """Ranks drawn elsewhere (the loader workers) give the plan of their
+    scores, with one sort and no host read."""
+    from mmmask.apis.benchmark import count_syncs
+    from mmmask.masks import scores_to_rank, select_by_rank
+    scores = torch.rand(5, 50)
+    scores[:, 10:20] = 0.5  # ties keep raster order in both
+    rank = scores_to_rank(scores)
+    assert torch.equal(rank.sort(1).values, torch.arange(50).expand(5, -1))
+    plan = select_by_rank(rank, r, t, grid=(5, 10))
+    ref = select_by_score(scores, r, t, grid=(5, 10))
+    check_plan(plan, 50, ratio_count(50, r), ratio_count(50, t))
+    for a, b in ((plan.ids_keep, ref.ids_keep),
+                 (plan.ids_masked, ref.ids_masked),
+                 (plan.ids_thrown, ref.ids_thrown)):
+        assert torch.equal(a, b)
+    assert count_syncs(
+        lambda: select_by_rank(rank, r, t, (5, 10))).num_syncs == 0

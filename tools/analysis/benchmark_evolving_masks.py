@@ -12,10 +12,11 @@ Prints, for MAE ViT-B/16 at 224 px (by default):
   the images whose mask the grid term alone decides (exact, see
   ``mmmask.masks.epm.parts_decide``), so its cost follows the fraction of
   images it has to probe at each training progress;
-- the batched tree build against a loop of ``scipy`` average linkage over
-  the same similarity matrices (the probe's attention, and a larger batch
-  of random matrices), with one torch thread (scipy's footing) and with
-  the torch default.
+- the tree builds (``mmmask.masks.ehm.build_tree``: what the masker runs
+  on this device, the fixed-step build eagerly, the previous round build)
+  against a loop of ``scipy`` average linkage over the same similarity
+  matrices (the probe's attention, and a larger batch of random matrices),
+  with one torch thread (scipy's footing) and with the torch default.
 
 The FLOP share is the floor of the time share on any hardware: a no-grad
 pass of the probed layers over all 197 tokens, against a step whose encoder
@@ -139,8 +140,12 @@ def main() -> None:
         epm_probe=lambda: epm.patch_attention(inputs, backbone),
         epm_rest=epm_rest,
         tree=lambda: build_tree(attn6),
+        tree_steps=lambda: build_tree(attn6, 'steps'),
+        tree_rounds=lambda: build_tree(attn6, 'rounds'),
         scipy=lambda: scipy_loop(attn6),
         tree_big=lambda: build_tree(rand),
+        tree_big_steps=lambda: build_tree(rand, 'steps'),
+        tree_big_rounds=lambda: build_tree(rand, 'rounds'),
         scipy_big=lambda: scipy_loop(rand))
     t = timed_round_robin(jobs, args.reps, args.device)
     flops = {name: count_flops(fn) for name, fn in
@@ -149,8 +154,8 @@ def main() -> None:
     if args.device == 'cpu' and default_threads != threads:
         torch.set_num_threads(default_threads)
         tree_threads = timed_round_robin(
-            dict(tree=jobs['tree'], tree_big=jobs['tree_big']), args.reps,
-            args.device)
+            dict(tree=jobs['tree_steps'], tree_big=jobs['tree_big_steps']),
+            args.reps, args.device)
         torch.set_num_threads(threads)
 
     def share(name: str) -> str:
@@ -182,17 +187,22 @@ def main() -> None:
     mean = float(np.trapezoid(fracs, dx=1 / 20))
     print(f'  whole run: {100 * mean:5.1f}% of images probed, '
           f'{100 * mean * t["epm"] / t["step"]:5.1f}% of a step on average')
-    print(f'tree, batch {args.batch:3d} (probe attention): batched '
-          f'{t["tree"] * 1e3:8.2f} ms, scipy loop {t["scipy"] * 1e3:8.2f} '
-          f'ms, speed-up {t["scipy"] / t["tree"]:5.2f}x')
-    print(f'tree, batch {args.tree_batch:3d} (random):          batched '
-          f'{t["tree_big"] * 1e3:8.2f} ms, scipy loop '
-          f'{t["scipy_big"] * 1e3:8.2f} ms, speed-up '
-          f'{t["scipy_big"] / t["tree_big"]:5.2f}x')
+    used = ('scipy' if args.device == 'cpu' else
+            'fixed steps' + (', CUDA graph' if 'cuda' in args.device else ''))
+    for label, key, batch in (('probe attention', 'tree', args.batch),
+                              ('random', 'tree_big', args.tree_batch)):
+        ref = t['scipy' if key == 'tree' else 'scipy_big']
+        print(f'tree, batch {batch:3d} ({label}): masker build ({used}) '
+              f'{t[key] * 1e3:8.2f} ms, fixed steps eager '
+              f'{t[key + "_steps"] * 1e3:8.2f} ms, previous rounds '
+              f'{t[key + "_rounds"] * 1e3:8.2f} ms, scipy loop '
+              f'{ref * 1e3:8.2f} ms; speed-up of the masker build over '
+              f'the scipy loop {ref / t[key]:5.2f}x')
     if tree_threads:
-        print(f'tree with {default_threads} torch threads (scipy stays 1): '
-              f'batch {args.batch} {t["scipy"] / tree_threads["tree"]:5.2f}x, '
-              f'batch {args.tree_batch} '
+        print(f'fixed steps with {default_threads} torch threads, time of '
+              f'the scipy loop (1 thread) / theirs: batch {args.batch} '
+              f'{t["scipy"] / tree_threads["tree"]:5.2f}x, batch '
+              f'{args.tree_batch} '
               f'{t["scipy_big"] / tree_threads["tree_big"]:5.2f}x')
 
 

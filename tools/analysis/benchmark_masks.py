@@ -14,10 +14,11 @@ batch, what each strategy adds per batch:
   per step at progress 0.5, with their share of the step's matrix FLOPs;
   IDM inside real CAMAE steps (the CAMAE step is longer: its share of a
   CAMAE step is printed too);
-- cached EHM and EPM: the per-step masker on the cached structures, the
-  crop mapping of every image (``EvolvedStructureCrop``, in the loader
-  workers) and the refresh (probe + tree / EM of whole images) amortised
-  over the configs' refresh interval R;
+- cached EHM and EPM: the per-step masker on what the loader workers
+  packed, the crop mapping and per-step draw of every image
+  (``EvolvedStructureCrop``, in the loader workers) and the refresh (probe
+  + tree / EM of whole images) amortised over the configs' refresh
+  interval R;
 - the attention probe of EHM (6 layers) and EPM (12 layers) under bfloat16
   autocast, against a bfloat16 training step;
 - AMT's step-time ratio: MAE+AMT (mask 0.45, throw 0.40) step / MAE random
@@ -33,9 +34,16 @@ quick check. ``--json PATH`` also writes the rows as
 timing helpers are those of the per-method scripts
 (``mmmask.apis.benchmark``).
 
+``--count-syncs`` also counts, per strategy, what mask code issues in one
+training step (``mmmask.apis.benchmark.HostSyncCounter``): the host waits
+(``item``/``bool``/``int`` of a tensor, ``nonzero``, boolean-mask indexing,
+``masked_select``, ``unique``) and the device ops; with ``--json`` every
+row gains ``host_syncs_per_step`` and ``device_ops_per_step``.
+
 Usage:
     python tools/analysis/benchmark_masks.py [--arch base|tiny] [--batch 2]
         [--reps 3] [--device cpu|cuda] [--threads N] [--amp] [--json PATH]
+        [--count-syncs]
 """
 import argparse
 import json
@@ -54,11 +62,11 @@ from mmmask.apis import build_model, load_config
 from mmmask.fileio import atomic_write_text
 from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,
                                    cached_structure_fns, count_flops,
-                                   describe_device, epm_all_probed_fn,
-                                   epm_probed_fraction, hook_cfg,
-                                   idm_step_fns, per_image_fn,
-                                   structure_refresh_fn, timed_round_robin,
-                                   train_step_fn)
+                                   count_syncs, describe_device,
+                                   epm_all_probed_fn, epm_probed_fraction,
+                                   hook_cfg, idm_step_fns, per_image_fn,
+                                   pipeline_samples, structure_refresh_fn,
+                                   timed_round_robin, train_step_fn)
 from mmmask.models.utils import patch_grid
 from mmmask.models.utils import autocast_in
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
@@ -124,6 +132,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'batch is cheaper per image; the training batch on '
                         'the CPU, where the cost per image does not depend '
                         'on it)')
+    parser.add_argument('--count-syncs', action='store_true',
+                        help='also count, per strategy, the host waits '
+                        '(item/bool/int of a tensor, nonzero, boolean-mask '
+                        'indexing, masked_select, unique) and the device ops '
+                        'that mask code issues in one training step')
     parser.add_argument('--seed', type=int, default=0)
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
@@ -196,11 +209,18 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
     colour = MODELS.build(dict(type='ColorNoiseMasker',
                                color='green')).to(device)
 
+    optim = torch.optim.AdamW(
+        [p for p in mae.parameters() if p.requires_grad], lr=1e-4)
+
     def with_masker(masker, step):
         def run():
             mae.masker = masker
             return step()
         return run
+
+    def mae_step(masker, data_samples, step_dtype=dtype):
+        return with_masker(masker, train_step_fn(
+            mae, x, data_samples, dtype=step_dtype, optim=optim))
 
     def in_step_dtype(fn):
         def run():
@@ -214,10 +234,8 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
     camae_step, idm_times = idm_step_fns(camae, views, device)
 
     jobs = {
-        'step': with_masker(random, train_step_fn(mae, x, None,
-                                                  dtype=dtype)),
-        'amt_step': with_masker(amt, train_step_fn(mae, x, samples,
-                                                   dtype=dtype)),
+        'step': mae_step(random, None),
+        'amt_step': mae_step(amt, samples),
         'camae_step': camae_step,
         'amt_masker': lambda: amt(x, samples, backbone),
         'amt_refresh': amt_refresh_fn(backbone, x, amp=args.amp),
@@ -225,9 +243,13 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
         'ehm': in_step_dtype(lambda: maskers['ehm'](x, None, backbone)),
         'epm': in_step_dtype(epm_all_probed_fn(maskers['epm'], x, backbone)),
         # the probes alone in bfloat16, against a bfloat16 step
-        'step_bf16': with_masker(random, train_step_fn(
-            mae, x, None, dtype=torch.bfloat16)),
+        'step_bf16': mae_step(random, None, torch.bfloat16),
     }
+    # what one training step runs, per strategy, for --count-syncs
+    steps = dict(colormae_masker=mae_step(colour, None),
+                 amt_masker=jobs['amt_step'],
+                 ehm=mae_step(maskers['ehm'], None),
+                 epm=mae_step(maskers['epm'], None), idm=camae_step)
     for name in ('ehm', 'epm'):
         masker = maskers[name]
 
@@ -239,6 +261,8 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
     for name, path in GENERATORS.items():
         gen = TRANSFORMS.build(generator_cfg(path, size[0], patch))
         jobs[f'{name}_generator'] = per_image_fn(gen, img, B)
+        steps[f'{name}_generator'] = mae_step(
+            None, pipeline_samples(gen, img, B))
     with tempfile.TemporaryDirectory(prefix='mmmask-benchmark-') as tmp:
         for name in ('ehm', 'epm'):
             masker = maskers[f'{name}_cached']
@@ -249,7 +273,9 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
                 masker, backbone, whole, dtype)
             jobs[f'{name}_cached_masker'] = in_step_dtype(
                 lambda m=masker, c=cached: m(x, c, backbone))
+            steps[f'{name}_cached_masker'] = mae_step(masker, cached)
         times = timed_round_robin(jobs, args.reps, device)
+        syncs = count_step_syncs(jobs, steps) if args.count_syncs else None
     times['idm'] = statistics.median(idm_times[1:])  # after the warm-up
     flops = {name: count_flops(jobs[name]) for name in (
         'step', 'ehm', 'epm', 'ehm_cached_refresh', 'epm_cached_refresh')}
@@ -260,8 +286,29 @@ def measure(args: argparse.Namespace) -> Tuple[Dict[str, float], dict]:
                 intervals=intervals, refresh_batch=refresh_batch,
                 torch=torch.__version__, arch=args.arch,
                 depth=len(backbone.layers), epm_share=epm_share,
-                flops=flops, probed=probed_shares(maskers['epm'], grid))
+                flops=flops, probed=probed_shares(maskers['epm'], grid),
+                syncs=syncs)
     return times, info
+
+
+def count_step_syncs(jobs: Dict[str, object],
+                     steps: Dict[str, object]) -> Dict[str, Tuple[int, int]]:
+    """``(host waits, device ops)`` of mask code in one training step per
+    strategy (``HostSyncCounter``), and in one refresh pass or probe.
+
+    Each step runs once before it is counted: a pipeline's mask counts are
+    read on the first batch of a run, and a captured CUDA graph is
+    recorded on its first call.
+    """
+    out = {}
+    for name, fn in list(steps.items()) + [
+            (n, jobs[n]) for n in ('amt_refresh', 'ehm_cached_refresh',
+                                   'epm_cached_refresh', 'ehm_probe_bf16',
+                                   'epm_probe_bf16')]:
+        fn()
+        counter = count_syncs(fn)
+        out[name] = (counter.num_syncs, counter.ops)
+    return out
 
 
 def probed_shares(masker, grid: Tuple[int, int]) -> dict:
@@ -281,44 +328,60 @@ def probed_shares(masker, grid: Tuple[int, int]) -> dict:
 
 def rows(t: Dict[str, float], info: dict) -> List[dict]:
     """Every strategy's cost: ms per batch, % of an MAE random step (and
-    of its matrix FLOPs where counted)."""
+    of its matrix FLOPs where counted); with ``--count-syncs`` the host
+    waits and device ops of mask code per training step (a hook's refresh
+    pass amortised like its time)."""
     step, interval, flops = t['step'], info['interval'], info['flops']
     refresh = t['amt_refresh'] / interval
+    syncs = info.get('syncs')
+    per_batch = info['batch'] / info['refresh_batch']
     out = []
 
     def row(name: str, where: str, seconds: float, note: str = '',
-            flop: Optional[float] = None, of: float = None) -> None:
-        out.append(dict(
+            flop: Optional[float] = None, of: float = None,
+            counted: Tuple[Tuple[str, float], ...] = ()) -> None:
+        r = dict(
             name=name, where=where, ms_per_batch=seconds * 1e3,
             percent_of_mae_step=100 * seconds / (of or step),
             percent_of_flops=None if flop is None else
-            100 * flop / flops['step'], note=note))
+            100 * flop / flops['step'], note=note)
+        if syncs is not None:
+            r['host_syncs_per_step'] = sum(syncs[k][0] * w
+                                           for k, w in counted)
+            r['device_ops_per_step'] = sum(syncs[k][1] * w
+                                           for k, w in counted)
+        out.append(r)
 
     loader = 'per image x batch, in loader workers'
-    row('random (RandomMaskGenerator)', 'pipeline', t['random_generator'],
-        loader)
-    row('block (BlockwiseMaskGenerator)', 'pipeline', t['block_generator'],
-        loader)
-    row('grid (GridMaskGenerator)', 'pipeline', t['grid_generator'], loader)
-    row('ColorMAE green (ColorNoiseMaskGenerator)', 'pipeline',
-        t['colormae_generator'], loader)
+    for key, what in (('random', 'random (RandomMaskGenerator)'),
+                      ('block', 'block (BlockwiseMaskGenerator)'),
+                      ('grid', 'grid (GridMaskGenerator)'),
+                      ('colormae',
+                       'ColorMAE green (ColorNoiseMaskGenerator)')):
+        row(what, 'pipeline', t[f'{key}_generator'], loader,
+            counted=((f'{key}_generator', 1), ))
     row('ColorMAE green (ColorNoiseMasker)', 'model', t['colormae_masker'],
-        'on the training device')
-    row('AMT masker (AMTMasker)', 'model', t['amt_masker'], 'per step')
+        'on the training device', counted=(('colormae_masker', 1), ))
+    row('AMT masker (AMTMasker)', 'model', t['amt_masker'],
+        'per step: cuts the order the loader workers drew (mask_rank)',
+        counted=(('amt_masker', 1), ))
+    amortised = 1 / interval
     row('AMT refresh (AMTSaliencyRefreshHook)', 'hook', refresh,
         f'one pass of {t["amt_refresh"] * 1e3:.1f} ms per batch every '
-        f'{interval} epochs, amortised')
+        f'{interval} epochs, amortised',
+        counted=(('amt_refresh', amortised), ))
     row('AMT total', 'model + hook', t['amt_masker'] + refresh,
-        'masker + amortised refresh')
+        'masker + amortised refresh',
+        counted=(('amt_masker', 1), ('amt_refresh', amortised)))
     row('EHM per step (EvolvedHierarchicalMasker)', 'model', t['ehm'],
-        'probe (6 layers) + tree, progress 0.5', flops['ehm'])
+        'probe (6 layers) + tree, progress 0.5', flops['ehm'],
+        counted=(('ehm', 1), ))
     share = info['epm_share']
     row('EPM per step (EvolvedPartMasker)', 'model', t['epm'] * share,
         f'probe (12 layers) + EM, progress 0.5: {100 * share:.0f} % of the '
         f'images need the probe (expected; {t["epm"] * 1e3:.1f} ms when all '
-        'do)', flops['epm'] * share)
+        'do)', flops['epm'] * share, counted=(('epm', 1), ))
     # the refresh of refresh_batch images, per training batch of B images
-    per_batch = info['batch'] / info['refresh_batch']
     for name, what in (('ehm', 'EHM'), ('epm', 'EPM')):
         R = info['intervals'][name]
         refresh_s = t[f'{name}_cached_refresh'] * per_batch / R
@@ -326,21 +389,36 @@ def rows(t: Dict[str, float], info: dict) -> List[dict]:
                  refresh_s)
         row(f'{what} cached (cached=True + EvolvedStructureRefreshHook)',
             'model + pipeline + hook', sum(parts),
-            f'masker {parts[0] * 1e3:.2f} ms + crop mapping in the loader '
-            f'workers {parts[1] * 1e3:.2f} ms + refresh of '
+            f'masker {parts[0] * 1e3:.2f} ms + crop mapping and draw in the '
+            f'loader workers {parts[1] * 1e3:.2f} ms + refresh of '
             f'{info["refresh_batch"]} whole images '
             f'{t[f"{name}_cached_refresh"] * 1e3:.1f} ms every {R} epochs, '
             'amortised',
-            flops[f'{name}_cached_refresh'] * per_batch / R)
+            flops[f'{name}_cached_refresh'] * per_batch / R,
+            counted=((f'{name}_cached_masker', 1),
+                     (f'{name}_cached_refresh', per_batch / R)))
     row('IDM in CAMAE (IDMMasker)', 'model', t['idm'],
         f'{100 * t["idm"] / t["camae_step"]:.2f} % of a CAMAE step '
-        f'({t["camae_step"] * 1e3:.0f} ms)')
+        f'({t["camae_step"] * 1e3:.0f} ms)', counted=(('idm', 1), ))
     for name, what in (('ehm', 'EHM probe (6 layers)'),
                        ('epm', 'EPM probe (12 layers)')):
         row(f'{what}, bfloat16', 'model', t[f'{name}_probe_bf16'],
             f'% of a bfloat16 step ({t["step_bf16"] * 1e3:.0f} ms)',
-            of=t['step_bf16'])
+            of=t['step_bf16'], counted=((f'{name}_probe_bf16', 1), ))
     return out
+
+
+def sync_table(out: List[dict]) -> List[str]:
+    """The ``--count-syncs`` table: host waits and device ops of mask code
+    per training step, per strategy."""
+    lines = [
+        '| strategy | host waits per step | device ops per step |',
+        '|---|---:|---:|',
+    ]
+    for r in out:
+        lines.append(f'| {r["name"]} | {r["host_syncs_per_step"]:g} | '
+                     f'{r["device_ops_per_step"]:.4g} |')
+    return lines
 
 
 def table(out: List[dict]) -> List[str]:
@@ -387,6 +465,12 @@ def main(argv=None) -> None:
     out = rows(t, info)
     print('\n'.join(table(out)))
     print()
+    if args.count_syncs:
+        print('Mask code in one training step (a refresh pass amortised '
+              'like its time; counted on the CPU these are the waits a GPU '
+              'would make):')
+        print('\n'.join(sync_table(out)))
+        print()
     print(f'AMT step-time ratio (MAE+AMT 0.45/0.40 step / MAE random 0.75 '
           f'step): {t["amt_step"] / t["step"]:.3f} '
           f'({t["amt_step"] * 1e3:.1f} / {t["step"] * 1e3:.1f} ms)')

@@ -147,10 +147,10 @@ def draw_masks(config: str, num: int, cfg_options=None,
             'in-model masker: its model masks at random (fallback); add a '
             'generator or model.masker to the config')
     model.eval()
-    if hasattr(masker, 'set_progress'):
+    if masker.follows_progress:
         masker.set_progress(progress)
         notes.append(f'drawn at training progress {progress:g} (--progress)')
-    if getattr(masker, 'cached', False):
+    if masker.follows_progress and masker.cache_kind is not None:  # cached
         masker._warned_no_cache = True  # said in the note instead
         notes.append('cached mode drawn per step from the weights (the '
                      'cache holds the same structures, refreshed every R '

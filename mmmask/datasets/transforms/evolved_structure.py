@@ -36,13 +36,22 @@ class EvolvedStructureCrop(CacheLookupTransform):
     Writes
 
     - ``results['structure']``: for a tree cache the node table of the
-      crop's tree, ``(2L - 1, 4)`` int16 rows ``[parent, level, start,
-      size]`` over the ``L`` cells of the crop
+      crop's tree, ``(2L - 1, 4)`` int16 tensor rows ``[parent, level,
+      start, size]`` over the ``L`` cells of the crop
       (``mmmask.masks.structure_crop.crop_tree`` and ``node_table``); for a
       parts cache the ``(H / cell_size, W / cell_size)`` int16 part labels.
+      Tensors, as ``PackInputs`` packs its fields (numpy fields of a data
+      sample stop mmengine's ``compile=True`` in its data preprocessor).
       Absent while there is no cache.
     - ``results['structure_version']``: the cache version, 0 when there is
-      none yet (the masker then probes the model itself).
+      none yet (the masker then probes the model itself);
+    - ``results['mask_rank']``: once ``MaskScheduleHook`` handed it the
+      masker's draw (:meth:`set_draw`), what the masker draws at every
+      step, drawn here on the crop's structure: ``(H / cell_size,
+      W / cell_size)`` int16 tensor, every patch's rank in the masking order
+      (EHM Eq. 14-17, EPM Eq. 4-6, 17-18; ``mmmask.masks.worker_draws``).
+      The masker then only cuts the counts on the device. Pack it with
+      ``PackInputs(algorithm_keys=[..., 'mask_rank'])``.
 
     Args:
         cell_size (int): The model's patch size in pixels of the final
@@ -55,6 +64,14 @@ class EvolvedStructureCrop(CacheLookupTransform):
     without_cache = ('the cached masker falls back to probing the model '
                      'every step')
     refresh_hook = 'EvolvedStructureRefreshHook'
+    #: the masker's loader-worker draw (:meth:`set_draw`), or None
+    draw = None
+
+    def set_draw(self, draw) -> None:
+        """Draw the masker's per-step choices here (``TreeDraw`` /
+        ``PartsDraw`` of ``mmmask.masks.worker_draws``; set by
+        ``MaskScheduleHook`` before the loader workers start)."""
+        self.draw = draw
 
     def transform(self, results: dict) -> dict:
         """Add ``structure`` and ``structure_version`` for one image."""
@@ -77,5 +94,8 @@ class EvolvedStructureCrop(CacheLookupTransform):
                 f'{self.cache_file} is not an EHM tree or EPM parts cache: '
                 'give EvolvedStructureCrop the file that '
                 'EvolvedStructureRefreshHook writes')
-        results['structure'] = structure.astype(np.int16)
+        results['structure'] = torch.from_numpy(structure.astype(np.int16))
+        if self.draw is not None and self.draw.kind == header['kind']:
+            results['mask_rank'] = torch.from_numpy(
+                self.draw(structure, tuple(cells.shape)))
         return results

@@ -31,7 +31,7 @@ from mmengine.runner import set_random_seed
 from mmpretrain.registry import HOOKS
 
 from mmmask.fileio import atomic_write_text
-from mmmask.masks import select_by_score
+from mmmask.masks import KIND_TREE, select_by_score
 from mmmask.masks.ehm import cut_scores
 from mmmask.masks.stats import adjusted_rand_index, mask_statistics
 from mmmask.models.utils import patch_grid
@@ -114,7 +114,7 @@ class EvolvedCacheFidelityHook(Hook):
                 'structures: it needs a cached EHM/EPM masker and '
                 'EvolvedStructureRefreshHook')
         cached = cached.to(inputs.device)
-        if hasattr(masker, 'cuts'):  # EHM: the cut at the level
+        if masker.cache_kind == KIND_TREE:  # EHM: the cut at the level
             cut_cached, pos_cached = masker.cuts(inputs, backbone, cached)
             ref, pos = masker.cuts(inputs, backbone)
             out = dict(ari=cut_cached, chance=cut_cached.roll(1, 0))

@@ -5,8 +5,10 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch import nn
 
-from mmpretrain.registry import HOOKS
+from mmpretrain.registry import HOOKS, TRANSFORMS
 
+from mmmask.models.maskers import BaseMasker
+from .image_cache_hook import base_dataset
 from .utils import unwrap_model
 
 
@@ -21,6 +23,12 @@ class MaskScheduleHook(Hook):
     with t the epoch). The progress is a buffer of the masker, so it is in
     checkpoints; after a resume the hook recomputes it from the restored
     iteration and epoch, i.e. training continues at the same progress.
+
+    Before training it also hands every ``EvolvedStructureCrop`` of the
+    training pipeline the masker's loader-worker draw
+    (``masker.worker_draw()``: cached EHM/EPM), which reads the progress
+    from shared memory: the workers, persistent ones included, draw the
+    cut / scores of the current progress without a restart.
 
     Args:
         by_epoch (bool): Step the progress once per epoch. Defaults to False.
@@ -38,7 +46,7 @@ class MaskScheduleHook(Hook):
         if self._scheduled is None:
             self._scheduled = [
                 m for m in unwrap_model(runner.model).modules()
-                if hasattr(m, 'set_progress')
+                if isinstance(m, BaseMasker) and m.follows_progress
             ]
         return self._scheduled
 
@@ -49,6 +57,7 @@ class MaskScheduleHook(Hook):
         return min(1.0, runner.iter / max(1, runner.max_iters))
 
     def before_train(self, runner) -> None:
+        self.wire_worker_draws(runner)
         if not self.scheduled_modules(runner):
             print_log(
                 'MaskScheduleHook: the model has no masker with a schedule '
@@ -63,3 +72,21 @@ class MaskScheduleHook(Hook):
         p = self.progress(runner)
         for module in self.scheduled_modules(runner):
             module.set_progress(p)
+
+    def wire_worker_draws(self, runner) -> None:
+        """Give the training pipeline's ``EvolvedStructureCrop`` the
+        masker's worker draw (before the loader workers start), at the
+        runner's progress."""
+        draws = [m.worker_draw() for m in self.scheduled_modules(runner)]
+        draws = [d for d in draws if d is not None]
+        if not draws:
+            return
+        p = self.progress(runner)
+        for module in self.scheduled_modules(runner):
+            module.set_progress(p)
+        crop = TRANSFORMS.get('EvolvedStructureCrop')
+        pipeline = getattr(base_dataset(runner.train_dataloader.dataset),
+                           'pipeline', None)
+        for t in getattr(pipeline, 'transforms', []):
+            if isinstance(t, crop):
+                t.set_draw(draws[0])

@@ -21,7 +21,8 @@ def find_idm_masker(model):
     """
     model = unwrap_model(model)
     masker = getattr(model, 'masker', None)
-    if masker is None or not hasattr(masker, 'update_probs'):
+    from mmmask.models.maskers import IDMMasker
+    if not isinstance(masker, IDMMasker):
         raise TypeError(
             f'PLBHook needs a model whose masker samples attention heads '
             f'(IDMMasker); {type(model).__name__} has masker '

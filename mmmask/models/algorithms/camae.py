@@ -141,7 +141,7 @@ class CAMAE(MAEWithMasker):
         """Online projections of both views and, when the masker uses it
         and a contrastive view is reconstructed, the last block's CLS
         attention of that view's pass."""
-        if not getattr(self.masker, 'uses_attention', False) or \
+        if self.masker is None or not self.masker.reuses_cls_attention or \
                 self.reconstruction_view > 1:
             return self._online(view), self._online(view2), None
         last = self.backbone.layers[-1]

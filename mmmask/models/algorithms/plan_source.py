@@ -7,25 +7,36 @@ from torch import Tensor, nn
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import MaskPlan, random_scores, select_by_score
+from ..maskers import BaseMasker
 from ..utils import patch_grid
 
 
-def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:
-    """Build a masker config, listing the registered maskers on a typo."""
+def build_masker(masker: Optional[dict]) -> Optional[BaseMasker]:
+    """Build a masker config, listing the registered maskers on a typo.
+
+    Raises:
+        KeyError: For an unregistered type.
+        TypeError: For a module that is not a :class:`BaseMasker` (the
+            interface the plan source reads).
+    """
     if masker is None:
         return None
-    if isinstance(masker, nn.Module):
-        return masker
-    if MODELS.get(masker.get('type')) is None:
-        from ..maskers import BaseMasker
-        known = sorted(
-            name for name, cls in MODELS.module_dict.items()
-            if isinstance(cls, type) and issubclass(cls, BaseMasker))
-        raise KeyError(
-            f'masker type {masker.get("type")!r} is not registered; '
-            f'registered maskers: {known}. Check the spelling in '
-            'model.masker.type and that custom_imports names mmmask.')
-    return MODELS.build(masker)
+    if not isinstance(masker, nn.Module):
+        if MODELS.get(masker.get('type')) is None:
+            known = sorted(
+                name for name, cls in MODELS.module_dict.items()
+                if isinstance(cls, type) and issubclass(cls, BaseMasker))
+            raise KeyError(
+                f'masker type {masker.get("type")!r} is not registered; '
+                f'registered maskers: {known}. Check the spelling in '
+                'model.masker.type and that custom_imports names mmmask.')
+        masker = MODELS.build(masker)
+    if not isinstance(masker, BaseMasker):
+        raise TypeError(
+            f'model.masker is a {type(masker).__name__}, not a masker: a '
+            'masker subclasses mmmask.models.maskers.BaseMasker, which says '
+            'what the algorithm may ask of it (throw ratio, credit, ...).')
+    return masker
 
 
 def check_can_throw(backbone: nn.Module, what: str) -> None:
@@ -46,28 +57,30 @@ class MaskPlanSourceMixin:
     else random masking with ``fallback_mask_ratio``.
     """
 
-    masker: Optional[nn.Module]
+    masker: Optional[BaseMasker]
     fallback_mask_ratio: float
 
     def _init_plan_source(self, masker: Optional[dict]) -> None:
         self.masker = build_masker(masker)
+        #: ``(n_mask, n_throw)`` of the pipeline's masks, per patch grid:
+        #: read once, on the first batch (the config fixes them)
+        self._pipeline_counts = {}
+        if self.masker is None:
+            return
         # the largest ratio the masker may throw at any step (AMT also
         # throws during its warm-up)
-        throw = getattr(self.masker, 'max_throw_ratio',
-                        getattr(self.masker, 'throw_ratio', 0.0))
-        if self.masker is not None and throw > 0:
+        throw = self.masker.max_throw_ratio
+        if throw > 0:
             check_can_throw(self.backbone,
                             f'{type(self.masker).__name__} (throw_ratio='
                             f'{throw})')
-        if hasattr(self.masker, 'check_backbone'):
-            # e.g. attention probing on Swin, EPM's K > patches
-            self.masker.check_backbone(self.backbone)
+        # e.g. attention probing on Swin, EPM's K > patches
+        self.masker.check_backbone(self.backbone)
         # per-rank statistics of a masker (e.g. IDM's per-head loss sums)
         # must not be overwritten by DDP's buffer broadcast from rank 0
-        local = getattr(self.masker, 'rank_local_buffers', ())
-        if local:
+        if self.masker.rank_local_buffers:
             self._ddp_params_and_buffers_to_ignore = [
-                f'masker.{name}' for name in local]
+                f'masker.{name}' for name in self.masker.rank_local_buffers]
 
     def get_plan(self, inputs: Tensor, data_samples: Optional[List],
                  **masker_kwargs) -> MaskPlan:
@@ -115,15 +128,26 @@ class MaskPlanSourceMixin:
                 mask map).
             *args (Tensor): Its arguments after the head.
         """
-        if self.masker is None or not hasattr(self.masker, 'credit'):
+        if self.masker is None or not self.masker.takes_credit:
             return
         self.masker.credit(per_image_loss(self.head, *args))
 
-    @staticmethod
-    def _plan_from_samples(data_samples: List, grid) -> MaskPlan:
+    def _plan_from_samples(self, data_samples: List, grid) -> MaskPlan:
+        """The plan of the pipeline's ``mask`` (and ``throw_mask``).
+
+        The counts are fixed by the pipeline's config: they are read on the
+        first batch (one host wait per run) and then checked on the device
+        at every step (``MaskPlan.from_maps(counts=...)``, no host wait).
+        """
         mask = torch.stack([torch.as_tensor(s.mask) for s in data_samples])
         thrown = None
         if 'throw_mask' in data_samples[0]:
             thrown = torch.stack(
                 [torch.as_tensor(s.throw_mask) for s in data_samples])
-        return MaskPlan.from_maps(mask, thrown)
+        key = (tuple(mask.shape[1:]), thrown is not None)
+        counts = self._pipeline_counts.get(key)
+        plan = MaskPlan.from_maps(mask, thrown, counts)
+        if counts is None:
+            self._pipeline_counts[key] = (plan.ids_masked.shape[1],
+                                          plan.num_thrown)
+        return plan

@@ -7,8 +7,8 @@ from torch import Tensor
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
 
-from ..utils import patch_grid
-from ..utils import per_image_pixel_loss
+from mmmask.masks import assert_on_device
+from ..utils import patch_grid, per_image_pixel_loss
 from .plan_source import MaskPlanSourceMixin
 
 
@@ -58,7 +58,9 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
 
         Raises:
             ValueError: If the mask is on another grid, has weights outside
-                [0, 1] or masks nothing in the whole batch.
+                [0, 1] or masks nothing in the whole batch (the last two
+                are checked on the device: at once on the CPU, as a
+                device-side assert on an accelerator).
         """
         if self.masker is not None or not data_samples or \
                 'mask' not in data_samples[0] or \
@@ -73,18 +75,18 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
                 'input_size and model_patch_size to the model\'s image and '
                 'patch size.')
         mask = mask.float()
-        if bool((mask < 0).any() or (mask > 1).any()):
-            raise ValueError(
-                f'mask weights must lie in [0, 1] (1 = masked), got values in '
-                f'[{float(mask.min()):g}, {float(mask.max()):g}]: SimMIM '
-                'blends each patch with the mask token by its weight and '
-                'weights the loss by it, so other values extrapolate the '
-                'token and give negative loss weights.')
-        if not bool(mask.any()):
-            raise ValueError(
-                'the batch\'s masks mask nothing: the SimMIM loss averages '
-                'over masked pixels and would be 0 / 0 = NaN. Check the mask '
-                'generator\'s mask_ratio.')
+        # checked on the device: the host never waits for these
+        assert_on_device(
+            ((mask >= 0) & (mask <= 1)).all(),
+            'mask weights must lie in [0, 1] (1 = masked): SimMIM blends '
+            'each patch with the mask token by its weight and weights the '
+            'loss by it, so other values extrapolate the token and give '
+            'negative loss weights.')
+        assert_on_device(
+            mask.any(),
+            'the batch\'s masks mask nothing: the SimMIM loss averages '
+            'over masked pixels and would be 0 / 0 = NaN. Check the mask '
+            'generator\'s mask_ratio.')
         return mask
 
     def loss(self, inputs: Tensor, data_samples: List,

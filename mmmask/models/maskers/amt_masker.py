@@ -1,13 +1,12 @@
 """AMT masker: attention-driven masking and throwing (AMT Eq. 5-6)."""
 from typing import List, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import (MaskPlan, amt_plan, check_ratios, random_scores,
-                          select_by_score)
+from mmmask.masks import (KIND_SALIENCY, MaskPlan, amt_plan, check_ratios,
+                          random_scores, select_by_rank, select_by_score)
 from ..utils import patch_grid
 from .base import BaseMasker
 
@@ -33,6 +32,13 @@ class AMTMasker(BaseMasker):
     (``ceil(49 * 0.44) = 22`` of 49 cells). The decision follows the data,
     so model and data switch to AMT on the same batch.
 
+    Where the samples carry ``mask_rank`` (``AMTSaliencyCrop`` draws the
+    order ``M`` in the loader workers from the cropped saliency, Eq. 5),
+    the masker only cuts it (Eq. 6, ``select_by_rank``); without it (a
+    pipeline that does not pack ``mask_rank``) it samples on the device
+    from the packed ``saliency``. Either way no value is read on the host:
+    the versions are host integers of the samples.
+
     Args:
         mask_ratio (float): r. Defaults to 0.45 (MAE; SimMIM: 0.44).
         throw_ratio (float): t. Defaults to 0.40 (MAE; SimMIM: 0.26).
@@ -47,6 +53,8 @@ class AMTMasker(BaseMasker):
 
     #: its refresh hook probes the backbone's CLS attention (Eq. 3-4)
     probes_attention = True
+    #: its refresh hook caches every image's saliency
+    cache_kind = KIND_SALIENCY
 
     def __init__(self,
                  mask_ratio: float = 0.45,
@@ -85,14 +93,23 @@ class AMTMasker(BaseMasker):
         B, device = inputs.shape[0], inputs.device
         if not data_samples:
             return self._random_plan(B, grid, 1, device)
-        weights, versions = self._read_samples(data_samples, device)
-        cells = tuple(weights.shape[1:])
+        versions = self._versions(data_samples)
+        rank = self.packed(data_samples, 'mask_rank', device)
+        if rank is not None:
+            cells = tuple(rank.shape[1:])
+        else:
+            weights = self._weights(data_samples, device)
+            cells = tuple(weights.shape[1:])
         scale = self._cell_scale(cells, grid)
         if min(versions) == 0:
             return self._random_plan(B, cells, scale, device)
         self.last_plan_warmup = False
-        plan = amt_plan(weights, self.mask_ratio, self.throw_ratio,
-                        eps=self.eps)
+        if rank is not None:  # the workers' draw of M (Eq. 5)
+            plan = select_by_rank(rank.long(), self.mask_ratio,
+                                  self.throw_ratio, cells)
+        else:
+            plan = amt_plan(weights, self.mask_ratio, self.throw_ratio,
+                            eps=self.eps)
         return plan.upsample(scale)
 
     def _random_plan(self, batch: int, cells: Tuple[int, int], scale: int,
@@ -104,21 +121,24 @@ class AMTMasker(BaseMasker):
         return plan.upsample(scale)
 
     @staticmethod
-    def _read_samples(data_samples: List, device) -> Tuple[Tensor, list]:
-        missing = [k for k in ('saliency', 'saliency_version')
-                   if k not in data_samples[0]]
-        if missing:
+    def _versions(data_samples: List) -> List[int]:
+        if 'saliency_version' not in data_samples[0]:
             raise KeyError(
-                f'AMTMasker needs {missing} in the data samples: add '
-                "dict(type='AMTSaliencyCrop', cell_size=...) after the crop/"
-                "flip and dict(type='PackInputs', algorithm_keys="
-                "['saliency', 'saliency_version']) to the train pipeline.")
-        weights = torch.stack([
-            torch.as_tensor(s.saliency, dtype=torch.float32)
-            for s in data_samples
-        ]).to(device)
-        versions = [int(s.saliency_version) for s in data_samples]
-        return weights, versions
+                "AMTMasker needs ['saliency', 'saliency_version'] in the "
+                "data samples: add dict(type='AMTSaliencyCrop', cell_size="
+                "...) after the crop/flip and dict(type='PackInputs', "
+                "algorithm_keys=['saliency', 'saliency_version', "
+                "'mask_rank']) to the train pipeline.")
+        return [int(s.saliency_version) for s in data_samples]
+
+    def _weights(self, data_samples: List, device) -> Tensor:
+        weights = self.packed(data_samples, 'saliency', device)
+        if weights is None:
+            raise KeyError(
+                "AMTMasker needs 'saliency' (or 'mask_rank') in the data "
+                "samples: add 'saliency' and 'mask_rank' to PackInputs' "
+                'algorithm_keys after AMTSaliencyCrop.')
+        return weights.float()
 
     @staticmethod
     def _cell_scale(cells: Tuple[int, int], grid: Tuple[int, int]) -> int:

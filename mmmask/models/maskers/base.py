@@ -1,18 +1,43 @@
 """In-model maskers: modules that make a mask plan inside ``loss()``."""
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 from mmmask.masks import MaskPlan, check_ratios
 
 
 class BaseMasker(nn.Module):
-    """Base of the in-model maskers.
+    """Base of the in-model maskers, and what an algorithm may ask of one.
 
     A masker turns a batch (and, for model-adaptive strategies, the backbone
     being trained) into a :class:`MaskPlan` on the backbone's patch grid.
     State that a schedule hook sets (e.g. training progress) lives in
     buffers, so that it is saved with checkpoints.
+
+    The plan source of the algorithms (``MaskPlanSourceMixin``), CAMAE and
+    the hooks read a masker only through this interface; the defaults are
+    neutral (a masker that throws nothing, keeps no statistics, reads no
+    attention and caches nothing):
+
+    - :attr:`max_throw_ratio`: the largest throw ratio of any plan (the
+      backbone must be able to drop tokens when it is above 0);
+    - :attr:`takes_credit` / :meth:`credit`: per-image reconstruction
+      losses handed back after each step (IDM's PLB statistics);
+    - :attr:`rank_local_buffers`: buffers DDP must not broadcast from
+      rank 0;
+    - :attr:`probes_attention`: it (or its refresh hook) reads the
+      backbone's attention (needs a plain ViT with a CLS token);
+    - :attr:`reuses_cls_attention`: ``forward`` accepts ``cls_attn``, the
+      last block's CLS attention of a full-view pass the algorithm runs
+      anyway (IDM in CAMAE);
+    - :attr:`cache_kind`: which per-image structure its refresh hook caches
+      (``KIND_*`` of ``mmmask.masks.image_cache``), None without a cache;
+    - :attr:`follows_progress` / :meth:`set_progress`: it has a training
+      schedule that ``MaskScheduleHook`` drives;
+    - :meth:`worker_draw`: the draw the loader workers make for it on the
+      host (sent as ``mask_rank``), None when it draws on the device.
 
     Args:
         mask_ratio (float): Mask ratio r in (0, 1).
@@ -22,6 +47,14 @@ class BaseMasker(nn.Module):
     #: whether the masker (or its refresh hook) reads the backbone's
     #: attention with :func:`probe_attention` (needs a plain ViT with CLS)
     probes_attention = False
+    #: whether ``forward`` takes ``cls_attn`` from the algorithm
+    reuses_cls_attention = False
+    #: whether :meth:`credit` wants the per-image losses of every step
+    takes_credit = False
+    #: buffers that hold this rank's statistics (DDP must not overwrite)
+    rank_local_buffers: Tuple[str, ...] = ()
+    #: whether :meth:`set_progress` drives a schedule
+    follows_progress = False
 
     def __init__(self, mask_ratio: float = 0.75,
                  throw_ratio: float = 0.0) -> None:
@@ -44,6 +77,28 @@ class BaseMasker(nn.Module):
         """
         raise NotImplementedError
 
+    @property
+    def max_throw_ratio(self) -> float:
+        """Largest throw ratio any plan of this masker uses."""
+        return self.throw_ratio
+
+    @property
+    def cache_kind(self) -> Optional[int]:
+        """``KIND_*`` of the per-image structure its refresh hook caches,
+        None when nothing is cached."""
+        return None
+
+    def credit(self, losses: Tensor) -> None:
+        """Take the ``(B, )`` per-image losses of the last plan's batch
+        (called only when :attr:`takes_credit`)."""
+
+    def set_progress(self, progress: float) -> None:
+        """Set training progress ``t / T`` (a no-op without a schedule)."""
+
+    def worker_draw(self) -> Optional[object]:
+        """What the loader workers draw for this masker, or None."""
+        return None
+
     def check_backbone(self, backbone: nn.Module) -> None:
         """Refuse a backbone this masker cannot work with (at build time).
 
@@ -57,6 +112,36 @@ class BaseMasker(nn.Module):
         if self.probes_attention:
             from ..utils import check_probeable
             check_probeable(backbone, type(self).__name__)
+
+    @staticmethod
+    def stacked(data_samples: Optional[Sequence],
+                key: str) -> Optional[Tensor]:
+        """What the pipeline packed under ``key`` for every sample, stacked
+        where it is: tensors (on the device once the data preprocessor
+        moved them) with ``torch.stack``, numpy arrays on the host; None
+        when a sample lacks it."""
+        if not data_samples or any(key not in s for s in data_samples):
+            return None
+        values = [s.get(key) for s in data_samples]
+        if all(isinstance(v, Tensor) for v in values):
+            return torch.stack(values)
+        return torch.from_numpy(np.stack([np.asarray(v) for v in values]))
+
+    @classmethod
+    def packed(cls, data_samples: Optional[Sequence], key: str,
+               device: torch.device) -> Optional[Tensor]:
+        """:meth:`stacked`, sent to ``device`` without waiting; None when a
+        sample lacks ``key``.
+
+        Args:
+            data_samples (Sequence, optional): The batch's data samples.
+            key (str): The field, e.g. ``'mask_rank'``.
+            device (torch.device): Where the stack goes.
+        """
+        values = cls.stacked(data_samples, key)
+        if values is None:
+            return None
+        return values.to(device, non_blocking=True)
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}'

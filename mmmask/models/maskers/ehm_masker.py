@@ -6,11 +6,11 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import KIND_TREE, MaskPlan, select_by_score
-from mmmask.masks.ehm import (DEFAULT_DEPTH_RANGE, PatchTree,
-                              build_tree, cut_and_order,
-                              cut_from_nodes, cut_scores,
+from mmmask.masks import KIND_TREE, MaskPlan, select_by_rank, select_by_score
+from mmmask.masks.ehm import (DEFAULT_DEPTH_RANGE, PatchTree, build_tree,
+                              cut_and_order, cut_from_nodes, cut_scores,
                               masking_level)
+from mmmask.masks.worker_draws import TreeDraw
 from ..utils import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -33,7 +33,14 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     of every training image is built on the whole image every few epochs by
     ``EvolvedStructureRefreshHook`` and mapped onto each crop by
     ``EvolvedStructureCrop``; the cut, the node order and the truncation
-    are still drawn at every step.
+    are still drawn at every step, by the loader workers
+    (:meth:`worker_draw`, packed as ``mask_rank``) when ``MaskScheduleHook``
+    wired them, else on the device from the packed node tables.
+
+    Nothing in the forward reads a value on the host: the tree is one
+    operator (``mmmask.masks.ehm.device_tree``: scipy on the CPU, the
+    fixed-step build replayed from a CUDA graph on CUDA), the cut a table
+    lookup, the level computed from the ``progress`` buffer on the device.
 
     Progress comes from ``MaskScheduleHook``; without the hook it stays 0
     (the shallowest level of ``depth_range``).
@@ -50,7 +57,7 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
         cached (bool): Cached mode (see above). Defaults to False.
     """
 
-    cache_kind = KIND_TREE
+    structure_kind = KIND_TREE
 
     def __init__(self,
                  mask_ratio: float = 0.75,
@@ -70,10 +77,21 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
         grid = patch_grid(backbone)
+        rank = self.worker_ranks(data_samples, grid, inputs.device)
+        if rank is not None:  # the workers' draw (Eq. 14-17)
+            return select_by_rank(rank, self.mask_ratio, self.throw_ratio,
+                                  grid)
         nodes = self.cached_structures(data_samples, inputs.shape[0], grid)
         scores = cut_scores(*self.cuts(inputs, backbone, nodes))  # Eq. 15-17
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
                                grid)
+
+    def worker_draw(self) -> Optional[TreeDraw]:
+        """The cut, node order and truncation (Eq. 14-17) drawn in the
+        loader workers on the crop's cached tree (cached mode only)."""
+        if not self.cached:
+            return None
+        return TreeDraw(self.shared_progress, self.depth_range)
 
     def structure_shape(self, grid: Tuple[int, int]) -> Tuple[int, int]:
         """A node table: ``2L - 1`` nodes (``node_table``)."""
@@ -94,14 +112,13 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
             nodes (Tensor, optional): Cached trees mapped onto the crops
                 (node tables); None probes the model and builds the trees.
         """
-        progress = float(self.progress)
         if nodes is None:  # per step
             tree = self.tree(inputs, backbone)
-            return cut_and_order(
-                tree, masking_level(progress, tree.height, self.depth_range))
-        nodes = nodes.to(inputs.device)
+            return cut_and_order(tree, masking_level(
+                self.progress, tree.height, self.depth_range))
+        nodes = nodes.to(inputs.device, non_blocking=True).long()
         return cut_from_nodes(nodes, masking_level(
-            progress, nodes[:, -1, 1], self.depth_range))
+            self.progress, nodes[:, -1, 1], self.depth_range))
 
     @torch.no_grad()
     def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:

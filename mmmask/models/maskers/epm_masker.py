@@ -1,14 +1,18 @@
 """EPM: evolved part masking as an in-model masker."""
-from typing import List, Optional, Sequence, Tuple
+import random
+from typing import List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.masks import KIND_PARTS, MaskPlan, plan_counts, select_by_score
+from mmmask.masks import (KIND_PARTS, MaskPlan, plan_counts, select_by_rank,
+                          select_by_score)
 from mmmask.masks.epm import (attention_graph, em_partition, epm_schedule,
                               epm_scores, parts_decide)
+from mmmask.masks.worker_draws import PartsDraw
 from ..utils import patch_grid
 from .scheduled import ScheduledMasker
 
@@ -38,7 +42,16 @@ class EvolvedPartMasker(ScheduledMasker):
     see ``mmmask.masks.epm.parts_decide``) skip the attention probe and
     EM: their masks are exactly what the full computation gives. Early in
     training that is most images; the counter ``last_probed`` says how many
-    images of the last batch were probed.
+    images of the last batch were probed. The grid scores are drawn on the
+    host and the decision is made there, so skipping never waits for the
+    device. Under ``torch.compile`` every image is probed (fixed shapes;
+    the masks are the same) and K is an int attribute, so a compiled
+    masker recompiles when K changes (31 values over a run: raise
+    ``torch._dynamo.config.cache_size_limit`` above that).
+
+    Cached, the loader workers draw the scores on the crop's parts
+    (:meth:`worker_draw`, packed as ``mask_rank``) when ``MaskScheduleHook``
+    wired them; else the device scores the packed parts.
 
     Args:
         mask_ratio (float): Mask ratio r. Defaults to 0.75 (paper).
@@ -64,7 +77,7 @@ class EvolvedPartMasker(ScheduledMasker):
         cached (bool): Cached mode (see above). Defaults to False.
     """
 
-    cache_kind = KIND_PARTS
+    structure_kind = KIND_PARTS
 
     def __init__(self,
                  mask_ratio: float = 0.75,
@@ -98,6 +111,8 @@ class EvolvedPartMasker(ScheduledMasker):
         self.num_iters = int(num_iters)
         self.var_reg = float(var_reg)
         self.last_probed = 0
+        #: K at the current progress (an int: EM's shapes follow it)
+        self.parts_now = self.schedule()[1]
 
     def check_backbone(self, backbone: nn.Module) -> None:
         """Also refuse a K larger than the number of patches (config error).
@@ -119,10 +134,29 @@ class EvolvedPartMasker(ScheduledMasker):
                 f'({num_patches - self.parts_jitter}, ...) (the paper uses '
                 '(40, 10) for 14x14; the 8x8 demo uses (12, 4)).')
 
-    def schedule(self):
-        """``(alpha, K)`` at the current progress (Eq. 4, Sec. 4.1)."""
-        return epm_schedule(float(self.progress), self.gamma,
+    def schedule(self) -> Tuple[float, int]:
+        """``(alpha, K)`` at the current progress (Eq. 4, Sec. 4.1), from
+        the host copy of the progress."""
+        return epm_schedule(self.progress_value, self.gamma,
                             self.parts_range)
+
+    def progress_changed(self) -> None:
+        self.parts_now = self.schedule()[1]
+
+    def alpha(self) -> Union[float, Tensor]:
+        """alpha of Eq. 4: a float from the host copy of the progress, or,
+        inside ``torch.compile``, a tensor from the ``progress`` buffer (a
+        float attribute would be a constant of the compiled graph)."""
+        if torch.compiler.is_compiling():
+            return self.progress.double()**self.gamma
+        return self.schedule()[0]
+
+    def worker_draw(self) -> Optional[PartsDraw]:
+        """alpha and the grid and part scores (Eq. 4-6, 17-18) drawn in the
+        loader workers on the crop's cached parts (cached mode only)."""
+        if not self.cached:
+            return None
+        return PartsDraw(self.shared_progress, self.gamma)
 
     @torch.no_grad()
     def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
@@ -136,9 +170,9 @@ class EvolvedPartMasker(ScheduledMasker):
     def num_parts(self) -> int:
         """K for one partition: the schedule's (Sec. 4.1), plus a uniform
         draw from ``0 .. parts_jitter`` (the official code's random K)."""
-        _, k = self.schedule()
+        k = self.parts_now
         if self.parts_jitter:
-            k += int(torch.randint(0, self.parts_jitter + 1, ()))
+            k += random.randint(0, self.parts_jitter)
         return k
 
     def needs_parts(self, grid_delta: Tensor,
@@ -153,23 +187,35 @@ class EvolvedPartMasker(ScheduledMasker):
 
     def forward(self, inputs: Tensor, data_samples: Optional[List],
                 backbone: nn.Module) -> MaskPlan:
-        alpha, _ = self.schedule()
         grid = patch_grid(backbone)
         B, num_patches = inputs.shape[0], grid[0] * grid[1]
-        grid_delta = torch.rand(B, 4, device=inputs.device)  # Eq. 17-18
+        rank = self.worker_ranks(data_samples, grid, inputs.device)
+        if rank is not None:  # the workers' draw (Eq. 4-6, 17-18)
+            self.last_probed = 0
+            return select_by_rank(rank, self.mask_ratio, self.throw_ratio,
+                                  grid)
+        alpha = self.alpha()
+        grid_delta = torch.rand(B, 4)  # Eq. 17-18, drawn on the host
         parts = self.cached_structures(data_samples, B, grid)
         if parts is not None:
-            parts = parts.view(B, num_patches).to(inputs.device)
+            parts = parts.view(B, num_patches).to(
+                inputs.device, non_blocking=True)
             self.last_probed = 0
+        elif torch.compiler.is_compiling():  # fixed shapes: probe all
+            parts = self.segments(inputs, backbone)
         else:
-            need = self.needs_parts(grid_delta, grid)
+            probed = np.flatnonzero(
+                self.needs_parts(grid_delta, grid).numpy())
+            self.last_probed = int(probed.size)
             parts = torch.zeros(B, num_patches, dtype=torch.long,
                                 device=inputs.device)
-            probed = need.nonzero(as_tuple=True)[0]
-            self.last_probed = int(probed.numel())
             if self.last_probed:
-                parts[probed] = self.segments(inputs[probed], backbone)
-        scores = epm_scores(parts, grid, alpha, grid_delta=grid_delta)
+                index = torch.from_numpy(probed).to(inputs.device,
+                                                    non_blocking=True)
+                parts.index_copy_(0, index, self.segments(
+                    inputs.index_select(0, index), backbone))
+        scores = epm_scores(parts, grid, alpha, grid_delta=grid_delta.to(
+            inputs.device, non_blocking=True))
         return select_by_score(scores, self.mask_ratio, self.throw_ratio, grid)
 
     def structure_shape(self, grid: Tuple[int, int]) -> Tuple[int, int]:

@@ -61,8 +61,9 @@ class IDMMasker(BaseMasker):
             per image. Defaults to ``'step'``.
     """
 
-    uses_attention = True
     probes_attention = True
+    reuses_cls_attention = True
+    takes_credit = True
     rank_local_buffers = ('loss_sum', 'loss_count')
 
     HEAD_SAMPLING = ('step', 'image')

@@ -2,11 +2,11 @@
 import logging
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from mmmask.masks.worker_draws import SharedProgress
 from ..utils import probe_attention
 from .base import BaseMasker
 
@@ -18,6 +18,10 @@ class ScheduledMasker(BaseMasker):
     buffer, so it is saved in checkpoints and restored on resume.
     ``MaskScheduleHook`` calls :meth:`set_progress` before every training
     iteration; anything else (a test, a visualisation) may call it too.
+    The value is also kept on the host (``progress_value``, so that
+    schedules that set shapes, such as EPM's K, never read the device) and
+    in shared memory (``shared_progress``, for the loader workers' draws
+    of the cached mode, :meth:`worker_draw`).
 
     Args:
         mask_ratio (float): Mask ratio r.
@@ -33,8 +37,9 @@ class ScheduledMasker(BaseMasker):
     """
 
     probes_attention = True
-    #: ``KIND_*`` of the structure this masker caches (image_cache)
-    cache_kind: int = -1
+    follows_progress = True
+    #: ``KIND_*`` of the structure the cached mode keeps (image_cache)
+    structure_kind: int = -1
 
     def __init__(self, mask_ratio: float = 0.75, throw_ratio: float = 0.0,
                  num_layers: Optional[int] = None,
@@ -48,6 +53,13 @@ class ScheduledMasker(BaseMasker):
         self.cached = bool(cached)
         self._warned_no_cache = False
         self.register_buffer('progress', torch.zeros(()), persistent=True)
+        self.progress_value = 0.0
+        self.shared_progress = SharedProgress()
+
+    @property
+    def cache_kind(self) -> Optional[int]:
+        """:attr:`structure_kind` in the cached mode, else None."""
+        return self.structure_kind if self.cached else None
 
     def set_progress(self, progress: float) -> None:
         """Set training progress ``t / T``; must lie in [0, 1]."""
@@ -57,6 +69,21 @@ class ScheduledMasker(BaseMasker):
                 f'progress={progress} must lie in [0, 1] (iteration / '
                 'max_iters)')
         self.progress.fill_(progress)
+        self.progress_value = progress
+        self.shared_progress.set(progress)
+        self.progress_changed()
+
+    def progress_changed(self) -> None:
+        """Called after the progress changed (subclasses update what they
+        derive from it on the host)."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args,
+                              **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # a checkpoint's progress reaches the host copies once, at load
+        self.progress_value = float(self.progress)
+        self.shared_progress.set(self.progress_value)
+        self.progress_changed()
 
     def probe_layers(self, backbone: nn.Module) -> Sequence[int]:
         """Indices of the probed layers of ``backbone``."""
@@ -70,6 +97,11 @@ class ScheduledMasker(BaseMasker):
         maps = probe_attention(
             backbone, inputs, num_layers=len(layers), patch_layers=layers)
         return torch.nan_to_num(maps.patch_attn.float())
+
+    def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
+        """``(B, L)`` region label of every patch at the current progress
+        (EHM's cut nodes, EPM's parts), for pictures and fidelity checks."""
+        raise NotImplementedError
 
     def cache_rows(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
         """The structures of whole images, as rows of the per-image cache.
@@ -85,7 +117,8 @@ class ScheduledMasker(BaseMasker):
 
     def cached_structures(self, data_samples: Optional[List], batch: int,
                           grid: Tuple[int, int]) -> Optional[Tensor]:
-        """``(B, ...)`` long structures that ``EvolvedStructureCrop`` packed.
+        """``(B, ...)`` int16 structures that ``EvolvedStructureCrop`` packed,
+        stacked where they are (:meth:`stacked`).
 
         None when the masker is not cached or a sample of the batch carries
         no structure (no cache yet, or no refresh hook configured): the
@@ -116,8 +149,7 @@ class ScheduledMasker(BaseMasker):
         if len(data_samples) != batch:
             raise ValueError(
                 f'{batch} images but {len(data_samples)} data samples')
-        structures = torch.from_numpy(
-            np.stack([np.asarray(s.structure) for s in data_samples])).long()
+        structures = self.stacked(data_samples, 'structure')
         expected = tuple(self.structure_shape(grid))
         if tuple(structures.shape[1:]) != expected:
             raise ValueError(
@@ -127,6 +159,29 @@ class ScheduledMasker(BaseMasker):
                 'the patch size.')
         return structures
 
+    def worker_ranks(self, data_samples: Optional[List],
+                     grid: Tuple[int, int],
+                     device: torch.device) -> Optional[Tensor]:
+        """``(B, h, w)`` long ranks the loader workers drew on the cached
+        structures (``mask_rank``, see :meth:`worker_draw`), on
+        ``device``; None when the masker is not cached or a sample has no
+        draw (no cache yet, or the transform was not wired).
+
+        Raises:
+            ValueError: If the ranks are not on the backbone's ``grid``.
+        """
+        if not self.cached or not data_samples or not all(
+                'mask_rank' in s and int(s.structure_version) > 0
+                for s in data_samples):
+            return None
+        rank = self.packed(data_samples, 'mask_rank', device)
+        if tuple(rank.shape[1:]) != tuple(grid):
+            raise ValueError(
+                f'the drawn masks are on a {tuple(rank.shape[1:])} grid but '
+                f'the backbone has a {tuple(grid)} patch grid: set '
+                'EvolvedStructureCrop\'s cell_size to the patch size.')
+        return rank.long()
+
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_layers={self.num_layers}, '
-                f'cached={self.cached}, progress={float(self.progress):.4f}')
+                f'cached={self.cached}, progress={self.progress_value:.4f}')

@@ -1,6 +1,7 @@
 from .attention_probe import (AttentionMaps, check_probeable,
                               cls_row_attention, embed_full_grid, fusable,
-                              layer_attention, layer_forward, probe_attention)
+                              layer_attention, layer_eval, layer_forward,
+                              probe_attention)
 from .backbone_grid import patch_grid
 from .features import (FEATURES, encoder_features, encoder_tokens,
                        frozen_features)
@@ -14,7 +15,8 @@ __all__ = [
     'AttentionMaps', 'autocast_in', 'batch_saliency', 'check_probeable',
     'cls_row_attention', 'embed_full_grid', 'fusable', 'FEATURES',
     'encoder_features', 'encoder_tokens', 'frozen_features',
-    'layer_attention', 'layer_forward', 'probe_attention', 'LayerInput',
+    'layer_attention', 'layer_eval', 'layer_forward', 'probe_attention',
+    'LayerInput',
     'capture_input', 'cls_attention', 'per_image_pixel_loss',
     'patch_grid', 'per_image_reconstruction_loss'
 ]

@@ -17,7 +17,8 @@ A probed layer that the probe also runs through is computed once: its
 attention weights are multiplied with its own values (:func:`layer_forward`)
 instead of running the layer again after reading the weights, so a probed
 layer costs what the layer costs. The last probed layer stops after
-``q k^T``.
+``q k^T``. Layers run in eval behaviour without their drop-path calls
+(:func:`layer_eval`), so that the probe compiles without graph breaks.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -117,16 +118,38 @@ def layer_forward(layer: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor]:
         tuple[Tensor, Tensor]: ``(B, N, C)`` output and ``(B, H, N, N)``
         float32 attention.
     """
-    attn = layer.attn
     q, k, v = _qkv(layer, x)
     weights = _softmax_attention(layer, q, k)
+    return _layer_output(layer, x, weights.to(v.dtype) @ v, v), weights
+
+
+def layer_eval(layer: nn.Module, x: Tensor) -> Tensor:
+    """``layer(x)`` in eval mode, for a layer for which :func:`fusable`
+    holds (tested equal).
+
+    The layer's own forward calls mmcv's ``DropPath``, whose rate is a
+    numpy scalar in mmpretrain's ViTs: ``torch.compile`` breaks its graph
+    at every such call, even in eval mode where it does nothing. The probe
+    runs in eval behaviour, so it leaves the drop-path and dropout calls
+    out (identities there) and the masker compiles as one graph.
+    """
+    q, k, v = _qkv(layer, x)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    return _layer_output(layer, x, out, v)
+
+
+def _layer_output(layer: nn.Module, x: Tensor, heads: Tensor,
+                  v: Tensor) -> Tensor:
+    """The rest of an eval-mode ``TransformerEncoderLayer`` after the
+    attention of every head, ``heads`` ``(B, H, N, d_h)``."""
+    attn, ffn = layer.attn, layer.ffn
     B, N, C = x.shape
-    out = (weights.to(v.dtype) @ v).transpose(1, 2).reshape(B, N, C)
-    out = attn.out_drop(attn.gamma1(attn.proj_drop(attn.proj(out))))
+    out = attn.gamma1(attn.proj(heads.transpose(1, 2).reshape(B, N, C)))
     if attn.v_shortcut:
         out = v.squeeze(1) + out
     x = x + out
-    return layer.ffn(layer.ln2(x), identity=x), weights
+    out = ffn.gamma2(ffn.layers(layer.ln2(x)))
+    return x + out if ffn.add_identity else out
 
 
 def check_probeable(backbone: nn.Module,
@@ -202,6 +225,8 @@ def probe_attention(backbone: nn.Module,
                 cls_attn = attn[:, :, 0, 1:]
             elif i in patch_layers and fusable(layer):
                 x, attn = layer_forward(layer, x)
+            elif fusable(layer):
+                x = layer_eval(layer, x)
             else:
                 if i in patch_layers:
                     attn = layer_attention(layer, x)
