@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
+from mmmask.errors import UnknownTypeError
 from mmmask.masks import MaskPlan, random_scores, select_by_score
 from ..utils import patch_grid
 
@@ -21,7 +22,7 @@ def build_masker(masker: Optional[dict]) -> Optional[nn.Module]:
         known = sorted(
             name for name, cls in MODELS.module_dict.items()
             if isinstance(cls, type) and issubclass(cls, BaseMasker))
-        raise KeyError(
+        raise UnknownTypeError(
             f'masker type {masker.get("type")!r} is not registered; '
             f'registered maskers: {known}. Check the spelling in '
             'model.masker.type and that custom_imports names mmmask.')
