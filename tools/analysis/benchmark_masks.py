@@ -61,6 +61,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,
                                    train_step_fn)
 from mmmask.models.utils import patch_grid
 from mmmask.models.utils import autocast_in
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -401,4 +402,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
