@@ -19,7 +19,7 @@ the exceptions.
 import logging
 import sys
 import traceback
-from typing import Callable, Optional
+from typing import Callable, Optional, Set
 
 from mmmask.errors import UserError
 from .tool_logging import FILE_ONLY, file_handlers
@@ -49,24 +49,36 @@ def user_message(err: BaseException) -> str:
     return message
 
 
-def current_log_file() -> Optional[logging.FileHandler]:
-    """The file handler of the newest mmengine logger that writes a file
-    (a runner's log), or None; no logger is created."""
+def logger_names() -> Set[str]:
+    """The names of mmengine's loggers so far."""
     from mmengine.logging import MMLogger
-    for logger in reversed(list(MMLogger._instance_dict.values())):
+    return set(MMLogger._instance_dict)
+
+
+def run_log_file(before: Set[str]) -> Optional[logging.FileHandler]:
+    """The file handler of the newest mmengine logger made since ``before``
+    (:func:`logger_names`) that writes a file: the log of the run the tool
+    started. None when it started none; no logger is created."""
+    from mmengine.logging import MMLogger
+    for name, logger in reversed(list(MMLogger._instance_dict.items())):
         handlers = file_handlers(logger)
-        if handlers:
+        if name not in before and handlers:
             return handlers[0]
     return None
 
 
-def log_traceback(err: BaseException) -> Optional[str]:
-    """Write ``err``'s traceback into the run's log file (not the console).
+def log_traceback(err: BaseException, before: Set[str]) -> Optional[str]:
+    """Write ``err``'s traceback into the log file of the run the tool
+    started (not the console).
+
+    Args:
+        err (BaseException): The error.
+        before (set[str]): :func:`logger_names` when the tool started.
 
     Returns:
-        str | None: The log file, None when no logger writes one.
+        str | None: The log file, None when no run writes one.
     """
-    handler = current_log_file()
+    handler = run_log_file(before)
     if handler is None:
         return None
     record = logging.LogRecord(
@@ -89,10 +101,11 @@ def run_tool(main: Callable[[], Optional[int]], exit_code: int = 1) -> None:
             (1; the converters use 2, as for their other refusals).
     """
     verbose = VERBOSE_FLAG in sys.argv[1:]
+    before = logger_names()
     try:
         code = main()
     except UserError as err:
-        log_file = log_traceback(err)
+        log_file = log_traceback(err, before)
         if verbose:
             traceback.print_exc()
         where = (f' (traceback in {log_file})'
@@ -100,6 +113,6 @@ def run_tool(main: Callable[[], Optional[int]], exit_code: int = 1) -> None:
         print(f'error: {user_message(err)}{where}', file=sys.stderr)
         sys.exit(exit_code)
     except Exception as err:  # a bug: Python prints the whole traceback
-        log_traceback(err)
+        log_traceback(err, before)
         raise
     sys.exit(code if isinstance(code, int) else 0)

@@ -477,7 +477,7 @@ def run_train_main(argv):
     tool = train_tool()
     with mock.patch.dict(os.environ), \
             mock.patch.object(sys, 'argv', ['tools/train.py', *argv]), \
-            mock.patch.object(tool.Runner, 'from_cfg') as build:
+            mock.patch.object(tool, 'build_runner') as build:
         try:
             tool.main()
         finally:
