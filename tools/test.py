@@ -22,8 +22,8 @@ import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.apis.tool_errors import run_tool
-from mmmask.apis.tool_logging import (apply_console_mode, log_file_of,
-                                      set_console_mode)
+from mmmask.apis.tool_logging import (apply_console_mode, console_mode,
+                                      log_file_of)
 from mmmask.apis.train_inputs import check_config_file
 from mmmask.engine import build_runner, switch_on_protections
 from mmmask.errors import MissingInputError
@@ -58,7 +58,12 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    set_console_mode('verbose' if args.verbose else 'quiet')
+    with console_mode('verbose' if args.verbose else 'quiet'):
+        evaluate(args)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """The body of :func:`main`."""
     check_config_file(args.config)
     if '://' not in args.checkpoint:  # a URL is checked when it is read
         if not osp.isfile(args.checkpoint):

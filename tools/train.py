@@ -39,8 +39,8 @@ from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.apis.run_summary import (finished_run, result_line,
                                      resume_checkpoint, schedule, setup_line)
 from mmmask.apis.tool_errors import run_tool
-from mmmask.apis.tool_logging import (apply_console_mode, log_file_of,
-                                      set_console_mode)
+from mmmask.apis.tool_logging import (apply_console_mode, console_mode,
+                                      log_file_of)
 from mmmask.apis.train_inputs import check_config_file, check_data_roots
 from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
 from mmmask.engine import build_runner, switch_on_protections
@@ -166,7 +166,12 @@ def is_first_rank() -> bool:
 
 def main() -> None:
     args = parse_args()
-    set_console_mode('verbose' if args.verbose else 'quiet')
+    with console_mode('verbose' if args.verbose else 'quiet'):
+        train(args)
+
+
+def train(args: argparse.Namespace) -> None:
+    """The body of :func:`main`."""
     check_config_file(args.config)
     cfg = merge_args(Config.fromfile(args.config), args)
     finished = finished_run(cfg)

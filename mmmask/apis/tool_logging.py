@@ -17,7 +17,9 @@ hook order, one ``paramwise_options`` line per parameter) stays in the log
 file, and on the console with ``--verbose``. The tools switch it on with
 :func:`set_console_mode`; the runner applies it to the logger it builds
 (:meth:`mmmask.engine.CheckedRunner.build_logger`), so the preamble the
-runner logs while it is built is already filtered.
+runner logs while it is built is already filtered; the loggers the runner
+built keep their filters after the tool's ``main`` (:func:`console_mode`)
+gave the mode back.
 """
 import logging
 import os.path as osp
@@ -142,6 +144,18 @@ def set_console_mode(mode: Optional[str]) -> None:
         raise ValueError(f"console mode {mode!r}: use 'quiet', 'verbose' "
                          'or None')
     _console['mode'] = mode
+
+
+@contextmanager
+def console_mode(mode: Optional[str]) -> Iterator[None]:
+    """:func:`set_console_mode` for a block (a tool's ``main``); the mode
+    before it comes back after it, also after an error."""
+    previous = _console['mode']
+    set_console_mode(mode)
+    try:
+        yield
+    finally:
+        _console['mode'] = previous
 
 
 def _log_caller_file() -> str:

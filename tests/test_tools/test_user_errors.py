@@ -22,9 +22,10 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmpretrain.registry import MODELS
+from mmpretrain.registry import HOOKS, MODELS
 
 from mmmask.apis import build_model, load_config
+from mmmask.apis import tool_logging
 from mmmask.apis.tool_errors import run_tool, user_message
 from mmmask.apis.tool_logging import set_console_mode
 from mmmask.datasets.synthetic import make_shapes_dataset
@@ -55,10 +56,12 @@ TOOLS = ['tools/train.py', 'tools/test.py'] + sorted(
 
 @pytest.fixture(autouse=True)
 def console_mode():
-    """``tools/train.py``'s main chooses the console of later runners: give
-    the default back after each test."""
+    """A tool's main chooses the console of the runners it builds and gives
+    the default back, also when it refuses."""
     yield
+    mode = tool_logging._console['mode']
     set_console_mode(None)
+    assert mode is None
 
 
 def run_main(main, argv, capsys, prog: str = 'tool', exit_code: int = 1):
@@ -112,6 +115,23 @@ def test_family_keeps_the_built_in_types():
                  CacheSizeError):
         assert issubclass(kind, UserError)
     assert str(WriteFailed(28, 'disk full')) == '[Errno 28] disk full'
+
+
+@pytest.mark.parametrize('build', [
+    lambda: MODELS.build(tiny_mae_cfg(img_size=30)),
+    lambda: MODELS.build(tiny_mae_cfg(masker=dict(type='RandomMaskr'))),
+    lambda: MODELS.build(dict(type='RandomMasker', mask_ratio=1.5)),
+    lambda: MODELS.build(dict(type='RandomMasker', mask_ratio='0.75')),
+    lambda: HOOKS.build(dict(type='AMTSaliencyRefreshHook',
+                             warmup_epochs=-1)),
+    lambda: HOOKS.build(dict(type='PLBHook', lam=2.0)),
+], ids=['image-size', 'masker-typo', 'ratio', 'ratio-string', 'amt-hook',
+        'plb-hook'])
+def test_config_values_are_refused_as_user_errors(build):
+    """The named config checks of docs/errors.md that tools/train.py meets
+    while it builds a run."""
+    with pytest.raises(UserError):
+        build()
 
 
 def test_a_mistake_is_one_paragraph_and_verbose_shows_the_traceback(
