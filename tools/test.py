@@ -23,7 +23,7 @@ from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
 from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import (apply_console_mode, console_mode,
-                                      log_file_of)
+                                      log_file_of, tell)
 from mmmask.apis.train_inputs import check_config_file
 from mmmask.engine import build_runner, switch_on_protections
 from mmmask.errors import MissingInputError
@@ -82,7 +82,8 @@ def evaluate(args: argparse.Namespace) -> None:
     runner = build_runner(cfg)
     apply_console_mode(runner.logger)  # a runner type of another project
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    runner.logger.info(
+    tell(
+        runner.logger,
         f'test {args.config} with {args.checkpoint}; {device} '
         f'x{runner.world_size}; full log in {log_file_of(runner.logger)} '
         '(--verbose shows it here)')

@@ -40,7 +40,7 @@ from mmmask.apis.run_summary import (finished_run, result_line,
                                      resume_checkpoint, schedule, setup_line)
 from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import (apply_console_mode, console_mode,
-                                      log_file_of)
+                                      log_file_of, tell)
 from mmmask.apis.train_inputs import check_config_file, check_data_roots
 from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
 from mmmask.engine import build_runner, switch_on_protections
@@ -182,12 +182,12 @@ def train(args: argparse.Namespace) -> None:
     check_data_roots(cfg)
     runner = build_runner(cfg)
     apply_console_mode(runner.logger)  # a runner type of another project
-    runner.logger.info(setup_line(
+    tell(runner.logger, setup_line(
         cfg, args.config, 'cuda' if torch.cuda.is_available() else 'cpu',
         runner.world_size, log_file_of(runner.logger),
         resume_checkpoint(cfg)))
     runner.train()
-    runner.logger.info(result_line(runner, schedule(cfg)[0]))
+    tell(runner.logger, result_line(runner, schedule(cfg)[0]))
     finish_distributed()
 
 

@@ -118,10 +118,12 @@ CONSOLE_NOISE = (r'"FileClient" will be deprecated',
 #: ``extra`` key of records meant for the log file only (a traceback)
 FILE_ONLY = 'mmmask_file_only'
 
-#: folders whose log calls a quiet console always shows (mmmask, tools)
-_OWN_FOLDERS = tuple(
-    osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-             name) + osp.sep for name in ('mmmask', 'tools'))
+#: ``extra`` key of INFO records a quiet console shows (:func:`tell`)
+SHOWN = 'mmmask_shown'
+
+#: the folder whose log calls a quiet console shows: the mmmask package
+#: (wherever it is installed)
+_OWN_FOLDER = osp.dirname(osp.dirname(osp.abspath(__file__))) + osp.sep
 
 #: folders of the logging machinery between a log call and the handler
 _LOGGING_FOLDERS = (osp.dirname(logging.__file__) + osp.sep,
@@ -179,8 +181,9 @@ def _matches(patterns, message: str) -> bool:
 class QuietConsoleFilter(logging.Filter):
     """What the console of a training run shows by default.
 
-    Shown: INFO lines of mmmask's own code (the set-up line, schedules,
-    cache refreshes, resuming), mmengine's progress and result lines
+    Shown: INFO lines of mmmask's own code (schedules, cache refreshes,
+    resuming), the tools' set-up and result lines (:func:`tell`),
+    mmengine's progress and result lines
     (:data:`CONSOLE_INFO`) and every warning and error except
     :data:`CONSOLE_NOISE`. Everything else (the environment, the config,
     the hook order, per-parameter lines) goes to the log file only.
@@ -192,8 +195,9 @@ class QuietConsoleFilter(logging.Filter):
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
             return not _matches(CONSOLE_NOISE, message)
-        return (_matches(CONSOLE_INFO, message)
-                or _log_caller_file().startswith(_OWN_FOLDERS))
+        return (getattr(record, SHOWN, False)
+                or _matches(CONSOLE_INFO, message)
+                or _log_caller_file().startswith(_OWN_FOLDER))
 
 
 class FileOnlyFilter(logging.Filter):
@@ -201,6 +205,12 @@ class FileOnlyFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not getattr(record, FILE_ONLY, False)
+
+
+def tell(logger: logging.Logger, message: str) -> None:
+    """Log an INFO line that a quiet console shows too (a tool's set-up and
+    result lines), wherever the tool's script lives."""
+    logger.info(message, extra={SHOWN: True})
 
 
 def console_handlers(logger: logging.Logger) -> List[logging.Handler]:

@@ -14,7 +14,8 @@ import pytest
 from mmengine.logging import MMLogger, print_log
 
 from mmmask.apis.tool_logging import (CONSOLE_INFO, apply_console_mode,
-                                      console_handlers, set_console_mode)
+                                      console_handlers, set_console_mode,
+                                      tell)
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.engine.checkpoint_load import find_latest_checkpoint
 from mmmask.engine.hooks import AMTSaliencyRefreshHook
@@ -99,6 +100,7 @@ def log_a_run_start(work_dir: str) -> None:
               level=logging.WARNING)
     # mmmask's own INFO line (through mmengine's print_log)
     assert find_latest_checkpoint(work_dir) is None
+    tell(MMLogger.get_current_instance(), 'train x.py: MAEWithMasker')
     print_log('Epoch(train) [1][8/16]  eta: 0:01:00  loss: 1.8',
               logger='current')
     print_log('the learning rate is odd', logger='current',
@@ -115,7 +117,7 @@ def test_console_shows_progress_results_and_own_lines(tmp_path, capsys,
     for handler in logger.handlers:
         handler.flush()
     kept = (tmp_path / 'run.log').read_text()
-    followed = ('--resume: no checkpoint in', 'Epoch(train)',
+    followed = ('--resume: no checkpoint in', 'train x.py', 'Epoch(train)',
                 'learning rate is odd')
     everything = ('Config:', 'paramwise_options', 'FileClient') + followed
     assert all(text in kept for text in everything)  # the log file: all
