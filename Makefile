@@ -29,7 +29,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	@echo "[demo 1/4] $(DEMO_DATA): 512 synthetic 64x64 images"
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
-	@echo "[demo 2/4] pre-training the tiny MAE, 60 epochs (mmengine's log)"
+	@echo "[demo 2/4] pre-training the tiny MAE, 60 epochs (progress lines; the full log is in $(DEMO_DIR)/<time>/)"
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --resume
 	@echo "[demo 3/4] reconstructions of the checkpoint"
 	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \

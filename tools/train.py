@@ -3,7 +3,17 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
         [--overwrite-work-dir] [--amp] [--cfg-options key=value ...]
-        [--launcher pytorch]
+        [--launcher pytorch] [--verbose]
+
+The console shows one set-up line (config, model and masking, device,
+schedule, work dir, log file), mmengine's progress lines with loss and ETA,
+the results and warnings; mmengine's full log (environment, config, hook
+order, per-parameter lines) is in the log file, and on the console with
+``--verbose``. A ``--resume`` of a run already trained to its last epoch
+says so and exits 0 without building the runner. A user's mistake (a
+missing file, a used work dir, a corrupt checkpoint, a misspelt type...)
+prints one paragraph, not a traceback (``--verbose`` shows it; the log
+file has it once the run started): ``mmmask.apis.tool_errors.run_tool``.
 
 Every run gets the protections our configs switch on, also for a config
 that does not (:func:`mmmask.engine.switch_on_protections`): the
@@ -20,11 +30,17 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
+import torch
 from mmengine.config import Config, DictAction
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import adapt_to_cpu, finish_distributed, set_work_dir
 from mmmask.apis.checkpoint import check_checkpoint_file
+from mmmask.apis.run_summary import (finished_run, result_line,
+                                     resume_checkpoint, schedule, setup_line)
+from mmmask.apis.tool_errors import run_tool
+from mmmask.apis.tool_logging import (apply_console_mode, console_mode,
+                                      log_file_of, tell)
 from mmmask.apis.train_inputs import check_config_file, check_data_roots
 from mmmask.apis.workdir import check_work_dir, retire_resume_pointer
 from mmmask.engine import build_runner, switch_on_protections
@@ -69,6 +85,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="print mmengine's whole log (environment, config, hook order, "
+        'per-parameter lines) and the traceback of a refusal; by default '
+        'they are in the log file only')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -109,8 +131,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                    overwrite=args.overwrite_work_dir)
     # once per job: launchers give every process RANK (torchrun) or
     # SLURM_PROCID (srun)
-    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
-    if args.overwrite_work_dir and not resume and rank == '0':
+    if args.overwrite_work_dir and not resume and is_first_rank():
         retired = retire_resume_pointer(cfg.work_dir)
         if retired:
             print(f'--overwrite-work-dir: the earlier run\'s last_checkpoint '
@@ -137,15 +158,38 @@ def add_always_hooks(cfg: Config) -> None:
     cfg.custom_hooks = hooks
 
 
+def is_first_rank() -> bool:
+    """Rank 0 of a launch (launchers set RANK or SLURM_PROCID)."""
+    return os.environ.get('RANK', os.environ.get('SLURM_PROCID',
+                                                 '0')) == '0'
+
+
 def main() -> None:
     args = parse_args()
+    with console_mode('verbose' if args.verbose else 'quiet'):
+        train(args)
+
+
+def train(args: argparse.Namespace) -> None:
+    """The body of :func:`main`."""
     check_config_file(args.config)
     cfg = merge_args(Config.fromfile(args.config), args)
+    finished = finished_run(cfg)
+    if finished is not None:
+        if is_first_rank():
+            print(finished)
+        return
     check_data_roots(cfg)
     runner = build_runner(cfg)
+    apply_console_mode(runner.logger)  # a runner type of another project
+    tell(runner.logger, setup_line(
+        cfg, args.config, 'cuda' if torch.cuda.is_available() else 'cpu',
+        runner.world_size, log_file_of(runner.logger),
+        resume_checkpoint(cfg)))
     runner.train()
+    tell(runner.logger, result_line(runner, schedule(cfg)[0]))
     finish_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -19,13 +19,14 @@ from typing import Any, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from mmmask.errors import MissingInputError, UserError
 from .checkpoint_records import record_keys
 
 #: first byte of the legacy (non-zip) torch format: a pickle protocol mark
 _PICKLE_MARK = b'\x80'
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(UserError, ValueError):
     """A checkpoint file that cannot be used: truncated, failing its
     checksums, refused by safe unpickling, or holding NaN/inf tensors.
 
@@ -81,11 +82,11 @@ def check_checkpoint_file(path: str,
     """
     shown = path if name is None else name
     if osp.isdir(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f'{what} {shown} is a folder, not a checkpoint file; '
             f'{missing_hint}')
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f'{what} {shown}: no such checkpoint; {missing_hint}')
     if zipfile.is_zipfile(path):
         try:

@@ -36,6 +36,7 @@ import torch
 from mmengine.dist import broadcast_object_list, get_dist_info
 from mmengine.runner import checkpoint as mm_checkpoint
 
+from mmmask.errors import InvalidInputError, UnknownTypeError, UserError
 from mmmask.fileio.atomic import fsync_folder, temporary_name
 from .checkpoint import CorruptCheckpointError, UnsafeCheckpointError, \
     load_verified
@@ -47,7 +48,7 @@ CHECKED_PREFIXES = ('', 'http://', 'https://', 'torchvision://',
                     'pavi://', r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
 
 
-class CheckpointDownloadError(OSError):
+class CheckpointDownloadError(UserError, OSError):
     """A checkpoint URL that could not be downloaded (nothing was cached)."""
 
 
@@ -61,7 +62,8 @@ def cache_path(url: str, model_dir: Optional[str] = None) -> str:
     as ``torch.hub.load_state_dict_from_url`` names it."""
     name = osp.basename(urlparse(url).path)
     if not name:
-        raise ValueError(f'{url} names no file: give the URL of a .pth file')
+        raise InvalidInputError(
+            f'{url} names no file: give the URL of a .pth file')
     return osp.join(model_dir or hub_checkpoint_dir(), name)
 
 
@@ -171,7 +173,7 @@ def _named_model(filename: str, prefixes: Tuple[str, ...],
     prefix = next(p for p in prefixes if filename.startswith(p))
     name = filename[len(prefix):]
     if name not in urls:
-        raise KeyError(
+        raise UnknownTypeError(
             f'{filename}: {prefix} has no model {name!r} (mmengine\'s model '
             'lists); check the name or give a URL or a local path')
     return name, urls[name]
@@ -265,7 +267,7 @@ def load_checked(filename: str,
     if scheme.split(':')[-1] in ('s3', 'petrel'):
         return _load_storage(filename, what, map_location)
     if scheme:
-        raise ValueError(
+        raise InvalidInputError(
             f'{what}: {filename}: checked loading does not know the '
             f'{scheme}:// scheme; give a local path or an http(s):// URL')
     return load_verified(osp.expanduser(filename), what, map_location)

@@ -2,6 +2,7 @@
 
 Shared by the analysis tools (mask and reconstruction pictures) and tests.
 """
+import os
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -11,11 +12,13 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 from torch import nn
 
+from mmmask.errors import InvalidInputError, MissingInputError
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config, apply overrides and import its ``custom_imports``."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path} does not exist')
+    from .train_inputs import check_config_file
+    check_config_file(path)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -41,7 +44,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
         if '://' not in checkpoint and not osp.isfile(checkpoint):
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f'checkpoint {checkpoint} does not exist: give a .pth file '
                 'written by tools/train.py')
         from mmengine.runner import load_checkpoint
@@ -78,6 +81,7 @@ def build_train_batch(cfg: Config,
     """
     from mmpretrain.registry import DATASETS
     if dataset is None:
+        check_images(cfg, images)
         ds_cfg = cfg.train_dataloader.dataset.copy()
         if images is not None:
             ds_cfg = dict(
@@ -87,9 +91,43 @@ def build_train_batch(cfg: Config,
                 pipeline=ds_cfg.pipeline)
         dataset = DATASETS.build(ds_cfg)
     if len(dataset) == 0:
-        raise ValueError(f'the dataset of {cfg.filename} is empty')
+        raise InvalidInputError(
+            f'the dataset of {cfg.filename} is empty' +
+            (f' (no image in --images {images})' if images else '') +
+            ': give a folder with images (--images DIR)')
     samples = [dataset[(start + i) % len(dataset)] for i in range(num)]
     return default_collate(samples), dataset
+
+
+def check_images(cfg: Config, images: Optional[str]) -> None:
+    """Refuse, by name, images a tool cannot read: an ``--images`` folder
+    that does not exist, or (without ``--images``) a training dataset that
+    is not on this machine (e.g. ImageNet for a full-size config), with
+    ``--images`` as the fix.
+
+    Raises:
+        MissingInputError: Naming the folder or the config key.
+    """
+    if images is not None:
+        if not osp.isdir(images):
+            raise MissingInputError(
+                f'--images {images} is not a folder (seen from '
+                f'{os.getcwd()}): give a folder of images, e.g. --images '
+                'data/shapes-64px (made by `make demo`)')
+        return
+    from .train_inputs import missing_data
+    missing = [m for m in missing_data(cfg)
+               if m[0].startswith('train_dataloader')]
+    if not missing:
+        return
+    key, path, what = missing[0]
+    raise MissingInputError(
+        f'the training data of {osp.basename(cfg.filename or "the config")}'
+        f' is not on this machine ({key} = {path!r}: the {what} does not '
+        f'exist, seen from {os.getcwd()}). Give --images DIR, a folder of '
+        "images to run through the config's pipeline (e.g. --images "
+        'data/shapes-64px, made by `make demo`), or point the config at the '
+        f'data: --cfg-options {key}=/path/to/data')
 
 
 def hook_cfg(cfg, hook_type: str) -> dict:

@@ -15,6 +15,7 @@ import torch
 from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
+from mmmask.errors import InvalidInputError
 from mmmask.masks import MaskPlan
 from mmmask.models.utils import batch_saliency
 from .checkpoint import load_checkpoint_file
@@ -84,45 +85,110 @@ def load_encoder_weights(model: nn.Module, checkpoint: str) -> str:
         ValueError: If the encoder does not fit (other architecture, or not
             a pre-training checkpoint); the message names the keys.
     """
+    return load_fitting_weights(model, checkpoint, (ENCODER_PREFIX, ),
+                                'the encoder')[0]
+
+
+def converted_backbone_note(checkpoint: str, loaded, needs: str) -> \
+        Optional[str]:
+    """Why a converted backbone (``tools/model_converters``) cannot serve
+    a tool that needs a pre-training checkpoint, or None when ``loaded``
+    is not one."""
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    source = meta.get('converted_from') if isinstance(meta, dict) else None
+    state = loaded.get('state_dict', loaded) if isinstance(loaded,
+                                                           dict) else {}
+    bare = isinstance(state, dict) and 'patch_embed.projection.weight' in \
+        state and not any(str(k).startswith(ENCODER_PREFIX) for k in state)
+    if source is None and not bare:
+        return None
+    origin = (f' (converted from {source} for {meta.get("target")})'
+              if source else '')
+    instead = (f'the pre-training checkpoint it was converted from '
+               f'({source})' if source else 'the pre-training checkpoint')
+    return (f'--checkpoint {checkpoint} is a converted backbone '
+            f'checkpoint{origin}: it holds the encoder alone, without the '
+            f'"backbone." prefix, and this tool needs {needs}. Give '
+            f'{instead}, e.g. work_dirs/demo_mae/epoch_60.pth after '
+            '`make demo`.')
+
+
+def load_fitting_weights(model: nn.Module, checkpoint: str,
+                         required: Sequence[str],
+                         needs: str) -> Tuple[str, List[str]]:
+    """Load what fits of a pre-training checkpoint; ``required`` parts must.
+
+    Every tensor whose key and shape the model shares is loaded. The
+    tensors under the ``required`` prefixes (the encoder; for a
+    reconstruction also the decoder) must all be there with their shapes;
+    others (a masker's state, such as EHM's ``masker.progress`` or IDM's
+    head probabilities, absent from a checkpoint of another strategy's
+    run) keep their initial values, and are named.
+
+    Args:
+        model (nn.Module): The algorithm.
+        checkpoint (str): A ``.pth`` written by ``tools/train.py`` (or a
+            URL), loaded checked.
+        required (Sequence[str]): Key prefixes that must load completely.
+        needs (str): What the tool needs, for the messages (e.g. ``'the
+            encoder and the decoder'``).
+
+    Returns:
+        tuple: One line saying what was loaded, and the keys of the model
+        that kept their initial values.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        ValueError: If the checkpoint is a converted backbone or a required
+            part does not fit (other architecture, not a pre-training
+            checkpoint); the message names the keys and the fix.
+    """
     loaded = load_checkpoint_file(checkpoint, '--checkpoint')
+    note = converted_backbone_note(checkpoint, loaded, needs)
+    if note is not None:
+        raise InvalidInputError(note)
     state = loaded.get('state_dict', loaded) if isinstance(loaded,
                                                            dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f'--checkpoint {checkpoint} holds no state dict')
+        raise InvalidInputError(
+            f'--checkpoint {checkpoint} holds no state dict: give a '
+            'pre-training checkpoint written by tools/train.py')
     own = model.state_dict()
-    encoder = [k for k in own if k.startswith(ENCODER_PREFIX)]
+    needed = [k for k in own if k.startswith(tuple(required))]
     # a pre-training-only token one algorithm has and another has not
     # (SimMIM's mask_token): kept as initialised
-    optional = [k for k in encoder if k[len(ENCODER_PREFIX):] in
-                OPTIONAL_ENCODER_KEYS and k not in state]
-    missing = [k for k in encoder if k not in state and k not in optional]
+    optional = [k for k in needed if k.startswith(ENCODER_PREFIX) and
+                k[len(ENCODER_PREFIX):] in OPTIONAL_ENCODER_KEYS and
+                k not in state]
+    missing = [k for k in needed if k not in state and k not in optional]
     reshaped = [
         f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
-        for k in encoder if k in state and tuple(state[k].shape) != tuple(
+        for k in needed if k in state and tuple(state[k].shape) != tuple(
             own[k].shape)
     ]
     if missing or reshaped:
         problems = []
         if missing:
-            problems.append(f'{len(missing)} encoder tensors are not in it '
+            problems.append(f'{len(missing)} tensors are not in it '
                             f'({", ".join(missing[:3])})')
         if reshaped:
             problems.append(f'{len(reshaped)} have other shapes '
                             f'({", ".join(reshaped[:2])})')
-        raise ValueError(
-            f'--checkpoint {checkpoint} does not fit the encoder of this '
+        raise InvalidInputError(
+            f'--checkpoint {checkpoint} does not fit {needs} of this '
             f'config: {"; ".join(problems)}. Give a pre-training checkpoint '
             'of the same backbone (patch size, width, depth, image size), '
             'not a converted or downstream one.')
     fitting = {k: v for k, v in state.items()
                if k in own and tuple(v.shape) == tuple(own[k].shape)}
     model.load_state_dict(fitting, strict=False)
-    loaded_encoder = len(encoder) - len(optional)
-    others = len(fitting) - loaded_encoder
-    kept = f' ({", ".join(optional)} as initialised)' if optional else ''
-    return (f'loaded {checkpoint}: the encoder ({loaded_encoder} tensors'
-            f'{kept}) and {others} of the {len(own) - len(encoder)} other '
-            'tensors')
+    kept = [k for k in own if k not in fitting]
+    loaded_needed = len(needed) - len(optional)
+    others = len(fitting) - loaded_needed
+    as_init = f' ({", ".join(optional)} as initialised)' if optional else ''
+    return (f'loaded {checkpoint}: {needs} ({loaded_needed} tensors'
+            f'{as_init}) and {others} of the {len(own) - len(needed)} other '
+            'tensors'), kept
 
 
 def fill_amt_saliency(model: nn.Module, inputs: Tensor,

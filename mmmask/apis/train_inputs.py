@@ -9,6 +9,8 @@ import os
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
+from mmmask.errors import FolderGivenError, MissingInputError
+
 #: how to make the data folders the demo configs read
 DEMO_DATA = {
     'shapes-64px-labelled': 'python tools/misc/make_shapes_dataset.py '
@@ -35,12 +37,12 @@ def check_config_file(path: str) -> None:
         shown = ', '.join(found[:4]) + (', ...' if len(found) > 4 else '')
         inside = (f' (it holds {shown})' if found else
                   ' (it holds no .py file)')
-        raise IsADirectoryError(
+        raise FolderGivenError(
             f'config {path} is a folder, not a config file{inside}: give '
             'the path of one config .py file, e.g. '
             f'{osp.join(path, found[0]) if found else "configs/demo/..."}')
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f'config file {path} does not exist: give the path of a config '
             '.py file (e.g. one under configs/)')
 
@@ -131,7 +133,7 @@ def check_data_roots(cfg) -> None:
     more = (f' ({len(missing) - 1} more path(s) of the config are missing '
             'too: ' + ', '.join(k for k, _, _ in missing[1:]) + ')'
             if len(missing) > 1 else '')
-    raise FileNotFoundError(
+    raise MissingInputError(
         f'{key} = {path!r}: the {what} does not exist (seen from '
         f'{os.getcwd()}). {fix} the config at your data: --cfg-options '
         f'{key}=/path/to/data{more}')

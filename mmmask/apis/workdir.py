@@ -6,6 +6,8 @@ import os.path as osp
 import time
 from typing import List, Optional
 
+from mmmask.errors import WorkDirInUseError
+
 #: what a training run leaves that a new run would overwrite or replace:
 #: checkpoints, the auto-resume pointer and the strategies' caches (AMT
 #: saliency, image caches: ``*.bin``)
@@ -41,7 +43,7 @@ def check_work_dir(work_dir: str, resume: bool, overwrite: bool) -> None:
     if not found:
         return
     shown = ', '.join(found[:6]) + (', ...' if len(found) > 6 else '')
-    raise FileExistsError(
+    raise WorkDirInUseError(
         f'work dir {work_dir} holds files of an earlier run ({shown}); a '
         'new run would overwrite its checkpoints and replace its caches. '
         'Continue that run with --resume, or start over in the same folder '

@@ -1,13 +1,20 @@
-"""The command line shared by ``tools/model_converters/mmmask2*.py``."""
+"""The command line shared by ``tools/model_converters/mmmask2*.py``.
+
+A conversion prints one line: what was converted, and per target layout how
+many keys the target model misses or ignores and whether all of them are
+so by design. The keys themselves, grouped under their reason, follow with
+``--verbose``, or by default for a layout with keys NOT EXPECTED (they need
+a look: a wrong ``--prefix``, another encoder).
+"""
 import argparse
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmmask.apis.checkpoint import CorruptCheckpointError
 from mmmask.apis.checkpoint_sources import CheckpointDownloadError
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.fileio import WriteFailed
-from .convert import convert_file, summarise
+from .convert import KeyReport, convert_file, expected_reason, summarise
 from .targets import EXPECTED_KEYS, key_reports
 
 DESCRIPTIONS = {
@@ -60,9 +67,42 @@ def convert_and_report(args: argparse.Namespace, target: str) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {args.src}: {msg}', file=sys.stderr)
         return 2
-    print(f'converted {len(converted)} tensors from {args.src} '
-          f'(prefix {args.prefix!r}) -> {args.dst}')
-    for name, report in key_reports(converted, target).items():
-        for block in summarise(report, name, EXPECTED_KEYS.get(name)):
-            print(block)
+    reports = key_reports(converted, target)
+    surprising = {name: surprises(report, name)
+                  for name, report in reports.items()}
+    print(summary_line(args, len(converted), reports, surprising))
+    for name, report in reports.items():
+        if args.verbose or surprising[name]:
+            for block in summarise(report, name, EXPECTED_KEYS.get(name)):
+                print(block)
     return 0
+
+
+def surprises(report: KeyReport, name: str) -> int:
+    """How many missing or unexpected keys of a layout are not so by
+    design (:data:`~mmmask.downstream.targets.EXPECTED_KEYS`)."""
+    expected = EXPECTED_KEYS.get(name) or {}
+    return sum(
+        expected_reason(key, expected.get(kind, ())) is None
+        for kind, keys in (('missing', report.missing),
+                           ('unexpected', report.unexpected))
+        for key in keys)
+
+
+def summary_line(args: argparse.Namespace, num: int,
+                 reports: Dict[str, KeyReport],
+                 surprising: Dict[str, int]) -> str:
+    """The one line a conversion prints."""
+    layouts = ', '.join(
+        f'{name}: {len(r.missing)} missing, {len(r.unexpected)} unexpected'
+        for name, r in reports.items())
+    bad = sum(surprising.values())
+    if bad:
+        verdict = (f'{bad} NOT EXPECTED, listed below: check --prefix and '
+                   "that the checkpoint's encoder is the one the target "
+                   'config builds')
+    else:
+        verdict = ('all by design, nothing to do (--verbose lists them with '
+                   'their reasons)')
+    return (f'converted {num} tensors from {args.src} (prefix '
+            f'{args.prefix!r}) -> {args.dst}; {layouts}: {verdict}')

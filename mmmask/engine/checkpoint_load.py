@@ -37,6 +37,7 @@ from mmengine.runner import checkpoint as mm_checkpoint
 
 from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
 from mmmask.apis.checkpoint_sources import load_checked
+from mmmask.errors import InvalidInputError, MissingInputError
 from .checkpoint_save import LAST_CHECKPOINT, last_good_checkpoint
 from .hooks.utils import unwrap_model
 
@@ -115,7 +116,7 @@ def check_training_checkpoint(checkpoint, filename: str) -> None:
         start = ('To start from these weights instead, give it as load_from '
                  f'(--cfg-options load_from={filename}) without --resume.')
     names = [k if k == 'message_hub' else f'meta.{k}' for k in missing]
-    raise ValueError(
+    raise InvalidInputError(
         f'--resume: {filename} is not a training checkpoint: it has no '
         f'{", ".join(names)} (its top-level keys: '
         f'{", ".join(map(str, checkpoint))}).{origin} Resume needs a '
@@ -127,7 +128,7 @@ def check_resume_fit(report: Dict, filename: str, model) -> None:
     """Refuse to resume into a model the checkpoint does not fit exactly."""
     if not (report['missing'] or report['unexpected'] or report['reshaped']):
         return
-    raise ValueError(
+    raise InvalidInputError(
         f'--resume: {filename} does not fit this model '
         f'({type(model).__name__}): {describe_fit(report)}. It was written '
         'by another architecture or config; resume only with the config '
@@ -138,7 +139,7 @@ def check_resume_fit(report: Dict, filename: str, model) -> None:
 def report_partial_load(runner, filename: str, report: Dict, model) -> None:
     """Warn about (or refuse) a ``load_from`` that fits only in part."""
     if report['loaded'] == 0 and report['total'] > 0:
-        raise ValueError(
+        raise InvalidInputError(
             f'load_from: {filename} has no tensor that fits this model '
             f'({type(model).__name__}): {describe_fit(report)}. A backbone '
             'converted by tools/model_converters has no "backbone." '
@@ -229,7 +230,7 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
     if not osp.isfile(save_file):
         found = checkpoints_in(path)
         if found:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f'--resume: {path} holds checkpoints ({_examples(found)}) '
                 f'but no {LAST_CHECKPOINT} file naming the one to continue '
                 f'from: give it explicitly, e.g. --resume {found[0]}')
@@ -249,7 +250,7 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
     hint = (f'give the checkpoint to continue from, e.g. --resume '
             f'{found[0]}' if found else
             'there is no checkpoint in the work dir: start a new run')
-    raise FileNotFoundError(
+    raise MissingInputError(
         f'--resume: {save_file} names {last!r}, which does not exist: {hint}')
 
 

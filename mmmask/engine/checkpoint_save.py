@@ -39,6 +39,7 @@ from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
 from mmmask.apis.checkpoint import describe_nonfinite, first_nonfinite
+from mmmask.errors import NonFiniteError
 from mmmask.fileio import (WriteFailed, atomic_write, atomic_write_text,
                            remove_stale_temporaries)
 
@@ -110,7 +111,7 @@ def refuse_nonfinite(checkpoint: dict, filename: str) -> None:
     bad = first_nonfinite(checkpoint)
     if bad is not None:
         key, tensor = bad
-        raise FloatingPointError(
+        raise NonFiniteError(
             f'refusing to write checkpoint {filename}: {key} holds '
             f'{describe_nonfinite(tensor)}; the training has diverged. '
             'Nothing was written.')
@@ -210,7 +211,7 @@ class AtomicCheckpointHook(CheckpointHook):
         except WriteFailed as err:
             raise err.continue_with(_continue_hint(runner)) from err
         except FloatingPointError as err:
-            raise FloatingPointError(
+            raise NonFiniteError(
                 f'{err} {_continue_hint(runner)}') from err
         if not is_main_process():
             return

@@ -27,6 +27,7 @@ from mmpretrain.registry import RUNNERS
 from mmmask.apis.checkpoint import CorruptCheckpointError
 from mmmask.apis.checkpoint_sources import checked_sources
 from mmmask.apis.launch import float32_optim_wrapper, init_cpu_process_group
+from mmmask.apis.tool_logging import apply_console_mode
 from .checkpoint_load import (auto_resume_refusal, find_latest_checkpoint,
                               load_checkpoint_checked)
 from .checkpoint_save import atomic_backend_args, refuse_nonfinite
@@ -95,6 +96,13 @@ class CheckedRunner(Runner):
     train = _checked(Runner.train)
     val = _checked(Runner.val)
     test = _checked(Runner.test)
+
+    def build_logger(self, *args, **kwargs):
+        """mmengine's logger; its console shows what our tools chose
+        (:func:`mmmask.apis.tool_logging.set_console_mode`: progress,
+        results and warnings by default; mmengine's preamble only in the
+        log file). Unchanged when no tool chose (mmpretrain's tools)."""
+        return apply_console_mode(super().build_logger(*args, **kwargs))
 
     # distributed launch on CPU ---------------------------------------
     def setup_env(self, env_cfg: Dict) -> None:

@@ -17,6 +17,8 @@ from typing import Iterator, Optional
 from mmengine import registry as mm_registry
 from mmengine.registry import Registry
 
+from mmmask.errors import UnknownTypeError
+
 #: mmengine's message for a type no registry in the search path has
 #: (``build_from_cfg``: ``scope::name``; the runner and scheduler builders
 #: give the registry name alone)
@@ -56,24 +58,25 @@ def find_registry(name: str, scope: Optional[str]) -> Optional[Registry]:
     return None
 
 
-def with_hints(err: KeyError) -> Optional[KeyError]:
-    """``err`` with hints added, or None when it is not mmengine's
-    "not in the registry" error (or has hints already)."""
+def with_hints(err: KeyError) -> Optional[UnknownTypeError]:
+    """``err`` with hints added, as an :class:`~mmmask.errors.
+    UnknownTypeError` (a user's mistake: tools print it without a
+    traceback), or None when it is not mmengine's "not in the registry"
+    error (or is ours already)."""
     message = err.args[0] if err.args else None
-    if not isinstance(message, str) or _HINTED in message \
-            or 'Did you mean' in message:
+    if not isinstance(message, str) or isinstance(err, UnknownTypeError):
         return None
     match = _NOT_REGISTERED.match(message)
     if match is None:
         return None
+    if _HINTED in message or 'Did you mean' in message:
+        return UnknownTypeError(message)
     typed_scope, _, typo = match['type'].rpartition('.')
     # a scoped name (``mmpretrain.PLBHok`` in an mmseg config) is looked
     # up in the registry of its scope
     registry = find_registry(match['name'], typed_scope or match['scope'])
-    if registry is None:
-        return None
-    hint = registered_names_hint(registry, typo)
-    return KeyError(f'{message}{hint}') if hint else None
+    hint = '' if registry is None else registered_names_hint(registry, typo)
+    return UnknownTypeError(f'{message}{hint}')
 
 
 @contextlib.contextmanager

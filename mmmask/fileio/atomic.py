@@ -26,6 +26,8 @@ import os.path as osp
 import uuid
 from typing import IO, Any, Callable, Iterator, List, Optional
 
+from mmmask.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # Windows: an open file cannot be removed anyway
@@ -36,7 +38,7 @@ TMP_SUFFIX = '.tmp'
 DEFAULT_NEXT_STEP = 'Free disk space or fix the cause, then run again.'
 
 
-class WriteFailed(OSError):
+class WriteFailed(UserError, OSError):
     """Writing a file failed; the file that was there is unchanged.
 
     ``str()`` is the errno and the message: what failed and what was kept

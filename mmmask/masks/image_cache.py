@@ -41,6 +41,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from mmmask.errors import UserError
 from mmmask.fileio import DEFAULT_NEXT_STEP, atomic_write
 
 MAGIC = b'MMASKSAL'
@@ -56,7 +57,7 @@ KIND_NAMES = {KIND_SALIENCY: 'AMT saliency', KIND_TREE: 'EHM tree',
               KIND_PARTS: 'EPM parts'}
 
 
-class CacheError(ValueError):
+class CacheError(UserError, ValueError):
     """A cache file that must not be used: what is wrong and how to fix it."""
 
 

@@ -15,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from mmmask.errors import InvalidInputError, WrongKindError
+
 
 def check_number(name: str, value: object) -> None:
     """Refuse a ratio that is not a real number, naming it and its value.
@@ -29,7 +31,7 @@ def check_number(name: str, value: object) -> None:
         example = float(value)
     except (TypeError, ValueError):
         example = 0.75 if name == 'mask_ratio' else 0.0
-    raise TypeError(
+    raise WrongKindError(
         f'{name}={value!r} is a {type(value).__name__}, not a number: write '
         f'{name}={example} without quotes (in the config, or '
         f'--cfg-options ...{name}={example}).')
@@ -52,15 +54,15 @@ def check_ratios(mask_ratio: float, throw_ratio: float = 0.0) -> None:
     check_number('mask_ratio', mask_ratio)
     check_number('throw_ratio', throw_ratio)
     if not 0.0 < float(mask_ratio) < 1.0:
-        raise ValueError(
+        raise InvalidInputError(
             f'mask_ratio={mask_ratio} is outside (0, 1): set mask_ratio to '
             'the fraction of patches to predict, e.g. mask_ratio=0.75.')
     if not 0.0 <= float(throw_ratio) < 1.0:
-        raise ValueError(
+        raise InvalidInputError(
             f'throw_ratio={throw_ratio} is outside [0, 1): set throw_ratio to '
             'the fraction of patches to drop, or 0 to drop none.')
     if mask_ratio + throw_ratio >= 1.0:
-        raise ValueError(
+        raise InvalidInputError(
             f'mask_ratio + throw_ratio = {mask_ratio} + {throw_ratio} >= 1 '
             'leaves no visible patch: lower one of them so that their sum is '
             'below 1 (AMT defaults: MAE 0.45 + 0.40, SimMIM 0.44 + 0.26).')

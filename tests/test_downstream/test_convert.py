@@ -104,6 +104,9 @@ def test_convert_file_never_overwrites_input(tmp_path, pretrain):
 def test_converter_tool_reports_keys_and_refuses(tmp_path, pretrain, capsys):
     src, _ = pretrain
     assert main('mmseg', [src, str(tmp_path / 'seg.pth')]) == 0
+    assert 'mmseg MAE backbone: 16 missing, 2 unexpected: all by design' in \
+        capsys.readouterr().out
+    assert main('mmseg', [src, str(tmp_path / 'seg.pth'), '--verbose']) == 0
     out = capsys.readouterr().out
     # layer scale and relative position bias are added by mmseg's MAE
     assert 'missing keys in mmseg MAE backbone (16)' in out

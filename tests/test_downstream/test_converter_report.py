@@ -51,6 +51,26 @@ def test_mmseg_report_groups_keys_under_their_reason():
     assert 'norm1.weight' in unexpected and 'final_norm=False' in unexpected
 
 
+def test_surprises_are_listed_without_verbose(tmp_path, capsys):
+    """A wrong --prefix or another encoder: the summary says NOT EXPECTED
+    and the keys follow without --verbose."""
+    from mmmask.downstream.cli import main
+    encoder = demo_encoder()
+    del encoder['layers.5.attn.qkv.weight']
+    src = tmp_path / 'pretrain.pth'
+    torch.save({'state_dict': {'backbone.' + k: v
+                               for k, v in encoder.items()}}, src)
+    assert main('mmpretrain', [str(src), str(tmp_path / 'cls.pth')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(
+        'mmpretrain linear probe ViT: 1 missing, 0 unexpected, mmpretrain '
+        'fine-tune ViT: 3 missing, 2 unexpected: 2 NOT EXPECTED, listed '
+        "below: check --prefix and that the checkpoint's encoder is the one "
+        'the target config builds')
+    assert '  NOT EXPECTED (1):' in lines
+    assert '    layers.5.attn.qkv.weight' in lines
+
+
 def test_unexpected_absences_are_named_apart():
     """A converted encoder without a block's weights (a wrong --prefix, a
     smaller model) leaves them at their initial values: said loudly."""
@@ -68,8 +88,9 @@ def test_unexpected_absences_are_named_apart():
 
 
 def test_converter_tool_is_quiet_and_gives_the_logger_back(tmp_path, capsys):
-    """The converter prints its report only (no INFO lines), and called
-    inside another program it leaves that program's logger current."""
+    """The converter prints one summary line (the keys with --verbose, no
+    INFO lines), and called inside another program it leaves that
+    program's logger current."""
     import uuid
 
     from mmengine.logging import MMLogger, print_log
@@ -80,9 +101,16 @@ def test_converter_tool_is_quiet_and_gives_the_logger_back(tmp_path, capsys):
     src = tmp_path / 'pretrain.pth'
     torch.save({'state_dict': {'backbone.' + k: v for k, v in
                                demo_encoder().items()}}, src)
-    assert main('mmdet', [str(src), str(tmp_path / 'det.pth')]) == 0
+    dst = tmp_path / 'det.pth'
+    assert main('mmdet', [str(src), str(dst)]) == 0
     out = capsys.readouterr()
-    assert out.out.startswith('converted 75 tensors')
+    assert out.out.splitlines() == [
+        f"converted 75 tensors from {src} (prefix 'backbone.') -> {dst}; "
+        'mmmask PlainViTSimpleFPN: 32 missing, 0 unexpected: all by design, '
+        'nothing to do (--verbose lists them with their reasons)']
+    assert out.err == ''
+    assert main('mmdet', [str(src), str(dst), '--verbose']) == 0
+    out = capsys.readouterr()
     assert 'expected (32): the simple feature pyramid' in out.out
     assert 'INFO' not in out.out + out.err
     assert MMLogger.get_current_instance() is own

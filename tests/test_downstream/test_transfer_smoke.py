@@ -66,7 +66,8 @@ def test_linear_probe_in_one_command(tmp_path, pretrained):
         ['bash', 'tools/benchmarks/linear_probe.sh', src, '1'], cwd=tc.ROOT,
         env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    assert 'missing keys in mmpretrain linear probe ViT (0)' in out.stdout
+    assert 'mmpretrain linear probe ViT: 0 missing, 0 unexpected' in \
+        out.stdout
     converted = torch.load(work / 'pretrained' / 'backbone_mmpretrain.pth',
                            weights_only=True)['state_dict']
     assert converted.keys() == expected_tensors(state, 'mmpretrain').keys()

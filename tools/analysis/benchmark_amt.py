@@ -34,6 +34,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_refresh_hook_cfg,
                                    sync)
 from mmmask.apis.inspect import build_model, load_config
 from mmmask.models.utils import patch_grid
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -143,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

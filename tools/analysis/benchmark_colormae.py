@@ -18,6 +18,7 @@ import torch
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config, median_time, train_step_fn
 from mmmask.apis.benchmark import describe_device
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
@@ -72,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -17,6 +17,7 @@ import torch
 import mmmask  # noqa: F401
 from mmmask.apis.benchmark import timed_round_robin
 from mmmask.downstream.mmdet import PlainViTSimpleFPN
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 
@@ -53,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

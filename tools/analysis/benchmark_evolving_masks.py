@@ -48,6 +48,7 @@ from mmmask.masks import select_by_score
 from mmmask.masks.ehm import build_tree, ehm_scores
 from mmmask.masks.epm import attention_graph, em_partition, epm_scores
 from mmmask.models.utils import patch_grid
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 DEFAULT_CONFIG = \
@@ -207,4 +208,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

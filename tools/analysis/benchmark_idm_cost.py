@@ -24,6 +24,7 @@ import mmmask  # noqa: F401  (registers components)
 from mmmask.apis import build_model, load_config
 from mmmask.apis.benchmark import (describe_device, idm_step_fns,
                                    timed_round_robin)
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 DEFAULT_CFG = ('configs/camae/'
@@ -69,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -69,6 +69,7 @@ from mmmask.apis.benchmark import (amt_refresh_fn, amt_samples,
                                    timed_round_robin, train_step_fn)
 from mmmask.models.utils import patch_grid
 from mmmask.models.utils import autocast_in
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -485,4 +486,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

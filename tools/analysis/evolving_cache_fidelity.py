@@ -26,6 +26,7 @@ import numpy as np
 from mmengine.runner import Runner
 
 from mmmask.apis import adapt_to_cpu, load_config
+from mmmask.apis.tool_errors import run_tool
 from mmmask.fileio import atomic_write, atomic_write_text
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -152,4 +153,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

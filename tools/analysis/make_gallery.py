@@ -33,6 +33,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis.mask_drawing import config_rows
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.visualization import save_image_grid
 
@@ -138,4 +139,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -38,8 +38,10 @@ from mmmask.apis import build_model, build_train_batch, load_config
 from mmmask.apis.mask_drawing import (fill_amt_saliency, is_attention_driven,
                                       load_encoder_weights, masker_of,
                                       reconstruction_view)
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.datasets.transforms import BaseMaskGenerator
+from mmmask.errors import WrongKindError
 from mmmask.masks.stats import fitting_num_bins, mask_statistics
 from mmpretrain.registry import TRANSFORMS
 
@@ -142,7 +144,7 @@ def draw_masks(config: str, num: int, cfg_options=None,
     model = build_model(cfg)
     masker = masker_of(model)
     if masker is None:
-        raise ValueError(
+        raise WrongKindError(
             f'{config} has neither a mask generator in its pipeline nor an '
             'in-model masker: its model masks at random (fallback); add a '
             'generator or model.masker to the config')
@@ -216,4 +218,4 @@ def print_table(args: argparse.Namespace) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

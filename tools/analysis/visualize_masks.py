@@ -31,7 +31,8 @@ from mmengine.config import DictAction
 
 import mmmask  # noqa: F401  (registers components)
 from mmmask.apis.mask_drawing import config_rows
-from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
+from mmmask.apis.tool_errors import run_tool
+from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.visualization import save_image_grid
 
 
@@ -72,21 +73,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    quiet_tool_logging(args.verbose)
-    # said below, per config, with what to do about it
-    warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
     rows, titles = [], []
-    for config in args.configs:
-        r, t, notes = config_rows(config, args.num, args.images, args.seed,
-                                  args.progress, args.segments,
-                                  args.cfg_options, args.checkpoint)
-        for note in notes:
-            print(f'warning: {note}', file=sys.stderr)
-        rows += r
-        titles += t
+    with quiet_logs(args.verbose):
+        # said below, per config, with what to do about it
+        warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
+        for config in args.configs:
+            r, t, notes = config_rows(config, args.num, args.images,
+                                      args.seed, args.progress, args.segments,
+                                      args.cfg_options, args.checkpoint)
+            for note in notes:
+                print(f'warning: {note}', file=sys.stderr)
+            rows += r
+            titles += t
     path = save_image_grid(rows, args.out, row_titles=titles)
     print(f'saved {path}')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -2,16 +2,17 @@
 
 Usage:
     python tools/model_converters/mmmask2mmdet.py PRETRAIN.pth OUT.pth \
-        [--prefix backbone.]
+        [--prefix backbone.] [--verbose]
 
-Prints the keys the mmdet model will miss or ignore; refuses a
-checkpoint that is not a pre-training checkpoint and never overwrites its
-input.
+Prints one line: how many keys the mmdet model will miss or ignore, and
+whether all of them are so by design (``--verbose`` lists them with their
+reasons; keys NOT EXPECTED are always listed). Refuses a checkpoint that is
+not a pre-training checkpoint (exit code 2, one paragraph) and never
+overwrites its input.
 """
-import sys
-
 import mmmask  # noqa: F401  (the allow-list of mmengine checkpoints)
+from mmmask.apis.tool_errors import run_tool
 from mmmask.downstream.cli import main
 
 if __name__ == '__main__':
-    sys.exit(main('mmdet'))
+    run_tool(lambda: main('mmdet'), exit_code=2)

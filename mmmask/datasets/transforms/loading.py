@@ -6,6 +6,8 @@ from mmcv.transforms import LoadImageFromFile
 
 from mmpretrain.registry import TRANSFORMS
 
+from mmmask.errors import InvalidInputError
+
 
 def image_advice(path: Optional[str]) -> str:
     """What to do about an image file mmcv cannot decode.
@@ -46,6 +48,6 @@ class LoadImageFromFileNamingErrors(LoadImageFromFile):
             raise
         except Exception as err:  # AssertionError, cv2.error, PIL errors
             path = results.get('img_path')
-            raise ValueError(
+            raise InvalidInputError(
                 f'cannot decode the image file {path} ({type(err).__name__}:'
                 f' {str(err).strip()}): {image_advice(path)}') from err

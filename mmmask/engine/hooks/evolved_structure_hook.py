@@ -24,6 +24,7 @@ from mmengine.optim import AmpOptimWrapper
 
 from mmpretrain.registry import HOOKS
 
+from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.masks import KIND_PARTS, KIND_TREE
 from mmmask.models.utils import autocast_in
 from .image_cache_hook import PerImageCacheRefreshHook
@@ -92,7 +93,7 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
                  num_workers: int = 2,
                  amp: Union[bool, str] = 'auto') -> None:
         if amp not in ('auto', False, 'float16', 'bfloat16'):
-            raise ValueError(
+            raise InvalidInputError(
                 f"amp={amp!r}: use 'auto' (the training step's precision), "
                 "False (float32), 'float16' or 'bfloat16'")
         super().__init__(warmup_epochs, interval, cache_file,
@@ -110,7 +111,7 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
         masker = getattr(model, 'masker', None)
         if not getattr(masker, 'cached', False) or not hasattr(
                 masker, 'cache_rows'):
-            raise TypeError(
+            raise WrongKindError(
                 'EvolvedStructureRefreshHook refreshes the cache of a cached '
                 "EHM/EPM masker; set model.masker=dict(type="
                 "'EvolvedHierarchicalMasker' or 'EvolvedPartMasker', "

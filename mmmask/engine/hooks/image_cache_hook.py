@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from mmpretrain.registry import TRANSFORMS
 
 from mmmask.apis.workdir import continue_hint, last_checkpoint
+from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.fileio import atomic_link, remove_stale_temporaries
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
                           check_cache, check_cache_size, row_shape,
@@ -85,7 +86,7 @@ def base_dataset(dataset):
     """
     while True:
         if hasattr(dataset, 'datasets'):
-            raise TypeError(
+            raise WrongKindError(
                 'per-image caches (AMT saliency, cached EHM/EPM) are indexed '
                 f'by sample_idx; {type(dataset).__name__} concatenates '
                 'datasets whose sample_idx overlap: train on a single dataset '
@@ -148,7 +149,7 @@ class PerImageCacheRefreshHook(Hook):
                  num_workers: int = 2,
                  dtype: str = 'float16') -> None:
         if int(warmup_epochs) < 0 or int(interval) < 1:
-            raise ValueError(
+            raise InvalidInputError(
                 f'warmup_epochs={warmup_epochs} must be >= 0 and interval='
                 f'{interval} >= 1')
         self.warmup_epochs = int(warmup_epochs)
@@ -213,7 +214,7 @@ class PerImageCacheRefreshHook(Hook):
     def before_train(self, runner) -> None:
         name = type(self).__name__
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
-            raise TypeError(
+            raise WrongKindError(
                 f'{name} counts epochs: use '
                 "train_cfg=dict(type='EpochBasedTrainLoop', ...)")
         model = unwrap_model(runner.model)
@@ -497,7 +498,7 @@ class PerImageCacheRefreshHook(Hook):
             if isinstance(t, transform_type)
         ]
         if not found:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{type(self).__name__} found no {self.transform_name} in '
                 f'the training pipeline: {self.transform_hint}, or remove '
                 'the hook.')
@@ -505,7 +506,7 @@ class PerImageCacheRefreshHook(Hook):
             if t.cache_file is None:
                 t.set_cache_file(self.cache_path)
             elif osp.abspath(t.cache_file) != self.cache_path:
-                raise ValueError(
+                raise InvalidInputError(
                     f'{self.transform_name} reads {t.cache_file} but '
                     f'{type(self).__name__} writes {self.cache_path}: give '
                     'both the same cache_file, or neither (the work dir is '

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Subset
 
 from mmpretrain.registry import DATASETS, HOOKS
 
+from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.evaluation import knn_top1, linear_probe_top1
 from mmmask.fileio import atomic_write_text
 from mmmask.models.utils import FEATURES, frozen_features
@@ -99,16 +100,16 @@ class KNNEvalHook(Hook):
                  linear_probe_l2: float = 1e-3,
                  out_file: Optional[str] = None) -> None:
         if feature not in FEATURES:
-            raise ValueError(f'KNNEvalHook: feature={feature!r}; choose one '
-                             f'of {FEATURES}')
+            raise InvalidInputError(
+                f'KNNEvalHook: feature={feature!r}; choose one of {FEATURES}')
         if int(interval) < 1 or int(k) < 1 or temperature <= 0:
-            raise ValueError(
+            raise InvalidInputError(
                 f'KNNEvalHook: interval={interval} and k={k} must be >= 1, '
                 f'temperature={temperature} > 0')
         for name, cfg in (('train_dataset', train_dataset),
                           ('val_dataset', val_dataset)):
             if not isinstance(cfg, dict) or 'type' not in cfg:
-                raise TypeError(
+                raise WrongKindError(
                     f'KNNEvalHook: {name} must be a dataset config with a '
                     "type, e.g. dict(type='CustomDataset', data_root=..., "
                     f"data_prefix='train'); got {cfg!r}")
@@ -228,7 +229,7 @@ class KNNEvalHook(Hook):
         try:
             return torch.cat([s.gt_label.view(-1)[:1] for s in samples])
         except (AttributeError, KeyError):
-            raise ValueError(
+            raise InvalidInputError(
                 f'KNNEvalHook: the {split} dataset gives no labels: use a '
                 'labelled dataset (e.g. CustomDataset over an ImageNet-'
                 'layout folder, one sub-folder per class, with_label=True)'
@@ -244,7 +245,7 @@ class KNNEvalHook(Hook):
                 cfg.setdefault('pipeline', copy.deepcopy(pipeline))
                 dataset = DATASETS.build(cfg)
                 if len(dataset) == 0:
-                    raise ValueError(
+                    raise InvalidInputError(
                         f'KNNEvalHook: the {split} dataset {cfg} is empty')
                 self._datasets[split] = dataset
         return self._datasets

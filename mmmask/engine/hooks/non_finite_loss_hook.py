@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
 from mmmask.engine.checkpoint_save import last_good_checkpoint
+from mmmask.errors import NonFiniteError
 
 
 def first_nonfinite_loss(outputs) -> Optional[Tuple[str, float]]:
@@ -65,7 +66,7 @@ class NonFiniteLossHook(Hook):
             return
         what = (f'{bad[0]}={bad[1]}' if bad is not None else
                 'another rank reported a non-finite loss')
-        raise FloatingPointError(
+        raise NonFiniteError(
             f'non-finite training loss at iteration {runner.iter + 1} '
             f'(epoch {runner.epoch + 1}, batch {batch_idx + 1}): {what}. '
             'Training stopped before any checkpoint of these weights is '

@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
 
+from mmmask.errors import InvalidInputError, WrongKindError
 from .utils import saves_checkpoint_after_iter, unwrap_model
 
 #: where a checkpoint holds every rank's partial per-head sums
@@ -23,7 +24,7 @@ def find_idm_masker(model):
     masker = getattr(model, 'masker', None)
     from mmmask.models.maskers import IDMMasker
     if not isinstance(masker, IDMMasker):
-        raise TypeError(
+        raise WrongKindError(
             f'PLBHook needs a model whose masker samples attention heads '
             f'(IDMMasker); {type(model).__name__} has masker '
             f'{type(masker).__name__}: set model.masker=dict(type='
@@ -68,10 +69,11 @@ class PLBHook(Hook):
 
     def __init__(self, lam: float = 0.99, eps: float = 0.2) -> None:
         if not 0.0 <= lam <= 1.0:
-            raise ValueError(f'PLBHook lam={lam} must lie in [0, 1] '
-                             '(paper: 0.99)')
+            raise InvalidInputError(
+                f'PLBHook lam={lam} must lie in [0, 1] (paper: 0.99)')
         if eps <= 0:
-            raise ValueError(f'PLBHook eps={eps} must be > 0 (paper: 0.2)')
+            raise InvalidInputError(
+                f'PLBHook eps={eps} must be > 0 (paper: 0.2)')
         self.lam = float(lam)
         self.eps = float(eps)
         self._gathered: Optional[dict] = None

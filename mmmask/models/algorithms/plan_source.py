@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
+from mmmask.errors import UnknownTypeError, WrongKindError
 from mmmask.masks import MaskPlan, random_scores, select_by_score
 from ..maskers import BaseMasker
 from ..utils import patch_grid
@@ -26,13 +27,13 @@ def build_masker(masker: Optional[dict]) -> Optional[BaseMasker]:
             known = sorted(
                 name for name, cls in MODELS.module_dict.items()
                 if isinstance(cls, type) and issubclass(cls, BaseMasker))
-            raise KeyError(
+            raise UnknownTypeError(
                 f'masker type {masker.get("type")!r} is not registered; '
                 f'registered maskers: {known}. Check the spelling in '
                 'model.masker.type and that custom_imports names mmmask.')
         masker = MODELS.build(masker)
     if not isinstance(masker, BaseMasker):
-        raise TypeError(
+        raise WrongKindError(
             f'model.masker is a {type(masker).__name__}, not a masker: a '
             'masker subclasses mmmask.models.maskers.BaseMasker, which says '
             'what the algorithm may ask of it (throw ratio, credit, ...).')

@@ -3,6 +3,8 @@ from typing import Sequence, Tuple, Union
 
 import torch
 
+from mmmask.errors import InvalidInputError
+
 IntPair = Union[int, Sequence[int]]
 
 
@@ -28,7 +30,7 @@ def check_divisible(img_size: IntPair, patch_size: IntPair,
     """
     size, patch = to_pair(img_size), to_pair(patch_size)
     if size[0] % patch[0] or size[1] % patch[1]:
-        raise ValueError(
+        raise InvalidInputError(
             f'{what}={size} is not divisible by the patch size {patch}: '
             f'use an image size that is a multiple of the patch size (e.g. '
             f'{(size[0] // patch[0]) * patch[0]}) in the model and in the '
@@ -43,7 +45,7 @@ def check_input_size(x: torch.Tensor, img_size: Tuple[int, int]) -> None:
         ValueError: If ``x`` is not ``(B, C, *img_size)``.
     """
     if tuple(x.shape[-2:]) != tuple(img_size):
-        raise ValueError(
+        raise InvalidInputError(
             f'input images are {tuple(x.shape[-2:])} but the backbone was '
             f'built for img_size={tuple(img_size)}: resize/crop to that size '
             'in the pipeline or set model.backbone.img_size.')
