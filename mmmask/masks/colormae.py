@@ -32,6 +32,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from ..errors import InvalidInputError
+
 COLORS = ('red', 'blue', 'green', 'purple')
 
 #: A filter width: one sigma, or (low, high) for green and purple.
@@ -54,7 +56,7 @@ DEFAULT_RED_ITERATIONS = 2
 
 def _check_color(color: str) -> str:
     if color not in COLORS:
-        raise ValueError(
+        raise InvalidInputError(
             f'unknown noise colour {color!r}: use one of {", ".join(COLORS)}')
     return color
 

@@ -48,6 +48,7 @@ from mmmask.apis import build_model, load_config
 from mmmask.apis.benchmark import (amt_samples, cached_structure_fns,
                                    describe_device, pipeline_samples,
                                    timed_round_robin)
+from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
 from mmmask.fileio import atomic_write_text
 from mmmask.masks.ehm import build_tree
@@ -237,4 +238,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -20,6 +20,7 @@ from mmcv.transforms import BaseTransform
 
 from mmpretrain.registry import TRANSFORMS
 
+from mmmask.errors import InvalidInputError
 from mmmask.masks import (MaskPlan, block_masks, grid_scores, plan_counts,
                           random_scores, select_by_score, upsample_map)
 from mmmask.masks.colormae import crop_noise_windows, make_noise_bank
@@ -51,12 +52,12 @@ class BaseMaskGenerator(BaseTransform):
         self.grid = check_divisible(self.input_size, mask_patch_size,
                                     'input_size')
         if mask_patch_size % model_patch_size:
-            raise ValueError(
+            raise InvalidInputError(
                 f'mask_patch_size={mask_patch_size} is not a multiple of '
                 f'model_patch_size={model_patch_size}: a mask cell must cover '
                 'whole model patches.')
         if throw_ratio and not self.supports_throw:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{type(self).__name__} does not support throw_ratio: set '
                 'throw_ratio=0 or use RandomMaskGenerator/GridMaskGenerator.')
         plan_counts(self.grid[0] * self.grid[1], mask_ratio, throw_ratio)
@@ -74,7 +75,7 @@ class BaseMaskGenerator(BaseTransform):
         """Add ``mask`` (and ``throw_mask``) for one image."""
         img = results.get('img')
         if img is not None and tuple(img.shape[:2]) != self.input_size:
-            raise ValueError(
+            raise InvalidInputError(
                 f'the image is {tuple(img.shape[:2])} but '
                 f'{type(self).__name__} has input_size={self.input_size}: '
                 'put the generator after the crop/resize and give it the '
@@ -187,7 +188,7 @@ class ColorNoiseMaskGenerator(BaseMaskGenerator):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if bank_size < max(self.grid):
-            raise ValueError(
+            raise InvalidInputError(
                 f'bank_size={bank_size} is smaller than the {self.grid} mask '
                 'grid: use bank_size >= the grid side (default 128).')
         self.color = color

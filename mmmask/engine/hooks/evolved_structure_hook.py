@@ -26,6 +26,7 @@ from mmpretrain.registry import HOOKS
 
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.masks import KIND_PARTS, KIND_TREE
+from mmmask.models.maskers import BaseMasker
 from mmmask.models.utils import autocast_in
 from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
@@ -109,8 +110,8 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
             TypeError: If the model has no such masker.
         """
         masker = getattr(model, 'masker', None)
-        if not getattr(masker, 'cached', False) or not hasattr(
-                masker, 'cache_rows'):
+        if not isinstance(masker, BaseMasker) or masker.cache_kind not in (
+                KIND_TREE, KIND_PARTS):
             raise WrongKindError(
                 'EvolvedStructureRefreshHook refreshes the cache of a cached '
                 "EHM/EPM masker; set model.masker=dict(type="

@@ -6,6 +6,7 @@ from torch import Tensor
 from mmpretrain.models import MAE
 from mmpretrain.registry import MODELS
 
+from mmmask.errors import WrongKindError
 from ..backbones import MaskableMAEViT
 from ..necks import MaskPlanMAEDecoder
 from ..utils import per_image_reconstruction_loss
@@ -38,12 +39,12 @@ class MAEWithMasker(MaskPlanSourceMixin, MAE):
                  **kwargs) -> None:
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         if not isinstance(self.backbone, MaskableMAEViT):
-            raise TypeError(
+            raise WrongKindError(
                 f'MAEWithMasker needs a backbone that takes a mask plan; got '
                 f'{type(self.backbone).__name__}: set model.backbone.type='
                 '\'MaskableMAEViT\' (same arguments and weights as MAEViT).')
         if not isinstance(self.neck, MaskPlanMAEDecoder):
-            raise TypeError(
+            raise WrongKindError(
                 f'MAEWithMasker needs a decoder that takes a mask plan; got '
                 f'{type(self.neck).__name__}: set model.neck.type='
                 '\'MaskPlanMAEDecoder\' (same arguments as '

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
-from mmmask.errors import UnknownTypeError, WrongKindError
+from mmmask.errors import InvalidInputError, UnknownTypeError, WrongKindError
 from mmmask.masks import MaskPlan, random_scores, select_by_score
 from ..maskers import BaseMasker
 from ..utils import patch_grid
@@ -43,7 +43,7 @@ def build_masker(masker: Optional[dict]) -> Optional[BaseMasker]:
 def check_can_throw(backbone: nn.Module, what: str) -> None:
     """Refuse thrown tokens for a backbone that cannot drop them."""
     if not getattr(backbone, 'can_throw_tokens', False):
-        raise ValueError(
+        raise InvalidInputError(
             f'{what} throws tokens but the backbone '
             f'{type(backbone).__name__} cannot drop tokens (its windows need '
             'the full grid): set throw_ratio=0, or use a ViT backbone '

@@ -7,6 +7,7 @@ from torch import Tensor
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
 
+from mmmask.errors import InvalidInputError
 from mmmask.masks import assert_on_device
 from ..utils import patch_grid, per_image_pixel_loss
 from .plan_source import MaskPlanSourceMixin
@@ -69,7 +70,7 @@ class SimMIMWithMasker(MaskPlanSourceMixin, SimMIM):
         mask = torch.stack([torch.as_tensor(s.mask) for s in data_samples])
         grid = patch_grid(self.backbone)
         if mask.dim() != 3 or tuple(mask.shape[1:]) != grid:
-            raise ValueError(
+            raise InvalidInputError(
                 f'the mask is {tuple(mask.shape)} for the batch but the '
                 f'backbone has a {grid} patch grid: set the mask generator\'s '
                 'input_size and model_patch_size to the model\'s image and '

@@ -30,6 +30,8 @@ from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.models.utils.attention import MultiheadAttention
 
+from mmmask.errors import WrongKindError
+
 
 @dataclass
 class AttentionMaps:
@@ -164,7 +166,7 @@ def check_probeable(backbone: nn.Module,
         hasattr(backbone, name)
         for name in ('patch_embed', 'pos_embed', 'cls_token', 'layers'))
     if not ok or getattr(backbone, 'cls_token', None) is None:
-        raise TypeError(
+        raise WrongKindError(
             f'{user} needs the attention of a plain ViT with a CLS token; '
             f'{type(backbone).__name__} is not one: use MaskableMAEViT or '
             'SimMIMViT (a windowed backbone such as Swin has no global '
