@@ -83,10 +83,11 @@ run_step() {
     log "$label"
     "$@" > "$out" 2>&1 &
     pid=$!
+    # ticks of 0.2 s: a quick step ends quickly, a heartbeat every $beat s
     while kill -0 "$pid" 2>/dev/null; do
-        sleep 1
+        sleep 0.2
         ticks=$(( ticks + 1 ))
-        if [ $(( ticks % beat )) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
+        if [ $(( ticks % (beat * 5) )) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
             log "  ... $(elapsed "$t0") elapsed$(progress_hint "$out")"
         fi
     done
