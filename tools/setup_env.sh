@@ -38,15 +38,16 @@
 #   MMMASK_HEARTBEAT  seconds between heartbeat lines (default: 30)
 #   MAX_JOBS          parallel compile jobs for mmcv (default: nproc)
 #   MMCV_CFLAGS       compiler flags of the mmcv build
-#                     (default: -DNDEBUG -fwrapv -O2 -g0)
+#                     (default: -DNDEBUG -fwrapv -O3 -g0)
 set -euo pipefail
 
 SETUP_START=$(date +%s)
 
-#: the mmcv build's compiler flags: Python's own (-DNDEBUG -fwrapv -O3 -g
+#: the mmcv build's compiler flags: Python's own (-DNDEBUG -g -fwrapv -O3
 #: -Wall) without the debug information, which took more than half of the
-#: compile time and 70 of the library's 80 MB; -O2 as most release builds
-MMCV_CFLAGS_DEFAULT="-DNDEBUG -fwrapv -O2 -g0"
+#: compile time and 81 of the library's 83 MB. -O3 kept: -O2 compiled no
+#: faster and made nms slower (docs/install.md)
+MMCV_CFLAGS_DEFAULT="-DNDEBUG -fwrapv -O3 -g0"
 
 # seconds since $1 (epoch seconds) as 1m05s
 elapsed() {
