@@ -34,6 +34,10 @@ lint: $(STAMP)
 # in its place, warns at import that mmcv.ops is missing: the demo does not
 # use it
 demo gallery: export PYTHONWARNINGS = ignore::UserWarning:mmcv.cnn.bricks.transformer
+# one torch thread unless you say otherwise: on a busy 2-core machine two
+# threads made a demo step 20x slower (8-12 s instead of 0.46 s, measured
+# one after the other under a load average of 10-12; docs/install.md)
+demo gallery: export OMP_NUM_THREADS ?= 1
 
 # --resume: a second `make demo` continues (or, when finished, reuses) the
 # run in $(DEMO_DIR) instead of being refused by the work-dir protection;
