@@ -171,6 +171,10 @@ PYEOF
 build_mmcv_wheel() {
     local wheel_dir=$1 ops=$2 tmp src built cflags
     tmp="$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")"
+    # run_step runs this in a subshell of its own: a failed build removes
+    # its folder too (the precompiled header alone is 400 MB)
+    # shellcheck disable=SC2064  # the folder's name, fixed now
+    trap "rm -rf '$tmp'" EXIT
     "${PIP[@]}" download --no-deps --no-binary :all: --no-cache-dir \
         -d "$tmp" "mmcv==$MMCV_VERSION"
     tar -xzf "$tmp"/mmcv-*.tar.gz -C "$tmp"

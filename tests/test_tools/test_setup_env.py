@@ -111,6 +111,8 @@ case "$1 $2 $3 $4" in
         mkdir -p "$dir/src/mmcv-2.1.0/mmcv/ops/csrc/common"
         tar -czf "$dir/mmcv-2.1.0.tar.gz" -C "$dir/src" mmcv-2.1.0 ;;
     "-m pip --disable-pip-version-check wheel")
+        [ -z "$FAKE_BUILD_FAILS" ] || { echo "error: the compiler failed"
+                                        exit 1; }
         dir=$(FLAG=-w folder "$@")
         mkdir -p "$dir"
         echo wheel > "$dir/mmcv-2.1.0-cp311-cp311-linux_x86_64.whl" ;;
@@ -235,3 +237,19 @@ def test_setup_env_refers_to_documents_that_exist():
     assert docs
     for doc in docs:
         assert osp.isfile(osp.join(ROOT, doc)), doc
+
+
+def test_failed_mmcv_build_says_so_and_leaves_no_build_folder(fake_venv,
+                                                              tmp_path):
+    venv, env, calls = fake_venv
+    (venv / '.mmmask-core').write_text(bash('fingerprint').stdout)
+    out = subprocess.run(['bash', SCRIPT, 'full'], cwd=ROOT,
+                         env=dict(env, FAKE_MMCV='lite', FAKE_BUILD_FAILS='1'),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert 'FAILED: [7/9] building mmcv 2.1.0' in out.stderr
+    assert 'error: the compiler failed' in out.stderr
+    assert not list(tmp_path.glob('mmcv-build.*'))  # 400 MB header gone
+    assert not (tmp_path / 'cache' / 'wheels').exists()
+    assert 'uninstall -y mmcv-lite' not in pip_calls(calls)  # lite kept
+    assert not (venv / '.mmmask-env').exists()
