@@ -1,20 +1,27 @@
 # The two commands a new user needs: `make demo` and `make test`.
 # Both create or reuse .venv and install what is missing (tools/setup_env.sh);
-# a second call does no install work.
+# a second call does no install work. `make demo` waits only for the demo's
+# stack (core: torch, mmengine, mmpretrain, mmcv without compiled ops);
+# `make test` for the full stack (mmcv's compiled ops, mmseg, mmdet).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CORE_STAMP := $(VENV)/.mmmask-core
 STAMP := $(VENV)/.mmmask-env
 DEMO_CFG := configs/demo/mae_vit-tiny-p8_random-mask_1xb32-60e_shapes-64px.py
 DEMO_DIR := work_dirs/demo_mae
 DEMO_DATA := data/shapes-64px
 MASK_CFGS := $(foreach m,random block grid,configs/mae/mae_vit-base-p16_$(m)-mask_8xb512-amp-coslr-800e_in1k.py)
 
-.PHONY: env test lint demo gallery clean-demo
+.PHONY: env env-core test lint demo gallery clean-demo
 
 env: $(STAMP)
+env-core: $(CORE_STAMP)
 
 $(STAMP): requirements/*.txt setup.py tools/setup_env.sh
-	VENV=$(VENV) bash tools/setup_env.sh
+	VENV=$(VENV) bash tools/setup_env.sh full
+
+$(CORE_STAMP): requirements/*.txt setup.py tools/setup_env.sh
+	VENV=$(VENV) bash tools/setup_env.sh core
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
@@ -23,10 +30,19 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m flake8 mmmask tools tests setup.py
 
+# mmcv-lite, the demo's mmcv until `make test` puts mmcv with compiled ops
+# in its place, warns at import that mmcv.ops is missing: the demo does not
+# use it
+demo gallery: export PYTHONWARNINGS = ignore::UserWarning:mmcv.cnn.bricks.transformer
+# one torch thread unless you say otherwise: on a busy 2-core machine two
+# threads made a demo step 20x slower (8-12 s instead of 0.46 s, measured
+# one after the other under a load average of 10-12; docs/install.md)
+demo gallery: export OMP_NUM_THREADS ?= 1
+
 # --resume: a second `make demo` continues (or, when finished, reuses) the
 # run in $(DEMO_DIR) instead of being refused by the work-dir protection;
 # `make clean-demo` starts over
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	@echo "[demo 1/4] $(DEMO_DATA): 512 synthetic 64x64 images"
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
 	@echo "[demo 2/4] pre-training the tiny MAE, 60 epochs (progress lines; the full log is in $(DEMO_DIR)/<time>/)"
@@ -39,11 +55,14 @@ demo: $(STAMP)
 		--images $(DEMO_DATA) --out $(DEMO_DIR)/masks.png
 	@echo "demo done: checkpoint $$(cat $(DEMO_DIR)/last_checkpoint), pictures $(DEMO_DIR)/reconstruction.png $(DEMO_DIR)/masks.png"
 
-# the README's gallery (docs/images/gallery_*.png): every strategy's masks,
-# the attention-driven ones from the demo checkpoint
+# the README's gallery (gallery_*.png): every strategy's masks, the
+# attention-driven ones from the demo checkpoint, drawn into $(GALLERY_DIR);
+# maintainers refresh the committed pictures with
+# `make gallery GALLERY_DIR=docs/images`
+GALLERY_DIR ?= work_dirs/gallery
 gallery: demo
 	$(PY) tools/analysis/make_gallery.py --checkpoint $$(cat $(DEMO_DIR)/last_checkpoint) \
-		--images $(DEMO_DATA) --out docs/images
+		--images $(DEMO_DATA) --out $(GALLERY_DIR)
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

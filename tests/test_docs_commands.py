@@ -1,13 +1,17 @@
 """The commands in README.md and docs/*.md: the README says how to use
 ``.venv`` before its first command, its resume example continues the demo
 run, every documented file and option exists, links and gallery pictures
-are there, and tools/misc/check_doc_commands.py runs commands as a new user
-would (a fresh shell, in order, placeholders not run)."""
+are there, documented outputs go to work_dirs/ or data/, and
+tools/misc/check_doc_commands.py runs commands as a new user would (a fresh
+shell, in order, placeholders not run), prints each result as it finishes
+and leaves the git checkout as it found it."""
 import glob
 import itertools
 import os.path as osp
 import re
 import shlex
+import subprocess
+import time
 
 import pytest
 
@@ -21,7 +25,7 @@ COMMANDS = [c for path in DOCS for c in check.commands_of(path)]
 
 def makefile_value(name: str) -> str:
     text = open(osp.join(ROOT, 'Makefile')).read()
-    return re.search(rf'^{name} :?= (\S+)', text, re.M).group(1)
+    return re.search(rf'^{name} [:?]?= (\S+)', text, re.M).group(1)
 
 
 def expand(token: str) -> list:
@@ -109,7 +113,8 @@ def test_links_and_gallery_pictures_exist():
     makefile = open(osp.join(ROOT, 'Makefile')).read()
     makefile = makefile.replace('\\\n\t\t', '')
     assert re.search(r'^gallery: demo\n\t\$\(PY\) tools/analysis/'
-                     r'make_gallery\.py .*--out docs/images', makefile, re.M)
+                     r'make_gallery\.py .*--out \$\(GALLERY_DIR\)', makefile,
+                     re.M)
 
 
 def test_checker_runs_commands_in_order_in_a_fresh_shell(
@@ -118,14 +123,15 @@ def test_checker_runs_commands_in_order_in_a_fresh_shell(
     in a shell that inherits nothing else from the caller."""
     monkeypatch.setenv('MMMASK_DOC_LEAK', '1')
     monkeypatch.setenv('PYTHONPATH', ROOT)
-    venv_python = osp.join(ROOT, '.venv', 'bin', 'python')
+    venv = osp.realpath(osp.join(ROOT, '.venv'))  # a worktree's may link
     page = tmp_path / 'page.md'
     page.write_text(f'''# A page
 
 ```bash
 export MMMASK_DOC_CHECK=1   # kept for the next command
 test "$MMMASK_DOC_CHECK" = 1 && test -z "$MMMASK_DOC_LEAK$PYTHONPATH"
-test "$(command -v python)" = "{venv_python}"
+test "$(cd "$VIRTUAL_ENV" && pwd -P)" = "{venv}"
+test "$(command -v python)" = "$VIRTUAL_ENV/bin/python"
 false
 python tools/train.py CONFIG --work-dir WORK_DIR
 ```
@@ -139,12 +145,95 @@ configs/demo/x.py  # a list of files, not commands
 ```
 ''')
     commands = check.commands_of(str(page))
-    assert [c.kind for c in commands] == ['cpu'] * 4 + ['template']
+    assert [c.kind for c in commands] == ['cpu'] * 5 + ['template']
     assert commands[0].text == 'export MMMASK_DOC_CHECK=1'
     assert check.main(['--files', str(page)]) == 1
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines()
              if 'page.md:' in line and not line.startswith('--')]
-    assert [line.split()[0] for line in lines] == ['ok', 'ok', 'ok',
-                                                   'FAILED']
+    assert [line.split()[0] for line in lines] == ['ok'] * 4 + ['FAILED']
     assert '1 template' in out
+
+
+def test_documented_outputs_go_to_work_dirs_or_data():
+    """The commands the checker runs write into ignored folders only; the
+    gallery goes to work_dirs/ unless a maintainer names docs/images."""
+    options = re.compile(r'--(out|json|work-dir|log)[= ](\S+)')
+    runnable = [c for c in COMMANDS if c.kind in ('cpu', 'slow')]
+    for cmd in runnable:
+        for _, target in options.findall(cmd.text):
+            assert target.startswith(('work_dirs/', 'data/')), \
+                f'{cmd.path}:{cmd.line}: writes {target}'
+    assert makefile_value('GALLERY_DIR').startswith('work_dirs/')
+    assert any(c.text.startswith('make gallery') for c in runnable)
+    assert check.classify('make gallery GALLERY_DIR=docs/images') == \
+        'maintainer'
+    ignored = subprocess.run(['git', 'check-ignore', 'work_dirs/x', 'data/x'],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == ['work_dirs/x', 'data/x']
+
+
+def git_status(root: str) -> str:
+    return subprocess.run(['git', 'status', '--porcelain',
+                           '--untracked-files=all'], cwd=root,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_checker_leaves_the_checkout_clean(tmp_path, capsys):
+    """A page with the maintainers' gallery command (it would rewrite the
+    tracked pictures) and a command that draws into work_dirs/: the first
+    is not run, the second is, and git status is as before."""
+    page = tmp_path / 'page.md'
+    page.write_text('''```bash
+make gallery GALLERY_DIR=docs/images   # maintainers: the README's pictures
+mkdir -p work_dirs && echo png > work_dirs/doc_check_probe.png
+```
+''')
+    before = git_status(ROOT)
+    assert check.main(['--files', str(page)]) == 0
+    out = capsys.readouterr().out
+    assert git_status(ROOT) == before
+    assert re.search(r'^ok .*page\.md:3: mkdir -p work_dirs', out, re.M)
+    assert "not run: {'maintainer': 1}" in out
+    assert open(osp.join(ROOT, 'work_dirs', 'doc_check_probe.png')).read() \
+        == 'png\n'
+
+
+def test_checker_fails_a_command_that_changes_the_checkout(tmp_path):
+    """In a git checkout of its own: writing over a tracked file and
+    leaving a new file both fail, naming the files; a command that writes
+    into an ignored folder passes."""
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    (repo / 'picture.png').write_bytes(b'committed')
+    (repo / '.gitignore').write_text('work_dirs/\n')
+    git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@t']
+    for args in (['init', '-q'], ['add', '.'], ['commit', '-qm', 'x']):
+        subprocess.run(git + args, cwd=repo, check=True)
+    commands = [
+        check.Command('page.md', i, text, 'cpu') for i, text in enumerate([
+            'echo redrawn > picture.png',
+            'mkdir -p work_dirs && echo x > work_dirs/out.png',
+            'echo x > litter.png',
+        ])
+    ]
+    results = check.run_document(commands, None, root=str(repo))
+    assert [r['rc'] for r in results] == [1, 0, 1]
+    assert results[0]['changed'] == [' M picture.png']
+    assert 'changed' not in results[1]
+    assert results[2]['changed'] == ['?? litter.png']
+
+
+def test_checker_prints_each_result_as_it_finishes(tmp_path):
+    """The first command's result arrives while the second still runs."""
+    arrived = []
+    commands = [check.Command('page.md', 1, 'true', 'cpu'),
+                check.Command('page.md', 2, 'sleep 2', 'cpu')]
+    start = time.monotonic()
+    results = check.run_document(
+        commands, None, root=str(tmp_path),
+        on_result=lambda r: arrived.append(time.monotonic()))
+    end = time.monotonic()
+    assert [r['rc'] for r in results] == [0, 0]
+    assert len(arrived) == 2
+    assert arrived[0] - start < end - start - 1.5

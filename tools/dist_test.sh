@@ -2,6 +2,8 @@
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
 # GPUS processes on this node through torchrun (gloo backend on CPU).
 # Paths may contain spaces; every argument after GPUS goes to test.py as is.
+# Python: PYTHON=..., else an activated environment's, else the repository's
+# .venv, else python from the PATH (the script says which).
 usage() {
     echo "usage: $0 CONFIG CHECKPOINT GPUS [tools/test.py args...]" >&2
 }

@@ -10,14 +10,42 @@ fail() {
     exit 2
 }
 
-# GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS and PYTHON with their
-# defaults; GRES and TASKS_PER_NODE for srun; ROOT of the repository.
+# choose_python: PYTHON, the interpreter every task runs, as `make` finds
+# it: the one named by PYTHON=...; else an activated virtual environment's;
+# else the repository's .venv (made by `make env`); else `python` from the
+# PATH when it has torch. Says in one line which it took; without any, says
+# how to make one (exit 2).
+choose_python() {
+    local root from
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    if [ -n "${PYTHON:-}" ]; then
+        from="PYTHON"
+    elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
+        PYTHON="$VIRTUAL_ENV/bin/python"
+        from="the activated environment"
+    elif [ -x "$root/.venv/bin/python" ]; then
+        PYTHON="$root/.venv/bin/python"
+        from="the repository's .venv"
+    elif command -v python > /dev/null 2>&1 && \
+            python -c 'import torch' > /dev/null 2>&1; then
+        PYTHON="$(command -v python)"
+        from="the PATH"
+    else
+        echo "error: no Python environment with torch: $root/.venv does not exist and 'python' on the PATH cannot import torch." >&2
+        echo "  Run 'make env' in $root (creates .venv with the tested stack), or name an interpreter: PYTHON=/path/to/python $0 ..." >&2
+        exit 2
+    fi
+    echo "$(basename "$0"): python $PYTHON (from $from)" >&2
+}
+
+# GPUS, GPUS_PER_NODE, CPUS_PER_TASK and SRUN_ARGS with their defaults;
+# GRES and TASKS_PER_NODE for srun; ROOT of the repository; PYTHON
+# (choose_python).
 slurm_settings() {
     GPUS=${GPUS:-8}
     GPUS_PER_NODE=${GPUS_PER_NODE:-8}
     CPUS_PER_TASK=${CPUS_PER_TASK:-5}
     SRUN_ARGS=${SRUN_ARGS:-""}
-    PYTHON=${PYTHON:-python}
     local var
     for var in GPUS CPUS_PER_TASK; do
         [[ "${!var}" =~ ^[1-9][0-9]*$ ]] || fail "$var must be a positive integer, got '${!var}'"
@@ -31,6 +59,7 @@ slurm_settings() {
         TASKS_PER_NODE=$(( GPUS < GPUS_PER_NODE ? GPUS : GPUS_PER_NODE ))
     fi
     ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    choose_python
 }
 
 # slurm_launch PARTITION JOB_NAME TOOL [TOOL ARGS...]: srun the tool
@@ -54,7 +83,8 @@ slurm_launch() {
 }
 
 # GPUS (the processes on this node, given as an argument) checked;
-# NNODES, NODE_RANK, PORT, MASTER_ADDR and PYTHON with their defaults; ROOT.
+# NNODES, NODE_RANK, PORT and MASTER_ADDR with their defaults; ROOT;
+# PYTHON (choose_python).
 dist_settings() {
     [[ "$GPUS" =~ ^[1-9][0-9]*$ ]] || \
         fail "GPUS must be the number of processes on this node (a positive integer), got '$GPUS'"
@@ -66,8 +96,8 @@ dist_settings() {
     for var in NNODES NODE_RANK PORT; do
         [[ "${!var}" =~ ^[0-9]+$ ]] || fail "$var must be an integer, got '${!var}'"
     done
-    PYTHON=${PYTHON:-python}
     ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    choose_python
 }
 
 # dist_launch TOOL [TOOL ARGS...]: torchrun GPUS processes of tools/TOOL.

@@ -4,8 +4,9 @@
 #
 # Usage: tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
 # Environment: GPUS (default 8), GPUS_PER_NODE (default 8; 0 = no --gres),
-#   CPUS_PER_TASK (default 5), SRUN_ARGS, PYTHON (default python),
-#   MASTER_PORT; as tools/slurm_train.sh.
+#   CPUS_PER_TASK (default 5), SRUN_ARGS, PYTHON (default: the activated
+#   environment, else .venv, else python on the PATH), MASTER_PORT; as
+#   tools/slurm_train.sh.
 usage() {
     echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py args...]" >&2
 }

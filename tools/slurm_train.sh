@@ -13,7 +13,9 @@
 #                  partition)
 #   CPUS_PER_TASK  CPU cores per task for the data loaders (default 5)
 #   SRUN_ARGS      more srun options, e.g. "--quotatype=auto --time=72:00:00"
-#   PYTHON         interpreter on the nodes (default python)
+#   PYTHON         interpreter on the nodes (default: an activated
+#                  environment's, else the repository's .venv, else python
+#                  from the PATH; the script says which)
 #   MASTER_PORT    rendezvous port (mmengine's default 29500)
 usage() {
     echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [tools/train.py args...]" >&2

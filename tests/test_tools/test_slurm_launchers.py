@@ -169,3 +169,103 @@ def test_slurm_cpu_init_needs_a_master_address(monkeypatch):
     monkeypatch.setenv('PATH', '/nonexistent')
     with pytest.raises(RuntimeError, match='set MASTER_ADDR'):
         init_cpu_process_group('slurm', dict(backend='nccl'))
+
+
+# The launchers find their Python as `make` does ---------------------------
+#: python stand-in: records its arguments, one per line
+RECORDING_PYTHON = '#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$ARGS_OUT"\n'
+#: a `python` on the PATH without torch
+NO_TORCH_PYTHON = '#!/usr/bin/env bash\nexit 1\n'
+LAUNCHERS = ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
+             'slurm_test.sh', 'launch_common.sh')
+
+
+def executable(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """A copy of the launchers in a repository of their own, a config, a
+    checkpoint, and a new shell's environment: no PYTHON, no activated
+    environment, a PATH whose `python` cannot import torch."""
+    repo = tmp_path / 'repo'
+    for name in LAUNCHERS:
+        executable(repo / 'tools' / name,
+                   open(osp.join(ROOT, 'tools', name)).read())
+    (repo / 'cfg.py').write_text('x = 1')
+    (repo / 'epoch_1.pth').write_bytes(b'x')
+    executable(tmp_path / 'bin' / 'python', NO_TORCH_PYTHON)
+    # srun stand-in: runs the command after its options (the first
+    # executable argument)
+    executable(tmp_path / 'bin' / 'srun',
+               '#!/usr/bin/env bash\nwhile [ $# -gt 0 ] && ! [ -x "$1" ]; '
+               'do shift; done\nexec "$@"\n')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('PYTHON', 'VIRTUAL_ENV', 'GPUS', 'SRUN_ARGS')}
+    env.update(PATH=f'{tmp_path / "bin"}:/usr/bin:/bin',
+               ARGS_OUT=str(tmp_path / 'args.txt'))
+    return repo, env
+
+
+def run_launcher(repo, env, script, *args):
+    proc = subprocess.run(['bash', str(repo / 'tools' / script), *args],
+                          cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=60)
+    out = osp.join(osp.dirname(str(repo)), 'args.txt')
+    received = open(out).read().splitlines() if osp.exists(out) else None
+    return proc, received
+
+
+@pytest.mark.parametrize('script,args,tool', [
+    ('dist_train.sh', ['cfg.py', '1'], 'train.py'),
+    ('dist_test.sh', ['cfg.py', 'epoch_1.pth', '1'], 'test.py'),
+    ('slurm_train.sh', ['p', 'j', 'cfg.py', 'w'], 'train.py'),
+    ('slurm_test.sh', ['p', 'j', 'cfg.py', 'epoch_1.pth'], 'test.py'),
+])
+def test_launchers_use_the_repository_venv_in_a_new_shell(
+        clone, script, args, tool):
+    repo, env = clone
+    venv_python = executable(repo / '.venv' / 'bin' / 'python',
+                             RECORDING_PYTHON)
+    proc, received = run_launcher(repo, env, script, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert f'{script}: python {venv_python} ' \
+        "(from the repository's .venv)" in proc.stderr.splitlines()
+    assert str(repo / 'tools' / tool) in received  # .venv's python ran it
+
+
+def test_launchers_prefer_an_activated_environment_and_python(clone,
+                                                              tmp_path):
+    repo, env = clone
+    executable(repo / '.venv' / 'bin' / 'python', NO_TORCH_PYTHON)
+    other = executable(tmp_path / 'other' / 'bin' / 'python',
+                       RECORDING_PYTHON)
+    proc, received = run_launcher(
+        repo, dict(env, VIRTUAL_ENV=str(tmp_path / 'other')),
+        'dist_train.sh', 'cfg.py', '1')
+    assert proc.returncode == 0, proc.stderr
+    assert f'python {other} (from the activated environment)' in proc.stderr
+    assert received is not None
+    named = executable(tmp_path / 'named python', RECORDING_PYTHON)
+    proc, _ = run_launcher(repo, dict(env, PYTHON=str(named)),
+                           'dist_train.sh', 'cfg.py', '1')
+    assert proc.returncode == 0, proc.stderr
+    assert f'python {named} (from PYTHON)' in proc.stderr
+
+
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', ['cfg.py', '1']),
+    ('slurm_train.sh', ['p', 'j', 'cfg.py', 'w']),
+])
+def test_launchers_without_an_environment_say_make_env(clone, script, args):
+    repo, env = clone
+    proc, received = run_launcher(repo, env, script, *args)
+    assert proc.returncode == 2 and received is None
+    assert 'No module named' not in proc.stderr
+    assert f'error: no Python environment with torch: {repo}/.venv does ' \
+        'not exist' in proc.stderr
+    assert "Run 'make env'" in proc.stderr

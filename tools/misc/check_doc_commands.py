@@ -9,15 +9,22 @@ command, and a ``# comment`` after it is dropped. Each command gets a kind:
 - ``template``: holds a placeholder to fill in (``CONFIG``, ``PRETRAIN.pth``,
   ``WORK_DIR``, ``<job>``, ``[...]``): checked by the tests, not run;
 - ``full-size``: a full-size recipe (ImageNet / ADE20K / COCO data, 8 GPUs,
-  ``--device cuda``) or a cluster launch (Slurm): not run.
+  ``--device cuda``) or a cluster launch (Slurm): not run;
+- ``maintainer``: rewrites tracked files (the README's pictures,
+  ``make gallery GALLERY_DIR=docs/images``): not run.
 
 The commands of one document run in order in one fresh ``bash`` (an empty
 environment but ``HOME``, ``PATH`` without any virtual environment, ``LANG``
 and ``TMPDIR``: what a new terminal gives), so ``source .venv/bin/activate``
 in a block holds for the commands after it, as for a reader; the pages in
-``docs/`` run after README's ``source .venv/bin/activate``. Run it in a
-fresh clone: commands write to ``data/``, ``work_dirs/`` and
-``docs/images/`` (``make gallery``) as documented.
+``docs/`` run after README's ``source .venv/bin/activate``. Each command's
+result (ok or FAILED, seconds) is printed as soon as it finishes.
+
+The documented commands write into ``data/`` and ``work_dirs/`` only (both
+ignored by git). In a git checkout the checker compares ``git status`` and
+the tracked files' contents before and after every command: a command that
+changes them (a picture written over a tracked one, a file left in the
+repository root) fails, and the summary names the files.
 
 Usage:
     python tools/misc/check_doc_commands.py [--list] [--all]
@@ -34,8 +41,9 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -55,6 +63,11 @@ FULL_SIZE = (
                r'benchmarks)/'),
     re.compile(r'dist_train\.sh configs/(mae|simmim|colormae|camae|'
                r'benchmarks)/'),
+)
+
+#: commands that write into tracked folders: for maintainers, not run
+MAINTAINER = (
+    re.compile(r'(GALLERY_DIR=|--out[= ])docs/'),
 )
 
 #: CPU commands that take long (minutes of training or benchmarking): run
@@ -142,11 +155,13 @@ def commands_of(path: str) -> List[Command]:
 
 
 def classify(command: str) -> str:
-    """``cpu``, ``slow``, ``template`` or ``full-size``."""
+    """``cpu``, ``slow``, ``template``, ``full-size`` or ``maintainer``."""
     if PLACEHOLDERS.search(command):
         return 'template'
     if any(p.search(command) for p in FULL_SIZE):
         return 'full-size'
+    if any(p.search(command) for p in MAINTAINER):
+        return 'maintainer'
     if any(p.search(command) for p in SLOW):
         return 'slow'
     return 'cpu'
@@ -171,42 +186,122 @@ def fresh_env() -> Dict[str, str]:
     return env
 
 
+def is_git_checkout(root: str) -> bool:
+    try:
+        return subprocess.run(
+            ['git', 'rev-parse', '--is-inside-work-tree'], cwd=root,
+            capture_output=True, text=True).stdout.strip() == 'true'
+    except OSError:
+        return False
+
+
+def tree_changes(before: frozenset, after: frozenset) -> List[str]:
+    """The ``git status`` entries that appeared, changed or went away; a
+    tracked file modified again is named as such."""
+    changed = sorted(
+        e for e in before.symmetric_difference(after)
+        if not e.startswith('diff '))
+    if not changed and before != after:
+        changed = ['the contents of already modified tracked files']
+    return changed
+
+
 def run_document(commands: List[Command], log: Optional[str],
-                 prelude: str = '') -> List[dict]:
-    """Run commands in order in one fresh bash (after ``prelude``); their
-    results."""
+                 prelude: str = '', root: str = ROOT,
+                 on_result: Optional[Callable[[dict], None]] = None
+                 ) -> List[dict]:
+    """Run commands in order in one fresh bash (after ``prelude``) in
+    ``root``; their results, each passed to ``on_result`` as soon as its
+    command finishes. In a git checkout the shell reports ``git status``
+    and a digest of the tracked files' changes before the first command
+    and after each one (before the next starts); a result with
+    ``changed`` lists what its command changed (its rc is then 1 if it
+    was 0)."""
     marker = f'@@mmmask-doc-check-{os.getpid()}@@'
-    lines = ['cd ' + shlex.quote(ROOT), prelude]
+    tree = ':'
+    if is_git_checkout(root):
+        git = 'git -C ' + shlex.quote(root)
+        tree = (f'{git} status --porcelain --untracked-files=all '
+                f'| sed "s/^/{marker} tree /"; '
+                f'echo "{marker} tree diff $({git} diff --binary HEAD '
+                '| sha256sum | cut -d" " -f1)"')
+    lines = ['cd ' + shlex.quote(root), prelude,
+             f'__mmmask_tree() {{ {tree}; }}', '__mmmask_tree',
+             f'echo "{marker} ready"']
     for i, cmd in enumerate(commands):
         lines += [
-            f'echo "{marker} start {i}"', '__t=$(date +%s)',
-            cmd.text, f'echo "{marker} end {i} $? $(( $(date +%s) - __t ))"'
+            f'echo "{marker} start {i}"', '__t=$(date +%s)', cmd.text,
+            f'echo "{marker} end {i} $? $(( $(date +%s) - __t ))"',
+            '__mmmask_tree', f'echo "{marker} done {i}"'
         ]
-    script = '\n'.join(lines) + '\n'
-    proc = subprocess.run(['bash', '--noprofile', '--norc'], input=script,
-                          text=True, capture_output=True, env=fresh_env(),
-                          cwd=ROOT)
-    output = proc.stdout + proc.stderr
-    results, current, buffer = [], None, []
-    for line in proc.stdout.splitlines():
-        if line.startswith(f'{marker} start '):
-            current, buffer = int(line.split()[-1]), []
-        elif line.startswith(f'{marker} end '):
-            _, _, i, rc, seconds = line.split()
-            results.append(dict(command=commands[int(i)], rc=int(rc),
-                                seconds=int(seconds), output=buffer))
-            current = None
-        elif current is not None:
-            buffer.append(line)
+    with tempfile.NamedTemporaryFile('w', suffix='.sh', delete=False) as f:
+        f.write('\n'.join(lines) + '\n')
+        script = f.name
+    results, output, buffer, entries = [], [], [], set()
+    state, current, result = None, None, None
+    try:
+        # the script from a file and stdin from /dev/null: a command that
+        # reads stdin gets nothing instead of the commands after it
+        proc = subprocess.Popen(
+            ['bash', '--noprofile', '--norc', script], cwd=root,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=fresh_env())
+        for line in proc.stdout:
+            line = line.rstrip('\n')
+            if line.startswith(f'{marker} tree '):
+                entries.add(line[len(marker) + 6:])
+                continue
+            output.append(line)
+            if line == f'{marker} ready':
+                state, entries = frozenset(entries), set()
+            elif line.startswith(f'{marker} start '):
+                current, buffer = int(line.split()[-1]), []
+            elif line.startswith(f'{marker} end '):
+                _, _, i, rc, seconds = line.split()
+                result = dict(command=commands[int(i)], rc=int(rc),
+                              seconds=int(seconds), output=buffer)
+                current, entries = None, set()
+            elif line.startswith(f'{marker} done ') and result:
+                after = frozenset(entries)
+                if state is not None and after != state:
+                    result['changed'] = tree_changes(state, after)
+                    result['rc'] = result['rc'] or 1
+                state, entries = after, set()
+                results.append(result)
+                if on_result:
+                    on_result(result)
+                result = None
+            elif current is not None:
+                buffer.append(line)
+        proc.wait()
+    finally:
+        os.remove(script)
     if log:
         name = commands[0].path.replace(os.sep, '_') + '.log'
         with open(osp.join(log, name), 'w') as f:
-            f.write(output)
+            f.write('\n'.join(output) + '\n')
     if len(results) < len(commands):  # the shell stopped (exit, crash)
         for cmd in commands[len(results):]:
-            results.append(dict(command=cmd, rc=-1, seconds=0,
-                                output=proc.stderr.splitlines()[-20:]))
+            result = dict(command=cmd, rc=-1, seconds=0,
+                          output=buffer[-20:] or output[-20:])
+            results.append(result)
+            if on_result:
+                on_result(result)
     return results
+
+
+def print_result(result: dict) -> None:
+    """One line per command, then the end of a failed one's output."""
+    cmd = result['command']
+    status = 'ok' if result['rc'] == 0 else f'FAILED ({result["rc"]})'
+    print(f'{status:11s} {result["seconds"]:5d} s  '
+          f'{cmd.path}:{cmd.line}: {cmd.text}', flush=True)
+    if result.get('changed'):
+        print('    | changed the repository (write into work_dirs/ instead): '
+              + ', '.join(result['changed']), flush=True)
+    elif result['rc'] != 0:
+        for line in result['output'][-15:]:
+            print(f'    | {line}', flush=True)
 
 
 def main(argv=None) -> int:
@@ -229,7 +324,7 @@ def main(argv=None) -> int:
             counts[cmd.kind] = counts.get(cmd.kind, 0) + 1
         if args.list:
             for cmd in commands:
-                print(f'{cmd.kind:9s} {cmd.path}:{cmd.line}: {cmd.text}')
+                print(f'{cmd.kind:10s} {cmd.path}:{cmd.line}: {cmd.text}')
             continue
         chosen = [c for c in commands if c.kind in run_kinds]
         if not chosen:
@@ -237,15 +332,10 @@ def main(argv=None) -> int:
         start = time.time()
         readme = osp.basename(path) == 'README.md'
         prelude = '' if readme else ENVIRONMENT
-        for result in run_document(chosen, args.log, prelude):
-            cmd = result['command']
-            status = 'ok' if result['rc'] == 0 else f'FAILED ({result["rc"]})'
-            print(f'{status:11s} {result["seconds"]:5d} s  '
-                  f'{cmd.path}:{cmd.line}: {cmd.text}', flush=True)
+        for result in run_document(chosen, args.log, prelude,
+                                   on_result=print_result):
             if result['rc'] != 0:
                 failed.append(result)
-                for line in result['output'][-15:]:
-                    print(f'    | {line}')
         print(f'-- {osp.relpath(path, ROOT)}: {time.time() - start:.0f} s',
               flush=True)
     skipped = {k: n for k, n in counts.items() if k not in run_kinds}
@@ -253,7 +343,10 @@ def main(argv=None) -> int:
         counts.items())) + (f'; not run: {skipped}' if skipped and
                             not args.list else ''))
     if failed:
-        print(f'{len(failed)} command(s) failed', file=sys.stderr)
+        print(f'{len(failed)} command(s) failed:', file=sys.stderr)
+        for result in failed:
+            cmd = result['command']
+            print(f'  {cmd.path}:{cmd.line}: {cmd.text}', file=sys.stderr)
         return 1
     return 0
 
