@@ -99,10 +99,15 @@ def test_model_index_and_zoo_reach_every_page():
             assert osp.join(ROOT, 'configs', method, name) in zoo
 
 
-def test_docs_cite_papers_not_files_outside_the_repository():
+def test_docs_and_code_cite_papers_not_files_outside_the_repository():
     pages = ([osp.join(ROOT, 'README.md')]
              + glob.glob(osp.join(ROOT, 'docs', '*.md'))
              + glob.glob(osp.join(ROOT, 'configs', '*', 'README.md')))
+    # docstrings and config comments too (this file names the pattern)
+    pages += [p for folder in ('mmmask', 'configs', 'tools', 'tests')
+              for p in glob.glob(osp.join(ROOT, folder, '**', '*.py'),
+                                 recursive=True)
+              if osp.abspath(p) != osp.abspath(__file__)]
     for path in pages:
         text = open(path).read()
         assert not re.search(r'papers/[\w-]+\.txt', text), path

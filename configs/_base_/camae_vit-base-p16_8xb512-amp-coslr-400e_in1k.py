@@ -1,4 +1,4 @@
-# CAMAE ViT-B/16 (papers/idm-plb-camae.txt, Sec. IV-A): MoCo v3 contrastive
+# CAMAE ViT-B/16 (Zhu et al., Information-density Masking, Sec. IV-A): MoCo v3 contrastive
 # branch + MAE branch on one encoder, 400 epochs, AdamW, batch 4096
 # (8 x 512), lr = 1.5e-4 * batch / 256, Xavier-uniform init, mask ratio 0.75,
 # tau = 0.2, projector output 256. Optimizer, schedule and MAE parts come

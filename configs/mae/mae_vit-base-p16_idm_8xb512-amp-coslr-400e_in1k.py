@@ -1,5 +1,5 @@
-# MAE ViT-B/16, 400 epochs, with end-to-end IDM masks (papers/idm-plb-camae.txt
-# Tab. I "MAE + End-to-end"): the masker probes the last block's attention of
+# MAE ViT-B/16, 400 epochs, with end-to-end IDM masks (Zhu et al.,
+# Information-density Masking, Tab. I "MAE + End-to-end"): the masker probes the last block's attention of
 # the model being trained (one extra no-grad forward, as MAE has no
 # full-view pass). Heads are sampled uniformly: the paper finds PLB unhelpful
 # without the contrastive branch (Tab. II discussion).

@@ -1,7 +1,7 @@
 """AMT: attention-driven masking and throwing, the pure-torch math.
 
 Paper: Liu et al., "Good helper is around you: Attention-driven Masked Image
-Modeling" (AAAI 2023), ``papers/amt-attention-masking-throwing.txt``.
+Modeling" (AAAI 2023).
 
 - :func:`cls_saliency`: the masking weights ``a_w`` (Eq. 3-4), CLS-to-patch
   attention of the last layer averaged over heads, normalised to [0, 1].

@@ -1,7 +1,8 @@
 """ColorMAE colour-noise masks: noise banks, windows and spectral checks.
 
-ColorMAE (papers/colormae-noise-masks.txt, Sec. 3) filters white noise ``X``
-into four "colours" and masks the patches under the highest values of a
+ColorMAE (Hinojosa et al., "ColorMAE: Exploring data-independent
+masking strategies in Masked AutoEncoders", ECCV 2024, Sec. 3) filters
+white noise ``X`` into four "colours" and masks the patches under the highest values of a
 noise window:
 
 * red (low-pass, Eq. 1): ``R = G_sigma * X``, normalised; blur and

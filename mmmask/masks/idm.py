@@ -1,7 +1,7 @@
 """Information-density masking (IDM) and pattern-learning balance (PLB).
 
-The math of CAMAE's masking (papers/idm-plb-camae.txt, Sec. III-C/D), in
-plain torch:
+The math of CAMAE's masking (Zhu et al., "Information-density Masking
+Strategy for Masked Image Modeling", Sec. III-C/D), in plain torch:
 
 - Eq. 5: ``m ~ Categorical(p^1, ..., p^M)``, one head per training step
   ("At each step, PLB will sample the index m from P"; :func:`sample_heads`

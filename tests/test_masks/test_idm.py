@@ -1,4 +1,4 @@
-"""IDM and PLB math (papers/idm-plb-camae.txt Eq. 2-5)."""
+"""IDM and PLB math (Zhu et al., Information-density Masking, Eq. 2-5)."""
 import math
 
 import pytest

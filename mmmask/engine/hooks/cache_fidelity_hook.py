@@ -30,13 +30,12 @@ from mmengine.runner import set_random_seed
 
 from mmpretrain.registry import HOOKS
 
-from mmmask.fileio import atomic_write_text
 from mmmask.masks import KIND_TREE, select_by_score
 from mmmask.masks.ehm import cut_scores
 from mmmask.masks.stats import adjusted_rand_index, mask_statistics
 from mmmask.models.utils import patch_grid
 from .random_state_hook import get_random_state, set_random_state
-from .utils import unwrap_model
+from .utils import unwrap_model, write_run_record
 
 
 def mean_region(mask, grid) -> float:
@@ -150,5 +149,5 @@ class EvolvedCacheFidelityHook(Hook):
     def _write(self, runner) -> None:
         path = self.out_file or osp.join(runner.work_dir,
                                          'cache_fidelity.json')
-        atomic_write_text(path, json.dumps(self.records, indent=1),
-                          'cache fidelity records')
+        write_run_record(runner, path, json.dumps(self.records, indent=1),
+                         'cache fidelity records')

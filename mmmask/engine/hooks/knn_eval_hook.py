@@ -40,11 +40,10 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.evaluation import knn_top1, linear_probe_top1
-from mmmask.fileio import atomic_write_text
 from mmmask.models.utils import FEATURES, frozen_features
 from .random_state_hook import get_random_state, set_random_state
 from .utils import (gather_shards, shard_indices, unwrap_model,
-                    whole_image_pipeline)
+                    whole_image_pipeline, write_run_record)
 
 
 @HOOKS.register_module()
@@ -279,5 +278,5 @@ class KNNEvalHook(Hook):
 
     def _write(self, runner) -> None:
         path = self.out_file or osp.join(runner.work_dir, 'knn.json')
-        atomic_write_text(path, json.dumps(self.records, indent=1),
-                          'k-NN record')
+        write_run_record(runner, path, json.dumps(self.records, indent=1),
+                         'k-NN record')

@@ -76,14 +76,20 @@ class MaskScheduleHook(Hook):
     def wire_worker_draws(self, runner) -> None:
         """Give the training pipeline's ``EvolvedStructureCrop`` the
         masker's worker draw (before the loader workers start), at the
-        runner's progress."""
+        progress of a new run or, resumed, at the checkpoint's."""
         draws = [m.worker_draw() for m in self.scheduled_modules(runner)]
         draws = [d for d in draws if d is not None]
         if not draws:
             return
-        p = self.progress(runner)
-        for module in self.scheduled_modules(runner):
-            module.set_progress(p)
+        if runner.iter == 0:
+            # a new run (a load_from checkpoint may carry its own progress)
+            for module in self.scheduled_modules(runner):
+                module.set_progress(self.progress(runner))
+        # A resumed run keeps the progress its checkpoint restored: the one
+        # set before the last step that ran. The loader draws each batch
+        # before ``before_train_iter`` sets that step's progress, so an
+        # uninterrupted run draws its next batch at that value too, and the
+        # resumed run draws the same masks (bit-equal resume).
         crop = TRANSFORMS.get('EvolvedStructureCrop')
         pipeline = getattr(base_dataset(runner.train_dataloader.dataset),
                            'pipeline', None)

@@ -1,6 +1,6 @@
 """Small helpers shared by the hooks."""
 import math
-from typing import List
+from typing import List, Optional
 
 import torch
 from mmengine.dist import all_gather, get_dist_info
@@ -87,3 +87,25 @@ def gather_shards(local: torch.Tensor, num: int) -> torch.Tensor:
         rows = shard_indices(num, r, world)
         full[rows] = shard[:len(rows)].to(full.device)
     return full
+
+
+def write_run_record(runner, path: str, text: str, what: str) -> None:
+    """Write a hook's record file atomically (``mmmask.fileio``); a failed
+    write (disk full...) keeps the earlier file and tells the exact
+    ``--resume`` command that continues the run (issue 19, item 3).
+
+    Args:
+        runner: The runner (its work dir and config name the command).
+        path (str): The record file.
+        text (str): Its new contents.
+        what (str): What the file holds, for the message.
+    """
+    from mmmask.apis.workdir import continue_hint
+    from mmmask.fileio import WriteFailed, atomic_write_text
+    try:
+        atomic_write_text(path, text, what)
+    except WriteFailed as err:
+        config: Optional[str] = getattr(
+            getattr(runner, 'cfg', None), 'filename', None)
+        raise err.continue_with(
+            continue_hint(runner.work_dir, config)) from err

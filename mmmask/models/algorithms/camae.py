@@ -33,7 +33,8 @@ def cls_feature(outs: Sequence[Tensor]) -> Tensor:
 
 @MODELS.register_module()
 class CAMAE(MAEWithMasker):
-    """CAMAE (papers/idm-plb-camae.txt, Fig. 1): MoCo v3 + MAE, one encoder.
+    """CAMAE: MoCo v3 + MAE, one encoder (Zhu et al., "Information-density
+    Masking Strategy for Masked Image Modeling", Fig. 1).
 
     Two augmented views ``x, x'`` of each image:
 

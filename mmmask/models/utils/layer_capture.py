@@ -1,7 +1,8 @@
 """Read the last block's attention from a forward pass that runs anyway.
 
 CAMAE's contrastive branch already runs the online encoder on the full view;
-IDM needs that pass's last-block attention (papers/idm-plb-camae.txt,
+IDM needs that pass's last-block attention (Zhu et al.,
+"Information-density Masking Strategy for Masked Image Modeling",
 Sec. III-C). A forward pre-hook keeps the last layer's input, and
 :func:`~mmmask.models.utils.attention_probe.cls_row_attention` turns it into
 attention weights afterwards: no extra forward through the encoder, only the
