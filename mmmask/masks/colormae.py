@@ -2,8 +2,8 @@
 
 ColorMAE (Hinojosa et al., "ColorMAE: Exploring data-independent
 masking strategies in Masked AutoEncoders", ECCV 2024, Sec. 3) filters
-white noise ``X`` into four "colours" and masks the patches under the highest values of a
-noise window:
+white noise ``X`` into four "colours" and masks the patches under the
+highest values of a noise window:
 
 * red (low-pass, Eq. 1): ``R = G_sigma * X``, normalised; blur and
   normalisation are repeated;
