@@ -303,7 +303,7 @@ def saliency_light(img: np.ndarray, saliency: np.ndarray,
     weights = (weights - weights.min()) / span if span > 0 else \
         np.ones_like(weights)
     light = floor + (1 - floor) * to_pixels(weights, img.shape[:2])
-    return np.clip(img.astype(np.float32) * light[..., None], 0,
+    return np.clip(np.rint(img.astype(np.float32) * light[..., None]), 0,
                    255).astype(np.uint8)
 
 
