@@ -343,15 +343,19 @@ def test_make_gallery_draws_every_strategy(tmp_path, trained_checkpoint,
     for text in INIT_LOG:
         assert text not in res.out + res.err
     gallery = gallery_tool.GALLERY
-    heights = {}
+    sizes = {}
     for name, rows in gallery.items():
         assert f'saved {out / name}' in res.out
-        heights[name] = np.asarray(Image.open(out / name)).shape[0]
+        sizes[name] = Image.open(out / name).size
     # the same cells in every picture: 7 data-independent rows, EHM 3
     # progress values x (masks + outlines), AMT saliency + 3 draws, IDM 3
-    # heads + the drawn one
-    row = heights['gallery_data_independent.png'] - heights['gallery_ehm.png']
-    assert row == 128 + 20 + 6
-    assert heights['gallery_amt.png'] == heights['gallery_ehm.png'] - 2 * row
-    assert heights['gallery_idm.png'] == heights['gallery_amt.png']
+    # heads + the drawn one; legends of as many entries (one column here)
+    # take the same height
+    assert len({width for width, _ in sizes.values()}) == 1
+    height = {name: size[1] for name, size in sizes.items()}
+    row = 128 + 20 + 6  # cell, title, gap
+    assert height['gallery_data_independent.png'] - \
+        height['gallery_idm.png'] == 3 * row  # visible, masked
+    assert height['gallery_ehm.png'] - height['gallery_amt.png'] == 2 * row
+    assert height['gallery_epm.png'] == height['gallery_ehm.png']
     assert res.out.count('loaded') == 4  # AMT, EHM, EPM, IDM
