@@ -1,4 +1,6 @@
-"""MaskScheduleHook: progress per iteration, and the same after a resume."""
+"""MaskScheduleHook: progress per iteration, and the same after a resume;
+the schedule state in the log when it changes."""
+import glob
 import os.path as osp
 
 import pytest
@@ -36,10 +38,16 @@ def test_progress_is_set_before_every_iteration_and_resumed(
         tmp_path, shapes_dir):
     masker = 'EvolvedHierarchicalMasker'
     first, rec1 = make_runner(str(tmp_path / 'a'), shapes_dir,
-                              dict(type=masker), max_epochs=2)
+                              dict(type=masker), max_epochs=2,
+                              log_level='INFO')
     first.train()
     total = first.max_iters
     assert sorted(rec1.seen) == list(range(total))
+    # the log says where the schedule starts (EHM's level, Eq. 14)
+    log_file = glob.glob(osp.join(str(tmp_path / 'a'), '*', '*.log'))[0]
+    log = open(log_file).read()
+    assert (f'EvolvedHierarchicalMasker: level=0.2 from iteration 1/{total} '
+            '(epoch 1, progress 0.00)') in log
     for it, p in rec1.seen.items():
         assert p == pytest.approx(it / total)
     ckpt = osp.join(str(tmp_path / 'a'), 'epoch_1.pth')
