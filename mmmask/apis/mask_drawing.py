@@ -353,8 +353,9 @@ def structure_rows(model: nn.Module, inputs: Tensor, samples: Optional[List],
                               grid).label_map().cpu().numpy()
             rows.append([overlay_plan(img, lab)
                          for img, lab in zip(rgb, labels)])
-            titles.append(f'head {head}: its {masker.mask_ratio:.0%} most '
-                          'attended patches (Eq. 3)')
+            percent = round(100 * masker.mask_ratio)
+            titles.append(f'head {head}: its {percent} % most attended '
+                          'patches (Eq. 3)')
             legend |= plan_legend(labels)
         return rows, titles, legend
     return [], [], set()
