@@ -9,14 +9,15 @@ the strategy, so these helpers load a checkpoint's encoder, say when none was
 given, and compute AMT's saliency from the weights when no cache is given.
 """
 import os.path as osp
-from typing import List, Optional, Sequence, Tuple
+from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmmask.errors import InvalidInputError
-from mmmask.masks import MaskPlan
+from mmmask.masks import MaskPlan, idm_plan
 from mmmask.models.utils import batch_saliency
 from .checkpoint import load_checkpoint_file
 
@@ -265,6 +266,113 @@ def pipeline_plan(cfg, batch) -> Optional[MaskPlan]:
     return MaskPlan.from_maps(mask, thrown)
 
 
+class Drawing(NamedTuple):
+    """Rows of a picture (:func:`config_rows`).
+
+    Attributes:
+        rows (list): ``rows[i][j]``: ``(H, W, 3)`` uint8 images.
+        titles (list[str]): One title per row.
+        notes (list[str]): Warnings (an attention-driven masker drawn from
+            untrained weights).
+        legend (frozenset[str]): The legend entries the rows draw
+            (``mmmask.visualization.legend_handles``).
+    """
+    rows: list
+    titles: list
+    notes: list
+    legend: FrozenSet[str]
+
+
+def saliency_light(img: np.ndarray, saliency: np.ndarray,
+                   floor: float = 0.15) -> np.ndarray:
+    """An image lit by AMT's saliency: bright where a patch is likely
+    masked, dark where it is likely kept.
+
+    Args:
+        img (np.ndarray): ``(H, W, 3)`` uint8 RGB image.
+        saliency (np.ndarray): ``(h, w)`` non-negative weights ``P_A`` (AMT
+            Eq. 3-4) on a grid that divides the image.
+        floor (float): Brightness of the least salient cell.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` uint8 image.
+    """
+    from mmmask.visualization.mask_vis import to_pixels
+    weights = np.asarray(saliency, dtype=np.float32)
+    span = float(weights.max() - weights.min())
+    weights = (weights - weights.min()) / span if span > 0 else \
+        np.ones_like(weights)
+    light = floor + (1 - floor) * to_pixels(weights, img.shape[:2])
+    return np.clip(np.rint(img.astype(np.float32) * light[..., None]), 0,
+                   255).astype(np.uint8)
+
+
+def structure_rows(model: nn.Module, inputs: Tensor, samples: Optional[List],
+                   rgb: List[np.ndarray], suffix: str = ''
+                   ) -> Tuple[list, list, set]:
+    """Rows of what an attention-driven masker reads to choose patches.
+
+    - EHM / EPM: the regions masked whole at the current progress (tree-cut
+      nodes, parts) outlined over the image;
+    - AMT: the image lit by the saliency ``P_A`` its order is sampled
+      from (Eq. 3-5);
+    - IDM: the masks of every head of the last block (Eq. 3), among which
+      it samples one (Eq. 5).
+
+    Returns:
+        tuple: rows, titles and the legend entries they draw.
+    """
+    from mmmask.models.maskers import AMTMasker, IDMMasker
+    from mmmask.models.utils import patch_grid, probe_attention
+    from mmmask.visualization import (OUTLINE, outline_segments,
+                                      overlay_plan, plan_legend)
+    masker = masker_of(model)
+    name = type(masker).__name__
+    if masker is not None and masker.follows_progress:  # EHM, EPM
+        with torch.no_grad():
+            seg = masker.segments(inputs, model.backbone)
+        seg = seg.view(-1, *patch_grid(model.backbone)).cpu().numpy()
+        what = 'tree-cut nodes' if 'Hierarchical' in name else 'parts'
+        return ([[outline_segments(img, s) for img, s in zip(rgb, seg)]],
+                [f'{name}: outlines of its {what}{suffix}'], {OUTLINE})
+    if isinstance(masker, AMTMasker) and samples and \
+            'saliency' in samples[0]:
+        return ([[saliency_light(img, np.asarray(s.saliency))
+                  for img, s in zip(rgb, samples)]],
+                ['AMT saliency P_A (Eq. 3-4): brighter = masked sooner in '
+                 'the sampled order'], set())
+    if isinstance(masker, IDMMasker):
+        with torch.no_grad():
+            cls_attn = probe_attention(model.backbone, inputs).cls_attn
+        grid = patch_grid(model.backbone)
+        rows, titles, legend = [], [], set()
+        for head in range(cls_attn.shape[1]):
+            heads = torch.full((cls_attn.shape[0], ), head, dtype=torch.long,
+                               device=cls_attn.device)
+            labels = idm_plan(cls_attn, heads, masker.mask_ratio,
+                              grid).label_map().cpu().numpy()
+            rows.append([overlay_plan(img, lab)
+                         for img, lab in zip(rgb, labels)])
+            percent = round(100 * masker.mask_ratio)
+            titles.append(f'head {head}: its {percent} % most attended '
+                          'patches (Eq. 3)')
+            legend |= plan_legend(labels)
+        return rows, titles, legend
+    return [], [], set()
+
+
+def drawn_head(model: nn.Module) -> str:
+    """`` (head m drawn)`` when an IDM masker drew one head for the batch,
+    else empty."""
+    from mmmask.models.maskers import IDMMasker
+    masker = masker_of(model)
+    heads = masker.last_heads if isinstance(masker, IDMMasker) else None
+    if heads is None or heads.numel() == 0 or \
+            not bool((heads == heads[0]).all()):
+        return ''
+    return f' (head {int(heads[0])} drawn)'
+
+
 def config_rows(config: str,
                 num: int,
                 images: Optional[str] = None,
@@ -273,7 +381,8 @@ def config_rows(config: str,
                 segments: bool = False,
                 cfg_options: Optional[dict] = None,
                 checkpoint: Optional[str] = None,
-                name: Optional[str] = None) -> Tuple[list, list, list]:
+                name: Optional[str] = None,
+                draws: int = 1) -> Drawing:
     """Rows of images of one config with its plans drawn over them.
 
     The plan comes from where training takes it: the model's masker, else
@@ -287,18 +396,25 @@ def config_rows(config: str,
         seed (int): Seed of the pipeline and of the masks.
         progress (Sequence[float], optional): Training-progress values of a
             scheduled masker (EHM, EPM): one row each.
-        segments (bool): Also draw a scheduled masker's regions.
+        segments (bool): Also draw what an attention-driven masker reads
+            (:func:`structure_rows`): EHM's / EPM's regions outlined (per
+            progress value), AMT's saliency, IDM's heads.
         cfg_options (dict, optional): Overrides of the config.
         checkpoint (str, optional): Pre-training checkpoint whose encoder an
             in-model masker uses (:func:`load_encoder_weights`).
         name (str, optional): Row title; the config's file name by default.
+        draws (int): Rows of an in-model masker's masks drawn with seeds
+            ``seed, seed + 1, ...`` (AMT samples its order, IDM its head,
+            EHM its nodes). Defaults to 1.
 
     Returns:
-        tuple: ``(rows, titles, notes)``: the picture rows, their titles and
-        the warnings for this config (untrained attention-driven masker).
+        Drawing: The picture rows, their titles, the warnings for this
+        config (untrained attention-driven masker) and the legend entries.
     """
-    from mmmask.visualization import overlay_plan, overlay_segments
+    from mmmask.visualization import overlay_plan, plan_legend
     from .inspect import build_model, build_train_batch, load_config
+    if int(draws) < 1:
+        raise ValueError(f'draws={draws} must be at least 1')
     default_name = name is None
     name = name or osp.splitext(osp.basename(config))[0]
     cfg = load_config(config, cfg_options)
@@ -310,8 +426,9 @@ def config_rows(config: str,
     if plan is not None:  # data-independent: the weights play no part
         labels = plan.label_map().cpu().numpy()
         rgb = to_rgb(batch['inputs'])
-        return ([[overlay_plan(img, lab) for img, lab in zip(rgb, labels)]],
-                [name], [])
+        return Drawing(
+            [[overlay_plan(img, lab) for img, lab in zip(rgb, labels)]],
+            [name], [], frozenset(plan_legend(labels)))
     model = build_model(cfg)
     notes = []
     if checkpoint is not None and masker_of(model) is not None:
@@ -331,21 +448,26 @@ def config_rows(config: str,
     rgb = to_rgb(raw)
     masker = masker_of(model)
     scheduled = masker is not None and masker.follows_progress
-    rows, titles = [], []
+    rows, titles, legend = [], [], set()
+    if segments and not scheduled:  # what the masker reads, first
+        rows, titles, legend = structure_rows(model, inputs, samples, rgb)
     for p in (progress if scheduled and progress else [None]):
         if p is not None:
             masker.set_progress(p)
         suffix = '' if p is None else f'  progress {p:g}'
-        set_random_seed(seed)
-        with torch.no_grad():
-            plan = model.get_plan(inputs, samples)
-        labels = plan.label_map().cpu().numpy()
-        rows.append([overlay_plan(img, lab) for img, lab in zip(rgb, labels)])
-        titles.append(name + suffix)
-        if segments and scheduled:  # EHM/EPM regions
+        for draw in range(int(draws)):
+            set_random_seed(seed + draw)
             with torch.no_grad():
-                seg = masker.segments(inputs, model.backbone)
-            seg = seg.view(-1, *plan.grid).cpu().numpy()
-            rows.append([overlay_segments(img, s) for img, s in zip(rgb, seg)])
-            titles.append(f'{type(masker).__name__} regions{suffix}')
-    return rows, titles, notes
+                plan = model.get_plan(inputs, samples)
+            labels = plan.label_map().cpu().numpy()
+            rows.append([overlay_plan(img, lab)
+                         for img, lab in zip(rgb, labels)])
+            again = f'  draw {draw + 1}' if draws > 1 else ''
+            titles.append(name + suffix + again + drawn_head(model))
+            legend |= plan_legend(labels)
+        if segments and scheduled:  # EHM/EPM regions at this progress
+            r, t, drawn = structure_rows(model, inputs, samples, rgb, suffix)
+            rows += r
+            titles += t
+            legend |= drawn
+    return Drawing(rows, titles, notes, frozenset(legend))

@@ -1,8 +1,9 @@
-from .mask_vis import (overlay_plan, overlay_segments, save_image_grid,
+from .mask_vis import (OUTLINE, legend_handles, outline_segments,
+                       overlay_plan, plan_legend, save_image_grid,
                        to_uint8_rgb)
 from .reconstruction import mae_reconstruct
 
 __all__ = [
-    'overlay_plan', 'overlay_segments', 'save_image_grid', 'to_uint8_rgb',
-    'mae_reconstruct'
+    'OUTLINE', 'legend_handles', 'outline_segments', 'overlay_plan',
+    'plan_legend', 'save_image_grid', 'to_uint8_rgb', 'mae_reconstruct'
 ]

@@ -1,4 +1,6 @@
-"""MaskScheduleHook: progress per iteration, and the same after a resume."""
+"""MaskScheduleHook: progress per iteration, and the same after a resume;
+the schedule state in the log when it changes."""
+import glob
 import os.path as osp
 
 import pytest
@@ -36,10 +38,16 @@ def test_progress_is_set_before_every_iteration_and_resumed(
         tmp_path, shapes_dir):
     masker = 'EvolvedHierarchicalMasker'
     first, rec1 = make_runner(str(tmp_path / 'a'), shapes_dir,
-                              dict(type=masker), max_epochs=2)
+                              dict(type=masker), max_epochs=2,
+                              log_level='INFO')
     first.train()
     total = first.max_iters
     assert sorted(rec1.seen) == list(range(total))
+    # the log says where the schedule starts (EHM's level, Eq. 14)
+    log_file = glob.glob(osp.join(str(tmp_path / 'a'), '*', '*.log'))[0]
+    log = open(log_file).read()
+    assert (f'EvolvedHierarchicalMasker: level=0.2 from iteration 1/{total} '
+            '(epoch 1, progress 0.00)') in log
     for it, p in rec1.seen.items():
         assert p == pytest.approx(it / total)
     ckpt = osp.join(str(tmp_path / 'a'), 'epoch_1.pth')
@@ -82,3 +90,53 @@ def test_hook_sets_every_scheduled_module():
     MaskScheduleHook().before_train_iter(runner, 0)
     assert float(runner.model.a.progress) == 0.25
     assert float(runner.model.b.progress) == 0.25
+
+
+def test_schedule_state_follows_the_papers_schedules():
+    from mmpretrain.registry import MODELS
+    from mmmask.models.maskers import BaseMasker
+    assert BaseMasker().schedule_state() is None  # no schedule
+    ehm = MODELS.build(dict(type='EvolvedHierarchicalMasker'))
+    epm = MODELS.build(dict(type='EvolvedPartMasker'))
+    for p, level, alpha, parts in [(0.0, 0.2, 0.0, 40), (0.5, 0.5, 0.3, 25),
+                                   (0.9, 0.75, 0.8, 13), (1.0, 0.8, 1.0, 10)]:
+        ehm.set_progress(p)
+        epm.set_progress(p)
+        # EHM Eq. 14: 0.2 + 0.6 p of the tree height (0.74 -> 0.75 in the
+        # log's steps); EPM Eq. 4: alpha = p^2 (0.25 -> 0.3, 0.81 -> 0.8),
+        # K linear 40 -> 10
+        assert ehm.schedule_state() == {'level': level}
+        assert epm.schedule_state() == {'alpha': alpha, 'K': parts}
+
+
+def test_schedule_is_logged_when_it_changes(monkeypatch):
+    from mmmask.engine.hooks import mask_schedule_hook
+    lines = []
+    monkeypatch.setattr(mask_schedule_hook, 'print_log',
+                        lambda msg, **kw: lines.append(msg))
+    hook = MaskScheduleHook()
+    runner = fake_runner(0, 0)
+    runner.max_iters = 100
+    for it in range(100):
+        runner.iter, runner.epoch = it, it // 34
+        hook.before_train_iter(runner, it)
+    ehm = [m for m in lines if m.startswith('EvolvedHierarchicalMasker')]
+    epm = [m for m in lines if m.startswith('EvolvedPartMasker')]
+    # level 0.2 .. 0.8 in steps of 0.05 (0.794 at p = 0.99): 13 values,
+    # each said once; the first line says what the level is
+    assert len(ehm) == 13 and 'tree height' in ehm[0]
+    assert ehm[0].startswith('EvolvedHierarchicalMasker: level=0.2 from '
+                             'iteration 1/100 (epoch 1, progress 0.00)')
+    assert 'tree height' not in ehm[1]
+    assert ehm[1].startswith('EvolvedHierarchicalMasker: level=0.25 from '
+                             'iteration 6/100')  # p = 0.05: 0.23
+    # EPM: a line whenever K (40 -> 10, 31 values) or alpha (0 -> 1 in
+    # steps of 0.1) moves on, far fewer than the 100 iterations
+    assert epm[0].startswith('EvolvedPartMasker: alpha=0, K=40 from '
+                             'iteration 1/100') and 'Eq. 4' in epm[0]
+    assert epm[-1].startswith('EvolvedPartMasker: alpha=1, K=10 ')
+    assert 31 <= len(epm) <= 41
+    # a resumed run (a new hook) says where the schedule stands at once
+    lines.clear()
+    MaskScheduleHook().before_train_iter(runner, 99)
+    assert len(lines) == 2 and 'level=0.8 from iteration 100/100' in lines[0]

@@ -5,13 +5,16 @@ Writes one PNG per family into ``--out`` (default ``docs/images``):
 
 - ``gallery_data_independent.png``: random, block-wise, grid and the four
   ColorMAE colours (the shipped ViT-B/16 configs' pipelines, 14x14 patches);
-- ``gallery_amt.png``: AMT's masked and thrown patches, from the saliency of
-  the checkpoint's attention;
+- ``gallery_amt.png``: the attention saliency of the checkpoint (the image
+  lit by it) and three draws of AMT's masked and thrown patches from it;
 - ``gallery_ehm.png`` / ``gallery_epm.png``: EHM and EPM at training
-  progress 0, 0.5 and 1, each with the regions it masks whole (tree-cut
-  nodes, parts);
-- ``gallery_idm.png``: IDM in CAMAE (the most attended patches of a sampled
-  head).
+  progress 0, 0.5 and 1, each with the outlines of the regions it masks
+  whole (tree-cut nodes, parts);
+- ``gallery_idm.png``: IDM in CAMAE: the most attended patches of every
+  head of the last block, and the masks of the head it drew.
+
+Every picture has the same cells (128 px) whatever its number of rows,
+and a legend of what it draws only.
 
 The images are the demo's shapes run through each config's own training
 pipeline; the attention-driven strategies use the demo configs (the demo's
@@ -50,7 +53,10 @@ class Row(NamedTuple):
     config: str
     title: str
     progress: Optional[Sequence[float]] = None
+    #: also what the masker reads (regions, saliency, heads)
     segments: bool = False
+    #: rows of masks drawn with different seeds
+    draws: int = 1
 
 
 #: picture file -> its rows
@@ -67,7 +73,8 @@ GALLERY = {
     ],
     'gallery_amt.png': [
         Row(DEMO.format('mae_vit-tiny-p8_amt-0.45-0.40', '60e'),
-            'AMT (MAE): 45 % masked, 40 % thrown, by attention saliency'),
+            'AMT (MAE): 45 % masked, 40 % thrown, sampled by the saliency',
+            segments=True, draws=3),
     ],
     'gallery_ehm.png': [
         Row(DEMO.format('mae_vit-tiny-p8_ehm-mask', '60e'), 'EHM (MAE)',
@@ -79,7 +86,8 @@ GALLERY = {
     ],
     'gallery_idm.png': [
         Row(DEMO.format('camae_vit-tiny-p8_idm-plb', '20e'),
-            'IDM (CAMAE): the 75 % most attended patches of a sampled head'),
+            'IDM (CAMAE): the 75 % most attended patches of a sampled head',
+            segments=True),
     ],
 }
 
@@ -115,17 +123,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def draw(rows: List[Row], path: str, args: argparse.Namespace) -> str:
     """One picture: the rows of its strategies."""
-    images, titles = [], []
+    images, titles, legend = [], [], set()
     for row in rows:
-        r, t, notes = config_rows(row.config, args.num, args.images,
-                                  args.seed, row.progress, row.segments,
-                                  checkpoint=args.checkpoint,
-                                  name=row.title)
-        for note in notes:  # only when a masker drew untrained
+        drawing = config_rows(row.config, args.num, args.images, args.seed,
+                              row.progress, row.segments,
+                              checkpoint=args.checkpoint, name=row.title,
+                              draws=row.draws)
+        for note in drawing.notes:  # only when a masker drew untrained
             print(f'warning: {note}', file=sys.stderr)
-        images += r
-        titles += t
-    return save_image_grid(images, path, row_titles=titles, cell_inches=1.4)
+        images += drawing.rows
+        titles += drawing.titles
+        legend |= drawing.legend
+    return save_image_grid(images, path, row_titles=titles, legend=legend)
 
 
 def main(argv=None) -> None:

@@ -7,13 +7,16 @@ Usage:
     python tools/analysis/visualize_masks.py CONFIG [CONFIG ...]
         [--checkpoint CKPT] [--num 6] [--images DIR] [--out masks.png]
         [--seed 0] [--cfg-options key=value ...] [--progress 0 0.5 1]
-        [--segments] [--verbose]
+        [--segments] [--draws 1] [--verbose]
 
 Visible patches show the image unchanged, masked ones are the image under
-grey, thrown ones (AMT) dark red. For a masker with a schedule (EHM, EPM),
-``--progress`` draws one row per training-progress value and ``--segments``
-adds, per progress value, the regions it masks whole: EPM's parts or the
-nodes of EHM's tree cut, in random colours.
+grey, thrown ones (AMT) dark red; the legend lists only what is drawn.
+For a masker with a schedule (EHM, EPM), ``--progress`` draws one row per
+training-progress value and ``--segments`` adds, per progress value, the
+outlines of the regions it masks whole: EPM's parts or the nodes of EHM's
+tree cut. For AMT ``--segments`` adds the image lit by its saliency, for
+IDM the masks of every head; ``--draws N`` draws N rows of masks with
+different seeds (AMT samples its order, IDM its head).
 
 Attention-driven strategies (AMT, EHM, EPM, IDM) choose patches from the
 model's attention: give ``--checkpoint`` (a pre-training checkpoint of the
@@ -66,26 +69,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--segments',
         action='store_true',
-        help='also draw the parts / tree cut of scheduled maskers')
+        help='also draw what an attention-driven masker reads: the '
+        'outlines of EHM\'s tree-cut nodes / EPM\'s parts, AMT\'s saliency, '
+        'the masks of every IDM head')
+    parser.add_argument(
+        '--draws', type=int, default=1,
+        help='rows of masks drawn with seeds SEED, SEED+1, ... (default 1)')
     add_verbose_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.draws < 1:
+        parser.error('--draws must be at least 1')
+    return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    rows, titles = [], []
+    rows, titles, legend = [], [], set()
     with quiet_logs(args.verbose):
         # said below, per config, with what to do about it
         warnings.filterwarnings('ignore', message='AMTSaliencyCrop has no')
         for config in args.configs:
-            r, t, notes = config_rows(config, args.num, args.images,
-                                      args.seed, args.progress, args.segments,
-                                      args.cfg_options, args.checkpoint)
-            for note in notes:
+            drawing = config_rows(config, args.num, args.images, args.seed,
+                                  args.progress, args.segments,
+                                  args.cfg_options, args.checkpoint,
+                                  draws=args.draws)
+            for note in drawing.notes:
                 print(f'warning: {note}', file=sys.stderr)
-            rows += r
-            titles += t
-    path = save_image_grid(rows, args.out, row_titles=titles)
+            rows += drawing.rows
+            titles += drawing.titles
+            legend |= drawing.legend
+    path = save_image_grid(rows, args.out, row_titles=titles, legend=legend)
     print(f'saved {path}')
 
 

@@ -25,7 +25,7 @@ from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.errors import WrongKindError
 from mmmask.models import MAEWithMasker
 from mmmask.visualization import (mae_reconstruct, overlay_plan,
-                                  save_image_grid, to_uint8_rgb)
+                                  plan_legend, save_image_grid, to_uint8_rgb)
 
 #: what a reconstruction needs from the checkpoint: encoder and decoder
 RECONSTRUCTION_PARTS = (ENCODER_PREFIX, 'neck.')
@@ -89,10 +89,10 @@ def main(argv=None) -> None:
     pre = model.data_preprocessor
     mean, std = pre.mean.view(1, -1, 1, 1), pre.std.view(1, -1, 1, 1)
     original = to_uint8_rgb(inputs, mean, std)
+    labels = plan.label_map().cpu().numpy()
     columns = [
         original,
-        [overlay_plan(o, lab) for o, lab in
-         zip(original, plan.label_map().cpu().numpy())],
+        [overlay_plan(o, lab) for o, lab in zip(original, labels)],
         to_uint8_rgb(rec['prediction'], mean, std),
         to_uint8_rgb(rec['composite'], mean, std),
     ]
@@ -100,7 +100,8 @@ def main(argv=None) -> None:
     path = save_image_grid(
         rows,
         args.out,
-        col_titles=['original', 'mask', 'prediction', 'visible + prediction'])
+        col_titles=['original', 'mask', 'prediction', 'visible + prediction'],
+        legend=plan_legend(labels))  # thrown only where AMT threw
     print(f'saved {path}')
 
 

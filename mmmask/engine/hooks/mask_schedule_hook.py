@@ -1,5 +1,5 @@
 """Training progress for the maskers with a schedule (EHM depth, EPM a/K)."""
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -30,6 +30,11 @@ class MaskScheduleHook(Hook):
     from shared memory: the workers, persistent ones included, draw the
     cut / scores of the current progress without a restart.
 
+    It logs what the schedule sets (``masker.schedule_state()``: EHM's
+    masking level, EPM's alpha and K) with one line when it changes: at
+    the first iteration (also after a resume), then whenever the value,
+    in the masker's logged steps, moves on (not every iteration).
+
     Args:
         by_epoch (bool): Step the progress once per epoch. Defaults to False.
     """
@@ -39,6 +44,8 @@ class MaskScheduleHook(Hook):
     def __init__(self, by_epoch: bool = False) -> None:
         self.by_epoch = bool(by_epoch)
         self._scheduled: Optional[List[nn.Module]] = None
+        #: the schedule state last logged, per masker (``id``)
+        self._logged_states: Dict[int, dict] = {}
 
     def scheduled_modules(self, runner) -> List[nn.Module]:
         """The model's submodules with ``set_progress``, found once (the
@@ -72,6 +79,26 @@ class MaskScheduleHook(Hook):
         p = self.progress(runner)
         for module in self.scheduled_modules(runner):
             module.set_progress(p)
+        self.log_schedule_changes(runner, p)
+
+    def log_schedule_changes(self, runner, progress: float) -> None:
+        """One log line per masker whose :meth:`schedule_state` differs
+        from the one last logged (the first line also says what the keys
+        mean)."""
+        for module in self.scheduled_modules(runner):
+            state = module.schedule_state()
+            last = self._logged_states.get(id(module))
+            if state is None or state == last:
+                continue
+            self._logged_states[id(module)] = state
+            values = ', '.join(f'{k}={v:g}' for k, v in state.items())
+            legend = module.schedule_legend if last is None else ''
+            print_log(
+                f'{type(module).__name__}: {values} from iteration '
+                f'{runner.iter + 1}/{runner.max_iters} (epoch '
+                f'{runner.epoch + 1}, progress {progress:.2f})'
+                f'{"; " + legend if legend else ""}',
+                logger='current')
 
     def wire_worker_draws(self, runner) -> None:
         """Give the training pipeline's ``EvolvedStructureCrop`` the

@@ -1,5 +1,5 @@
 """In-model maskers: modules that make a mask plan inside ``loss()``."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ class BaseMasker(nn.Module):
       (``KIND_*`` of ``mmmask.masks.image_cache``), None without a cache;
     - :attr:`follows_progress` / :meth:`set_progress`: it has a training
       schedule that ``MaskScheduleHook`` drives;
+    - :meth:`schedule_state` / :attr:`schedule_legend`: what the schedule
+      sets now, in the steps the training log shows (the hook logs a line
+      when it changes), None without a schedule;
     - :meth:`worker_draw`: the draw the loader workers make for it on the
       host (sent as ``mask_rank``), None when it draws on the device.
 
@@ -55,6 +58,8 @@ class BaseMasker(nn.Module):
     rank_local_buffers: Tuple[str, ...] = ()
     #: whether :meth:`set_progress` drives a schedule
     follows_progress = False
+    #: what the keys of :meth:`schedule_state` mean, for the first log line
+    schedule_legend = ''
 
     def __init__(self, mask_ratio: float = 0.75,
                  throw_ratio: float = 0.0) -> None:
@@ -94,6 +99,12 @@ class BaseMasker(nn.Module):
 
     def set_progress(self, progress: float) -> None:
         """Set training progress ``t / T`` (a no-op without a schedule)."""
+
+    def schedule_state(self) -> Optional[Dict[str, Union[int, float]]]:
+        """What the schedule sets at the current progress, rounded to the
+        steps the training log shows (``MaskScheduleHook`` logs a line when
+        it changes); None without a schedule."""
+        return None
 
     def worker_draw(self) -> Optional[object]:
         """What the loader workers draw for this masker, or None."""

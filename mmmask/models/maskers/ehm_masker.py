@@ -1,5 +1,5 @@
 """EHM: evolved hierarchical masking as an in-model masker."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +12,7 @@ from mmmask.masks.ehm import (DEFAULT_DEPTH_RANGE, PatchTree, build_tree,
                               masking_level)
 from mmmask.masks.worker_draws import TreeDraw
 from ..utils import patch_grid
-from .scheduled import ScheduledMasker
+from .scheduled import ScheduledMasker, log_step
 
 
 @MODELS.register_module()
@@ -58,6 +58,9 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
     """
 
     structure_kind = KIND_TREE
+    schedule_legend = ('level: the masking depth as a fraction of each '
+                       'image\'s tree height (EHM Eq. 14), logged in steps '
+                       'of 0.05')
 
     def __init__(self,
                  mask_ratio: float = 0.75,
@@ -85,6 +88,15 @@ class EvolvedHierarchicalMasker(ScheduledMasker):
         scores = cut_scores(*self.cuts(inputs, backbone, nodes))  # Eq. 15-17
         return select_by_score(scores, self.mask_ratio, self.throw_ratio,
                                grid)
+
+    def schedule_state(self) -> Dict[str, float]:
+        """``{'level': f}``: the masking level of Eq. 14 as the fraction
+        ``f = f0 + (f1 - f0) t / T`` of each image's tree height (the level
+        of an image is ``round(H f)``), to 0.05; from the host copy of the
+        progress."""
+        f0, f1 = self.depth_range
+        return {'level': log_step(f0 + (f1 - f0) * self.progress_value,
+                                  0.05)}
 
     def worker_draw(self) -> Optional[TreeDraw]:
         """The cut, node order and truncation (Eq. 14-17) drawn in the

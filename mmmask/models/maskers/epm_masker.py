@@ -1,6 +1,6 @@
 """EPM: evolved part masking as an in-model masker."""
 import random
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from mmmask.masks.epm import (attention_graph, em_partition, epm_schedule,
                               epm_scores, parts_decide)
 from mmmask.masks.worker_draws import PartsDraw
 from ..utils import patch_grid
-from .scheduled import ScheduledMasker
+from .scheduled import ScheduledMasker, log_step
 
 
 @MODELS.register_module()
@@ -78,6 +78,9 @@ class EvolvedPartMasker(ScheduledMasker):
     """
 
     structure_kind = KIND_PARTS
+    schedule_legend = ('alpha: weight of the part scores against the grid '
+                       'scores (EPM Eq. 4, logged in steps of 0.1); K: '
+                       'number of parts (Sec. 4.1)')
 
     def __init__(self,
                  mask_ratio: float = 0.75,
@@ -142,6 +145,13 @@ class EvolvedPartMasker(ScheduledMasker):
 
     def progress_changed(self) -> None:
         self.parts_now = self.schedule()[1]
+
+    def schedule_state(self) -> Dict[str, Union[int, float]]:
+        """``{'alpha': a, 'K': K}`` at the current progress (Eq. 4,
+        Sec. 4.1): alpha to 0.1, K the schedule's (``parts_jitter`` adds
+        its draw to it at every partition)."""
+        alpha, parts = self.schedule()
+        return {'alpha': log_step(alpha, 0.1), 'K': parts}
 
     def alpha(self) -> Union[float, Tensor]:
         """alpha of Eq. 4: a float from the host copy of the progress, or,

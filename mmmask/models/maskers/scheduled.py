@@ -1,5 +1,6 @@
 """Maskers whose behaviour follows training progress (EHM, EPM)."""
 import logging
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -9,6 +10,12 @@ from torch import Tensor, nn
 from mmmask.masks.worker_draws import SharedProgress
 from ..utils import probe_attention
 from .base import BaseMasker
+
+
+def log_step(value: float, step: float) -> float:
+    """``value`` rounded half up to a multiple of ``step`` (the steps in
+    which the training log follows a schedule)."""
+    return round(math.floor(value / step + 0.5) * step, 6)
 
 
 class ScheduledMasker(BaseMasker):
