@@ -276,7 +276,8 @@ COLUMNS = (('object_ratio', 'obj/bg', '{:.2f}'),
            ('ari_sem', '±', '{:.3f}'),
            ('chance_ari_std', 'chance ±', '{:.3f}'),
            ('mask_ari', 'mask ARI', '{:.3f}'),
-           ('region_size', 'region', '{:.1f}'))
+           ('region_size', 'region', '{:.1f}'),
+           ('structure_size', 'structure size', '{:.1f}'))
 
 
 def _cell(row: Dict, key: str, fmt: str) -> str:

@@ -232,7 +232,8 @@ def image_measures(objects: Tensor, mask: Tensor,
         dict: ``object_ratio``, ``thrown_ratio`` (with ``thrown``),
         ``completeness``, ``ari``, ``mask_ari`` (of the plan's labels),
         ``chance_ari`` / ``chance_ari_std`` (with ``chance_draws``),
-        ``region_size``; None where a measure is undefined for the image
+        ``region_size``, ``structure_size`` (patches per structure label:
+        EHM's mean cut-node size, EPM's mean part size); None where a measure is undefined for the image
         (no object, no background, nothing masked); and the counts the
         pooled means need (``counts``).
     """
@@ -247,6 +248,8 @@ def image_measures(objects: Tensor, mask: Tensor,
         ari=adjusted_rand_index(objects, structure) if has_both else None,
         mask_ari=adjusted_rand_index(objects, labels) if has_both else None,
         region_size=region_sizes(mask),
+        structure_size=structure.numel() / int(
+            torch.unique(structure).numel()),
         counts=dict(ratio=list(ratio_counts(mask, objects)),
                     complete=list(complete_objects(mask, objects))))
     if thrown is not None:
@@ -274,7 +277,8 @@ def summarize(images: Sequence[Dict]) -> Dict:
     ``object_ratio`` and ``thrown_ratio`` pool the patches of all images
     with object and background patches (the ratio of the summed counts);
     ``completeness`` pools their objects (every object counts once);
-    ``ari``, ``mask_ari``, ``chance_ari`` and ``region_size`` are means
+    ``ari``, ``mask_ari``, ``chance_ari``, ``region_size`` and
+    ``structure_size`` are means
     over the images where they are defined, ``chance_ari_std`` the root
     mean square of the per-image spreads; ``ari_sem`` the standard error
     of the mean ARI over images.
@@ -286,7 +290,8 @@ def summarize(images: Sequence[Dict]) -> Dict:
         object_ratio=_pooled_ratio([m['counts']['ratio'] for m in images]),
         completeness=done / total if total else None,
         objects=total)
-    for key in ('ari', 'mask_ari', 'chance_ari', 'region_size'):
+    for key in ('ari', 'mask_ari', 'chance_ari', 'region_size',
+                'structure_size'):
         out[key] = _mean([m.get(key) for m in images])
     aris = [m['ari'] for m in images if m.get('ari') is not None]
     out['ari_sem'] = (float(torch.tensor(aris, dtype=torch.float64).std())

@@ -124,6 +124,7 @@ def test_image_measures_and_pooled_means():
     assert on_object['completeness'] == 1.0
     assert on_object['ari'] == 1.0  # masked/visible = object/background
     assert on_object['region_size'] == 2.0
+    assert on_object['structure_size'] == 4.0  # 8 patches, 2 labels
     amt = image_measures(objects, t([[1, 1, 0, 0], [0, 0, 0, 0]]),
                          thrown=t([[0, 0, 0, 0], [1, 1, 1, 0]]))
     assert amt['thrown_ratio'] == 0.0
@@ -135,6 +136,7 @@ def test_image_measures_and_pooled_means():
     assert blind['completeness'] == 0.0
     assert blind['ari'] == 0.0 and blind['chance_ari'] == 0.0
     assert blind['mask_ari'] < 0.1
+    assert blind['structure_size'] == 1.0
     empty = image_measures(torch.zeros(2, 4, dtype=torch.long),
                            t([[1, 0, 0, 0], [0, 0, 0, 0]]))
     assert empty['ari'] is None and empty['object_ratio'] is None
