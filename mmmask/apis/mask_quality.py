@@ -225,10 +225,10 @@ def measure_strategy(spec: str,
                 ) if scheduled else 'plan labels'
         row = dict(strategy=name, progress=p, follows_progress=scheduled,
                    structure=kind, **summarize(per_image),
-                   per_image=[dict(image=osp.relpath(path, images),
-                                **{k: v for k, v in m.items()
-                                   if k != 'counts'})
-                           for path, m in zip(paths, per_image)],
+                   per_image=[
+                       dict(image=osp.relpath(path, images),
+                            **{k: v for k, v in m.items() if k != 'counts'})
+                       for path, m in zip(paths, per_image)],
                    picture=dict(rgb=to_rgb(raw[:show]),
                                 objects=pixels[:show].numpy(),
                                 labels=plan.label_map()[:show].cpu().numpy(),
@@ -286,10 +286,18 @@ def _cell(row: Dict, key: str, fmt: str) -> str:
 
 
 def table_lines(rows: Sequence[Dict], markdown: bool = False) -> List[str]:
-    """The rows as a console table or a markdown table."""
+    """The rows as a console table or a markdown table; a strategy without
+    a schedule once, its progress ``any`` (the JSON has every row)."""
     head = ['strategy', 'progress', 'structure'] + [c[1] for c in COLUMNS]
-    body = [[r['strategy'], f'{r["progress"]:g}', r['structure']] +
-            [_cell(r, k, f) for k, _, f in COLUMNS] for r in rows]
+    body, seen = [], set()
+    for r in rows:
+        if not r['follows_progress']:
+            if r['strategy'] in seen:
+                continue
+            seen.add(r['strategy'])
+        body.append([r['strategy'], f'{r["progress"]:g}' if
+                     r['follows_progress'] else 'any', r['structure']] +
+                    [_cell(r, k, f) for k, _, f in COLUMNS])
     if markdown:
         lines = ['| ' + ' | '.join(head) + ' |',
                  '|' + '|'.join(['---'] * 3 + ['---:'] * len(COLUMNS)) + '|']

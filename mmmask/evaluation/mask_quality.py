@@ -233,9 +233,10 @@ def image_measures(objects: Tensor, mask: Tensor,
         ``completeness``, ``ari``, ``mask_ari`` (of the plan's labels),
         ``chance_ari`` / ``chance_ari_std`` (with ``chance_draws``),
         ``region_size``, ``structure_size`` (patches per structure label:
-        EHM's mean cut-node size, EPM's mean part size); None where a measure is undefined for the image
-        (no object, no background, nothing masked); and the counts the
-        pooled means need (``counts``).
+        EHM's mean cut-node size, EPM's mean part size); None where a
+        measure is undefined for the image (no object, no background,
+        nothing masked); and the counts the pooled means need
+        (``counts``).
     """
     labels = (mask != 0).long()
     if thrown is not None:
