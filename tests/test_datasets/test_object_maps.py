@@ -2,7 +2,6 @@
 import hashlib
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,9 +12,7 @@ from mmmask.datasets.synthetic import (SHAPE_KINDS, draw_shapes,
                                        make_labelled_shapes,
                                        make_shapes_dataset, objects_dir_of,
                                        read_object_map, write_object_maps)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests.helpers import tool_module
 
 
 def _digest(folder):
@@ -86,16 +83,16 @@ def test_labelled_maps_and_a_set_of_other_settings(tmp_path):
                           objects_dir=str(tmp_path / 'other'))
 
 
-def test_tool_writes_maps_by_default_and_same_images(tmp_path):
+def test_tool_writes_maps_by_default_and_same_images(tmp_path, monkeypatch):
     """The images of the tool are bit for bit those of the generator
     without maps (the sha1 of make_shape_image's first images is pinned in
     test_synthetic.py)."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    tool = os.path.join(ROOT, 'tools/misc/make_shapes_dataset.py')
+    tool = tool_module('tools/misc/make_shapes_dataset.py')
     for name, extra in (('a', []), ('b', ['--no-objects'])):
-        subprocess.run([sys.executable, tool, '--out', str(tmp_path / name),
-                        '--num', '3', '--size', '32'] + extra, env=env,
-                       check=True, capture_output=True)
+        monkeypatch.setattr(sys, 'argv', [
+            'make_shapes_dataset.py', '--out', str(tmp_path / name), '--num',
+            '3', '--size', '32'] + extra)
+        tool.main()
     assert _digest(str(tmp_path / 'a')) == _digest(str(tmp_path / 'b'))
     assert os.path.isfile(os.path.join(objects_dir_of(str(tmp_path / 'a')),
                                        'objects.json'))

@@ -68,3 +68,32 @@ def test_images_without_object_maps_are_refused(demo_checkpoint, tmp_path,
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert 'no object maps' in err and 'make_shapes_dataset.py' in err
+
+
+def test_cached_ehm_gets_the_whole_images_trees(demo_checkpoint):
+    """fill_structure_cache packs what the refresh hook would cache for
+    whole images: the cut from the cache is the per-step cut."""
+    from mmmask.apis.inspect import build_model, build_train_batch
+    from mmmask.apis.mask_drawing import load_encoder_weights
+    from mmmask.apis.mask_quality import (fill_structure_cache,
+                                          strategy_cfg, whole_image_pipeline)
+    from mmmask.evaluation.mask_quality import adjusted_rand_index
+    checkpoint, images = demo_checkpoint
+    _, cfg = strategy_cfg('ehm-cached')
+    whole_image_pipeline(cfg)
+    batch, _ = build_train_batch(cfg, 3, images)
+    model = build_model(cfg)
+    load_encoder_weights(model, checkpoint)
+    model.eval()
+    data = model.data_preprocessor(batch, training=True)
+    masker, samples = model.masker, data['data_samples']
+    masker.set_progress(1.0)
+    assert masker.cached_structures(samples, 3, (8, 8)) is None
+    assert fill_structure_cache(masker, data['inputs'], samples,
+                                model.backbone)
+    nodes = masker.cached_structures(samples, 3, (8, 8))
+    assert tuple(nodes.shape) == (3, 127, 4)
+    cached = masker.cuts(data['inputs'], model.backbone, nodes)[0]
+    per_step = masker.cuts(data['inputs'], model.backbone)[0]
+    assert [adjusted_rand_index(a, b) for a, b in zip(cached, per_step)] \
+        == [1.0] * 3
