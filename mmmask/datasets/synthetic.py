@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from mmmask.errors import InvalidInputError
 from mmmask.fileio import atomic_write, atomic_write_text
 
 #: the shape kinds, in drawing-code order; the class names of the labelled set
@@ -308,7 +309,8 @@ def write_object_maps(out_dir: str,
         str: The object-map folder.
 
     Raises:
-        ValueError: If an existing image is not the one its seed draws.
+        InvalidInputError: If an existing image is not the one its seed
+            draws (a ``ValueError``).
     """
     objects_dir = objects_dir or objects_dir_of(out_dir)
     images = {}
@@ -318,7 +320,7 @@ def write_object_maps(out_dir: str,
         if osp.exists(image_path):
             on_disk = np.asarray(Image.open(image_path).convert('RGB'))
             if not np.array_equal(on_disk, img):
-                raise ValueError(
+                raise InvalidInputError(
                     f'{image_path} is not the image that seed {seed} draws '
                     f'at size {size}: give the --seed and --size the set '
                     'was made with, or write the set to a new --out folder')

@@ -20,6 +20,7 @@ every image's shapes and kinds (docs/mask_quality.md).
 """
 import argparse
 
+from mmmask.apis.tool_errors import run_tool
 from mmmask.datasets.synthetic import (make_labelled_shapes,
                                        make_shapes_dataset, write_object_maps)
 
@@ -53,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
