@@ -38,3 +38,21 @@ def trained_demo_model(demo_images):
     50 random-mask MAE steps; its masker is the config's EHM."""
     from tests.helpers import briefly_trained_demo
     return briefly_trained_demo(demo_images)
+
+
+@pytest.fixture(scope='session')
+def demo_checkpoint(trained_demo_model, tmp_path_factory):
+    """``trained_demo_model`` saved as a pre-training checkpoint, and the
+    64 images it was trained on with their object maps:
+    ``(checkpoint, image folder)`` (maps in ``<folder>-objects``)."""
+    import torch
+    from mmmask.datasets.synthetic import write_object_maps
+    out = tmp_path_factory.mktemp('claims')
+    images = str(out / 'shapes-64px')
+    make_shapes_dataset(images, num_images=64, size=64, seed=0)
+    write_object_maps(images, num_images=64, size=64, seed=0)
+    state = {k: v for k, v in trained_demo_model.state_dict().items()
+             if not k.startswith('masker.')}
+    path = str(out / 'demo.pth')
+    torch.save(dict(state_dict=state, meta=dict(epoch=1)), path)
+    return path, images

@@ -15,15 +15,24 @@ Two layouts:
   earlier ones), so the label is what the pixels show, not a hidden draw.
   Colours, background, position and size carry no class information: a
   classifier must read the outline of a shape.
+
+Either layout comes with its ground truth (:func:`write_object_maps`): a
+sibling folder ``<out>-objects/`` holds, for every image, a one-channel PNG
+of the same relative path whose pixel is 0 on the background and ``i`` on
+the ``i``-th shape drawn (1-based, the visible one where shapes overlap),
+and ``objects.json`` lists every image's shapes and their kinds
+(docs/mask_quality.md).
 """
+import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
-from mmmask.fileio import atomic_write
+from mmmask.errors import InvalidInputError
+from mmmask.fileio import atomic_write, atomic_write_text
 
 #: the shape kinds, in drawing-code order; the class names of the labelled set
 SHAPE_KINDS = ('disc', 'rectangle', 'triangle')
@@ -131,6 +140,20 @@ def make_shapes_dataset(out_dir: str,
 def labelled_shape_image(rng: np.random.Generator, label: int,
                          size: int = 64,
                          max_tries: int = 1000) -> np.ndarray:
+    """An image whose largest visible shape is of kind ``label``
+    (:func:`labelled_shape_drawing` without the records).
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 image.
+    """
+    return labelled_shape_drawing(rng, label, size, max_tries)[0]
+
+
+def labelled_shape_drawing(
+        rng: np.random.Generator,
+        label: int,
+        size: int = 64,
+        max_tries: int = 1000) -> Tuple[np.ndarray, np.ndarray, List[int]]:
     """An image whose largest visible shape is of kind ``label``.
 
     Images are drawn from ``rng`` until one has that class (rejection
@@ -143,7 +166,7 @@ def labelled_shape_image(rng: np.random.Generator, label: int,
         max_tries (int): Draws before giving up.
 
     Returns:
-        np.ndarray: ``(size, size, 3)`` uint8 image.
+        tuple: ``(image, owner, kinds)`` as :func:`draw_shapes` gives them.
     """
     if not 0 <= label < len(SHAPE_KINDS):
         raise ValueError(f'label={label} must index SHAPE_KINDS '
@@ -152,7 +175,7 @@ def labelled_shape_image(rng: np.random.Generator, label: int,
         img, owner, kinds = draw_shapes(rng, size)
         if kinds and (owner >= 0).any() and \
                 largest_visible_kind(owner, kinds) == label:
-            return img
+            return img, owner, kinds
     raise RuntimeError(f'no image of class {SHAPE_KINDS[label]} in '
                        f'{max_tries} draws at size {size}')
 
@@ -205,3 +228,116 @@ def make_labelled_shapes(out_dir: str,
             save_png(labelled_shape_image(rng, label, size), path)
         out[split] = paths
     return out
+
+
+#: version of the object-map layout (docs/mask_quality.md)
+OBJECTS_FORMAT = 'mmmask-shape-objects/1'
+
+
+def objects_dir_of(out_dir: str) -> str:
+    """The object-map folder of an image set: ``<out_dir>-objects``."""
+    return osp.normpath(out_dir) + '-objects'
+
+
+def save_object_map(owner: np.ndarray, path: str) -> None:
+    """Write an owner map (-1 = background, ``j`` = shape ``j``) as a
+    one-channel uint8 PNG with 0 = background and ``j + 1`` = shape ``j``,
+    atomically."""
+    with atomic_write(path, 'object map') as f:
+        Image.fromarray((owner + 1).astype(np.uint8)).save(f, format='PNG')
+
+
+def read_object_map(path: str) -> np.ndarray:
+    """An object-map PNG as an ``(H, W)`` int64 array: 0 = background,
+    ``i`` = the ``i``-th shape drawn (1-based)."""
+    return np.asarray(Image.open(path), dtype=np.int64)
+
+
+def _drawings(num_images: int, size: int, seed: int, labelled: bool,
+              num_val: int):
+    """``(relative path, rng-drawn (image, owner, kinds))`` of every image
+    of a set, drawn from the seeds the writers use."""
+    if not labelled:
+        for i in range(num_images):
+            yield (f'shape_{i:05d}.png',
+                   draw_shapes(np.random.default_rng([seed, i]), size))
+        return
+    for split, num in (('train', num_images), ('val', num_val)):
+        for i in range(num):
+            label = i % len(SHAPE_KINDS)
+            rng = np.random.default_rng([seed, _SPLITS[split], i])
+            yield (f'{split}/{SHAPE_KINDS[label]}/shape_{i:05d}.png',
+                   labelled_shape_drawing(rng, label, size))
+
+
+def write_object_maps(out_dir: str,
+                      num_images: int = 512,
+                      size: int = 64,
+                      seed: int = 0,
+                      labelled: bool = False,
+                      num_val: int = 256,
+                      objects_dir: Optional[str] = None) -> str:
+    """Write the ground truth of an image set that :func:`make_shapes_dataset`
+    (or, with ``labelled``, :func:`make_labelled_shapes`) wrote.
+
+    Every image is drawn again from its seed; where the image file exists
+    it must be the drawn image bit for bit (else the set was made with
+    other settings, and no map is written). For each image,
+    ``objects_dir/<relative path>`` (same name, ``.png``) is its object map
+    (:func:`save_object_map`); ``objects_dir/objects.json`` is::
+
+        {"format": "mmmask-shape-objects/1", "image_root": "<out_dir>",
+         "size": 64, "seed": 0, "classes": ["disc", "rectangle", "triangle"],
+         "images": {"shape_00000.png": {"shapes": [
+             {"id": 1, "kind": "disc", "pixels": 312}, ...]}, ...}}
+
+    where ``id`` is the pixel value of the shape in the map and ``pixels``
+    how many pixels it covers (0 for a shape wholly covered by later ones).
+    Existing maps are kept (idempotent); the json is rewritten atomically.
+
+    Args:
+        out_dir (str): The image set's folder.
+        num_images (int): Images (training images with ``labelled``).
+        size (int): Side in pixels.
+        seed (int): Seed of the set.
+        labelled (bool): The labelled layout.
+        num_val (int): Validation images (with ``labelled``).
+        objects_dir (str, optional): Where to write; default
+            :func:`objects_dir_of` ``(out_dir)``.
+
+    Returns:
+        str: The object-map folder.
+
+    Raises:
+        InvalidInputError: If an existing image is not the one its seed
+            draws (a ``ValueError``).
+    """
+    objects_dir = objects_dir or objects_dir_of(out_dir)
+    images = {}
+    for rel, (img, owner, kinds) in _drawings(num_images, size, seed,
+                                              labelled, num_val):
+        image_path = osp.join(out_dir, rel)
+        if osp.exists(image_path):
+            on_disk = np.asarray(Image.open(image_path).convert('RGB'))
+            if not np.array_equal(on_disk, img):
+                raise InvalidInputError(
+                    f'{image_path} is not the image that seed {seed} draws '
+                    f'at size {size}: give the --seed and --size the set '
+                    'was made with, or write the set to a new --out folder')
+        path = osp.join(objects_dir, rel)
+        if not osp.exists(path):
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            save_object_map(owner, path)
+        pixels = np.bincount(owner[owner >= 0].ravel(),
+                             minlength=len(kinds))
+        images[rel] = dict(shapes=[
+            dict(id=j + 1, kind=SHAPE_KINDS[k], pixels=int(pixels[j]))
+            for j, k in enumerate(kinds)
+        ])
+    os.makedirs(objects_dir, exist_ok=True)
+    index = dict(format=OBJECTS_FORMAT, image_root=osp.normpath(out_dir),
+                 size=size, seed=seed, classes=list(SHAPE_KINDS),
+                 images=images)
+    atomic_write_text(osp.join(objects_dir, 'objects.json'),
+                      json.dumps(index, indent=1), 'object index')
+    return objects_dir

@@ -12,11 +12,17 @@ triangle)::
 
     python tools/misc/make_shapes_dataset.py --labelled
         --out data/shapes-64px-labelled [--num 512] [--num-val 256]
+
+Either way the ground truth goes to ``OUT-objects/`` (``--no-objects``
+skips it): per image an object map at the image's relative path (0 =
+background, ``i`` = the ``i``-th shape drawn) and ``objects.json`` with
+every image's shapes and kinds (docs/mask_quality.md).
 """
 import argparse
 
+from mmmask.apis.tool_errors import run_tool
 from mmmask.datasets.synthetic import (make_labelled_shapes,
-                                       make_shapes_dataset)
+                                       make_shapes_dataset, write_object_maps)
 
 
 def main() -> None:
@@ -30,16 +36,22 @@ def main() -> None:
                         help='train/ and val/ splits with class folders')
     parser.add_argument('--num-val', type=int, default=256,
                         help='validation images (with --labelled)')
+    parser.add_argument('--no-objects', action='store_true',
+                        help='do not write the object maps (OUT-objects/)')
     args = parser.parse_args()
     if args.labelled:
         paths = make_labelled_shapes(args.out, args.num, args.num_val,
                                      args.size, args.seed)
         print(f'{len(paths["train"])} training and {len(paths["val"])} '
               f'validation images in {args.out}/{{train,val}}/<class>')
-        return
-    paths = make_shapes_dataset(args.out, args.num, args.size, args.seed)
-    print(f'{len(paths)} images in {args.out}')
+    else:
+        paths = make_shapes_dataset(args.out, args.num, args.size, args.seed)
+        print(f'{len(paths)} images in {args.out}')
+    if not args.no_objects:
+        objects = write_object_maps(args.out, args.num, args.size, args.seed,
+                                    args.labelled, args.num_val)
+        print(f'object maps and objects.json in {objects}')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
