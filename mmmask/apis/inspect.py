@@ -34,7 +34,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
     Args:
         cfg (Config): The config.
         checkpoint (str, optional): A ``.pth`` (or URL) to load, checked
-            and weights-only (:mod:`mmmask.apis.checkpoint_sources`); a
+            and weights-only (:mod:`mmmask.fileio.checkpoint_sources`); a
             missing file is an error that names the path.
     """
     from mmpretrain.registry import MODELS
@@ -49,7 +49,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
                 'written by tools/train.py')
         from mmengine.runner import load_checkpoint
 
-        from .checkpoint_sources import checked_sources
+        from mmmask.fileio.checkpoint_sources import checked_sources
         with checked_sources():
             load_checkpoint(model, checkpoint, map_location='cpu',
                             strict=True)

@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.apis.workdir import continue_hint, last_checkpoint
+from mmmask.fileio.workdir import continue_hint, last_checkpoint
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.fileio import atomic_link, remove_stale_temporaries
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
