@@ -10,6 +10,7 @@ own scope.
 """
 import contextlib
 import functools
+import inspect
 import os.path as osp
 from typing import Callable, Dict, Iterator, Optional, TypeVar
 
@@ -29,6 +30,7 @@ from mmmask.fileio.checkpoint_sources import checked_sources
 from .checkpoint_load import (auto_resume_refusal, find_latest_checkpoint,
                               load_checkpoint_checked)
 from .checkpoint_save import atomic_backend_args, refuse_nonfinite
+from .config_checks import check_cached_mode
 from .launch import float32_optim_wrapper, init_cpu_process_group
 from .tool_logging import apply_console_mode
 from .typo_hints import hint_typos
@@ -82,6 +84,11 @@ class CheckedRunner(Runner):
       are mmengine's.
     - **Typo hints.** A type name no registry knows gets the closest
       registered names (:mod:`mmmask.engine.typo_hints`).
+    - **Cached modes checked whole.** A cached EHM/EPM or AMT masker whose
+      config lacks its cache transform, ``PackInputs`` keys or refresh hook
+      (or a refresh hook without such a masker) is refused before anything
+      is built, naming the line to add
+      (:func:`mmmask.engine.config_checks.check_cached_mode`).
 
     Select it with ``runner_type = 'mmpretrain.CheckedRunner'``; the
     arguments are ``Runner``'s.
@@ -89,6 +96,10 @@ class CheckedRunner(Runner):
 
     @_checked
     def __init__(self, *args, **kwargs) -> None:
+        given = inspect.signature(Runner.__init__).bind(
+            self, *args, **kwargs).arguments
+        check_cached_mode(given.get('model'), given.get('train_dataloader'),
+                          given.get('custom_hooks'))
         self._resuming: Optional[str] = None
         self._saving: Optional[str] = None
         super().__init__(*args, **kwargs)
