@@ -217,7 +217,9 @@ def masker_probes(root: pathlib.Path, attributes: Set[str]) -> List[str]:
     ``BaseMasker``."""
     found = []
     for path in sorted(root.rglob('*.py')):
-        for call in _outside_base_masker(ast.parse(path.read_text())):
+        calls = sorted(_outside_base_masker(ast.parse(path.read_text())),
+                       key=lambda call: (call.lineno, call.col_offset))
+        for call in calls:
             if not (isinstance(call.func, ast.Name)
                     and call.func.id in ('hasattr', 'getattr')
                     and len(call.args) >= 2

@@ -23,7 +23,7 @@ model at every step, as the per-step mode, and only warns).
 the line to add; a refresh hook without a masker that caches its kind is
 refused too.
 """
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -67,22 +67,32 @@ def training_pipelines(train_dataloader: Any) -> Iterator[List]:
         todo.extend(dataset.get('datasets') or [])
 
 
-def masker_of(model: Any) -> Optional[BaseMasker]:
-    """The model's masker (built from the config when the model is a
-    config; it is small and draws nothing when built), or None when it
-    has none or its config does not build (the model build reports that).
+def masker_cache(model: Any) -> Tuple[Optional[str], Optional[int]]:
+    """The model's masker type and the cache kind it reads (None for
+    each that it lacks; both None too for a masker config that does not
+    build: the model build reports that).
+
+    A masker config is built to ask it (:attr:`BaseMasker.cache_kind`:
+    it is small and draws nothing when built), unless its class keeps
+    ``BaseMasker``'s declaration (no cache).
     """
     if isinstance(model, nn.Module):
         masker = getattr(model, 'masker', None)
-        return masker if isinstance(masker, BaseMasker) else None
+        if isinstance(masker, BaseMasker):
+            return type(masker).__name__, masker.cache_kind
+        return None, None
     masker_cfg = model.get('masker') if isinstance(model, dict) else None
-    if not isinstance(masker_cfg, dict):
-        return None
+    name = type_name(masker_cfg)
+    cls = MODELS.get(masker_cfg['type']) if name is not None else None
+    if not (isinstance(cls, type) and issubclass(cls, BaseMasker)):
+        return None, None
+    if cls.cache_kind is BaseMasker.cache_kind:
+        return name, None
     try:
         masker = MODELS.build(dict(masker_cfg))
     except Exception:  # noqa: BLE001  (the model build names the error)
-        return None
-    return masker if isinstance(masker, BaseMasker) else None
+        return None, None
+    return name, masker.cache_kind
 
 
 def _cell_size(model: Any) -> int:
@@ -91,12 +101,11 @@ def _cell_size(model: Any) -> int:
     return int(size) if isinstance(size, int) else 16
 
 
-def _what(masker: BaseMasker, kind: CacheKind) -> str:
-    return (f'model.masker ({type(masker).__name__}) reads the {kind.name} '
-            'cache')
+def _what(masker: str, kind: CacheKind) -> str:
+    return f'model.masker ({masker}) reads the {kind.name} cache'
 
 
-def _check_pipeline(pipeline: Sequence, masker: BaseMasker, kind: CacheKind,
+def _check_pipeline(pipeline: Sequence, masker: str, kind: CacheKind,
                     cell_size: int) -> None:
     names = [type_name(t) for t in pipeline]
     what = _what(masker, kind)
@@ -146,16 +155,15 @@ def check_cached_mode(model: Any, train_dataloader: Any,
         WrongKindError: For a refresh hook whose masker caches nothing of
             its kind.
     """
-    masker = masker_of(model)
-    code = None if masker is None else masker.cache_kind
+    masker, code = masker_cache(model)
     kind = None if code is None else get_cache_kind(code)
     hooks = [type_name(h) for h in custom_hooks or ()]
     for hook in dict.fromkeys(k.hook for k in CACHE_KINDS.values()):
         if hook not in hooks or (kind is not None and kind.hook == hook):
             continue
         served = [k for k in CACHE_KINDS.values() if k.hook == hook]
-        got = ('the model has no masker' if masker is None else
-               f'model.masker ({type(masker).__name__}) reads no such cache')
+        got = ('model.masker reads no cache' if masker is None else
+               f'model.masker ({masker}) reads no such cache')
         raise WrongKindError(
             f'custom_hooks has {hook}, which refreshes the '
             f'{" / ".join(k.name for k in served)} cache that a masker '
