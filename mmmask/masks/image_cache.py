@@ -56,7 +56,6 @@ _DTYPES = {1: np.float16, 2: np.float32, 3: np.int16}
 _CODES = {np.dtype(t): code for code, t in _DTYPES.items()}
 
 
-
 class CacheKind:
     """What one kind of per-image cache holds, and what a run needs for it.
 

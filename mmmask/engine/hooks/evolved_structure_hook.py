@@ -32,6 +32,7 @@ from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
 from .utils import unwrap_model
 
+
 def step_dtype(runner) -> Optional[torch.dtype]:
     """The autocast dtype of the run's training steps; None in float32.
 
