@@ -21,8 +21,8 @@ import sys
 import traceback
 from typing import Callable, Optional, Set
 
-from mmmask.errors import UserError
 from mmmask.engine.tool_logging import FILE_ONLY, file_handlers
+from mmmask.errors import UserError
 
 #: the flag that shows tracebacks (and mmengine's full log)
 VERBOSE_FLAG = '--verbose'
