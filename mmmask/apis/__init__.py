@@ -1,5 +1,5 @@
+from mmmask.engine.launch import adapt_to_cpu, finish_distributed, set_work_dir
 from .benchmark import median_time, sync, train_step_fn
-from .launch import adapt_to_cpu, finish_distributed, set_work_dir
 from .inspect import build_model, build_train_batch, load_config
 
 __all__ = [

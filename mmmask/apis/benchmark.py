@@ -5,9 +5,9 @@ per-method scripts (``benchmark_{colormae,amt,evolving_masks,idm_cost}``)
 measure with these functions, so their numbers come from the same code.
 """
 import collections
+import logging
 import os.path as osp
 import platform
-import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -20,6 +20,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmmask.models.utils import autocast_in, batch_saliency, patch_grid
 from .inspect import hook_cfg
+
+
+def _import_torch_benchmark():
+    """``torch.utils.benchmark``, imported without the warning its import
+    of ``torch.utils.cpp_extension`` logs on a machine without a CUDA
+    runtime ("No CUDA runtime is found, using CUDA_HOME=..."): a console
+    line that says nothing about the measurement."""
+    log = logging.getLogger('torch.utils.cpp_extension')
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        log.setLevel(level)
+    return benchmark
+
+
+torch_benchmark = _import_torch_benchmark()
 
 
 def sync(device: torch.device) -> None:
@@ -48,25 +66,38 @@ def timed_round_robin(jobs: Dict[str, Callable[[], object]], reps: int,
                       warmup: int = 1) -> Dict[str, float]:
     """Median seconds of every job; one run of each job per round.
 
-    Interleaving the jobs spreads slow phases of a shared machine over all
-    of them, so that their ratios stay comparable.
+    Every run is measured by ``torch.utils.benchmark.Timer.timeit(1)``
+    (with the process's torch threads; on a machine with CUDA its timer
+    synchronises the device before reading the clock), and each job's
+    runs are merged into one ``Measurement`` whose median is returned.
+    The loop only interleaves the jobs: that spreads slow phases of a
+    shared machine over all of them, so that their ratios stay comparable
+    (``Timer.blocked_autorange`` would time one job after the other).
     """
+    threads = torch.get_num_threads()
+    timers = {
+        name: torch_benchmark.Timer(
+            'fn()', globals={'fn': fn}, label=name, num_threads=threads)
+        for name, fn in jobs.items()
+    }
 
-    def run(fn: Callable) -> float:
+    def run(name: str) -> torch_benchmark.Measurement:
+        sync(device)  # work queued before the timed run
+        measurement = timers[name].timeit(1)
         sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        return time.perf_counter() - start
+        return measurement
 
     for _ in range(warmup):
-        for fn in jobs.values():
-            run(fn)
-    times = {name: [] for name in jobs}
+        for name in jobs:
+            run(name)
+    runs = {name: [] for name in jobs}
     for _ in range(reps):
-        for name, fn in jobs.items():
-            times[name].append(run(fn))
-    return {name: statistics.median(ts) for name, ts in times.items()}
+        for name in jobs:
+            runs[name].append(run(name))
+    return {
+        name: torch_benchmark.Measurement.merge(measured)[0].median
+        for name, measured in runs.items()
+    }
 
 
 def count_flops(fn: Callable[[], object]) -> int:

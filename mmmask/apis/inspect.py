@@ -29,19 +29,33 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
-    """Build ``cfg.model`` (with the top-level ``data_preprocessor``).
+    """Build ``cfg.model`` (with the top-level ``data_preprocessor``), in
+    training mode.
+
+    An mmpretrain config is built by ``mmpretrain.apis.get_model`` (it
+    takes the top-level ``data_preprocessor`` and builds in mmpretrain's
+    scope); a config of another scope (mmseg, mmdet) by its own registry.
+    ``get_model`` loads checkpoints unchecked and not strictly, so the
+    checkpoint is loaded here instead.
 
     Args:
         cfg (Config): The config.
-        checkpoint (str, optional): A ``.pth`` (or URL) to load, checked
-            and weights-only (:mod:`mmmask.apis.checkpoint_sources`); a
-            missing file is an error that names the path.
+        checkpoint (str, optional): A ``.pth`` (or URL) to load strictly,
+            checked and weights-only
+            (:mod:`mmmask.fileio.checkpoint_sources`); a missing file is an
+            error that names the path. Without it the weights are
+            initialised (``init_weights``), as a training run starts.
     """
-    from mmpretrain.registry import MODELS
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') and 'data_preprocessor' not in model_cfg:
-        model_cfg['data_preprocessor'] = cfg.data_preprocessor
-    model = MODELS.build(model_cfg)
+    if cfg.get('default_scope', 'mmpretrain') in (None, 'mmpretrain'):
+        from mmpretrain.apis import get_model
+        model = get_model(cfg)
+    else:
+        from mmpretrain.registry import MODELS
+        model_cfg = cfg.model.copy()
+        if cfg.get('data_preprocessor') and \
+                'data_preprocessor' not in model_cfg:
+            model_cfg['data_preprocessor'] = cfg.data_preprocessor
+        model = MODELS.build(model_cfg)
     if checkpoint is not None:
         if '://' not in checkpoint and not osp.isfile(checkpoint):
             raise MissingInputError(
@@ -49,13 +63,13 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
                 'written by tools/train.py')
         from mmengine.runner import load_checkpoint
 
-        from .checkpoint_sources import checked_sources
+        from mmmask.fileio.checkpoint_sources import checked_sources
         with checked_sources():
             load_checkpoint(model, checkpoint, map_location='cpu',
                             strict=True)
     else:
         model.init_weights()
-    return model
+    return model.train()  # get_model gives an inference (eval) model
 
 
 def build_train_batch(cfg: Config,

@@ -17,9 +17,9 @@ from mmengine.runner import set_random_seed
 from torch import Tensor, nn
 
 from mmmask.errors import InvalidInputError
+from mmmask.fileio.checkpoint_sources import load_checkpoint_file
 from mmmask.masks import MaskPlan, idm_plan
 from mmmask.models.utils import batch_saliency
-from .checkpoint import load_checkpoint_file
 
 #: prefix of the encoder every mmmask algorithm has (CAMAE's online one)
 ENCODER_PREFIX = 'backbone.'

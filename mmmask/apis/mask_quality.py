@@ -32,6 +32,7 @@ from mmmask.evaluation.mask_quality import (image_measures, patch_objects,
                                             summarize)
 from mmmask.masks import KIND_PARTS, KIND_TREE
 from mmmask.masks.structure_crop import crop_tree, node_table
+from mmmask.models.maskers import BaseMasker
 from .mask_drawing import (fill_amt_saliency, is_attention_driven,
                            load_encoder_weights, masker_of,
                            reconstruction_view, to_rgb)
@@ -126,7 +127,8 @@ def fill_structure_cache(masker: nn.Module, inputs: Tensor,
     Returns:
         bool: True when the structures were filled in.
     """
-    if getattr(masker, 'cache_kind', None) not in (KIND_TREE, KIND_PARTS):
+    if (not isinstance(masker, BaseMasker)
+            or masker.cache_kind not in (KIND_TREE, KIND_PARTS)):
         return False
     with torch.no_grad():
         rows = masker.cache_rows(inputs, backbone).cpu().numpy()

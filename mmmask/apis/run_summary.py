@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Tuple
 
 from mmengine.config import Config
 
-from .workdir import last_checkpoint
+from mmmask.fileio.workdir import last_checkpoint
 
 #: pipeline transforms that draw the mask (``RandomMaskGenerator``,
 #: ``BEiTMaskGenerator``, ``SimMIMMaskGenerator``, ...)
@@ -145,7 +145,7 @@ def finished_run(cfg: Config) -> Optional[str]:
     unit, count = schedule(cfg)
     if path is None or count is None:
         return None
-    from .checkpoint import load_verified
+    from mmmask.fileio.checkpoint import load_verified
     try:
         meta = load_verified(path, '--resume').get('meta') or {}
         done = int(meta['epoch' if unit == 'epoch' else 'iter'])

@@ -21,8 +21,8 @@ import sys
 import traceback
 from typing import Callable, Optional, Set
 
+from mmmask.engine.tool_logging import FILE_ONLY, file_handlers
 from mmmask.errors import UserError
-from .tool_logging import FILE_ONLY, file_handlers
 
 #: the flag that shows tracebacks (and mmengine's full log)
 VERBOSE_FLAG = '--verbose'

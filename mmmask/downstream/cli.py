@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Dict, List, Optional
 
-from mmmask.apis.checkpoint import CorruptCheckpointError
-from mmmask.apis.checkpoint_sources import CheckpointDownloadError
-from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
+from mmmask.engine.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.fileio import WriteFailed
+from mmmask.fileio.checkpoint import CorruptCheckpointError
+from mmmask.fileio.checkpoint_sources import CheckpointDownloadError
 from .convert import KeyReport, convert_file, expected_reason, summarise
 from .targets import EXPECTED_KEYS, key_reports
 

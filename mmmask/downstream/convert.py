@@ -17,9 +17,9 @@ layout:
   left out and the class-token position is cut from ``pos_embed``.
 
 Every target drops the pre-training-only ``mask_token`` (SimMIM). The input
-is read by :func:`mmmask.apis.checkpoint.load_checkpoint_file` (a local path
-or a URL, checked and weights-only); the key conversion itself imports no
-OpenMMLab code, so it is testable on its own.
+is read by :func:`mmmask.fileio.checkpoint_sources.load_checkpoint_file`
+(a local path or a URL, checked and weights-only); the key conversion
+itself imports no OpenMMLab code, so it is testable on its own.
 """
 import os.path as osp
 import re
@@ -28,7 +28,7 @@ from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
 
 from torch import Tensor
 
-from mmmask.apis.checkpoint import load_checkpoint_file
+from mmmask.fileio.checkpoint_sources import load_checkpoint_file
 from mmmask.fileio import atomic_save
 
 TARGETS = ('mmpretrain', 'mmseg', 'mmdet')

@@ -5,7 +5,7 @@ loads whatever unpickles:
 
 1. **Every checkpoint load** (``resume``, ``load_from``, and inside the
    runner every ``load_checkpoint`` and ``init_cfg=dict(type='Pretrained')``)
-   reads through :func:`mmmask.apis.checkpoint_sources.load_checked`, from
+   reads through :func:`mmmask.fileio.checkpoint_sources.load_checked`, from
    a local path or any scheme: the file must be complete, pass its zip
    checksums, unpickle with ``weights_only=True`` and hold only finite
    tensors; otherwise :class:`CorruptCheckpointError` names the file (or
@@ -35,8 +35,8 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.logging import print_log
 from mmengine.runner import checkpoint as mm_checkpoint
 
-from mmmask.apis.checkpoint import CorruptCheckpointError, load_verified
-from mmmask.apis.checkpoint_sources import load_checked
+from mmmask.fileio.checkpoint import CorruptCheckpointError, load_verified
+from mmmask.fileio.checkpoint_sources import load_checked
 from mmmask.errors import InvalidInputError, MissingInputError
 from .checkpoint_save import LAST_CHECKPOINT, last_good_checkpoint
 from .hooks.utils import unwrap_model
@@ -169,7 +169,7 @@ def load_checkpoint_checked(runner,
         runner (Runner): Its model is loaded; its hooks get
             ``after_load_checkpoint``.
         filename (str): A local path or URL (any scheme of
-            :func:`~mmmask.apis.checkpoint_sources.load_checked`).
+            :func:`~mmmask.fileio.checkpoint_sources.load_checked`).
         resuming (bool): Whether this load is a resume (it must be a
             training checkpoint that fits the model exactly).
 

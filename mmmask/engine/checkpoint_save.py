@@ -38,7 +38,7 @@ from mmengine.hooks import CheckpointHook
 
 from mmpretrain.registry import HOOKS
 
-from mmmask.apis.checkpoint import describe_nonfinite, first_nonfinite
+from mmmask.fileio.checkpoint import describe_nonfinite, first_nonfinite
 from mmmask.errors import NonFiniteError
 from mmmask.fileio import (WriteFailed, atomic_write, atomic_write_text,
                            remove_stale_temporaries)

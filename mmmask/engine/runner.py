@@ -10,6 +10,7 @@ own scope.
 """
 import contextlib
 import functools
+import inspect
 import os.path as osp
 from typing import Callable, Dict, Iterator, Optional, TypeVar
 
@@ -24,13 +25,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mmpretrain.registry import RUNNERS
 
-from mmmask.apis.checkpoint import CorruptCheckpointError
-from mmmask.apis.checkpoint_sources import checked_sources
-from mmmask.apis.launch import float32_optim_wrapper, init_cpu_process_group
-from mmmask.apis.tool_logging import apply_console_mode
+from mmmask.fileio.checkpoint import CorruptCheckpointError
+from mmmask.fileio.checkpoint_sources import checked_sources
 from .checkpoint_load import (auto_resume_refusal, find_latest_checkpoint,
                               load_checkpoint_checked)
 from .checkpoint_save import atomic_backend_args, refuse_nonfinite
+from .config_checks import check_cached_mode
+from .launch import float32_optim_wrapper, init_cpu_process_group
+from .tool_logging import apply_console_mode
 from .typo_hints import hint_typos
 
 #: what our configs set as ``runner_type``
@@ -66,7 +68,7 @@ class CheckedRunner(Runner):
       ``resume``, ``init_cfg=dict(type='Pretrained')``, a local path, a URL,
       ``open-mmlab://``, ``torchvision://``, ...) is fetched to a local
       file, checked and loaded with ``weights_only=True``
-      (:mod:`mmmask.apis.checkpoint_sources`); ``resume`` needs a training
+      (:mod:`mmmask.fileio.checkpoint_sources`); ``resume`` needs a training
       checkpoint that fits the model, a partial ``load_from`` is reported,
       and auto-resume refuses a broken latest checkpoint
       (:mod:`mmmask.engine.checkpoint_load`).
@@ -82,6 +84,11 @@ class CheckedRunner(Runner):
       are mmengine's.
     - **Typo hints.** A type name no registry knows gets the closest
       registered names (:mod:`mmmask.engine.typo_hints`).
+    - **Cached modes checked whole.** A cached EHM/EPM or AMT masker whose
+      config lacks its cache transform, ``PackInputs`` keys or refresh hook
+      (or a refresh hook without such a masker) is refused before anything
+      is built, naming the line to add
+      (:func:`mmmask.engine.config_checks.check_cached_mode`).
 
     Select it with ``runner_type = 'mmpretrain.CheckedRunner'``; the
     arguments are ``Runner``'s.
@@ -89,6 +96,10 @@ class CheckedRunner(Runner):
 
     @_checked
     def __init__(self, *args, **kwargs) -> None:
+        given = inspect.signature(Runner.__init__).bind(
+            self, *args, **kwargs).arguments
+        check_cached_mode(given.get('model'), given.get('train_dataloader'),
+                          given.get('custom_hooks'))
         self._resuming: Optional[str] = None
         self._saving: Optional[str] = None
         super().__init__(*args, **kwargs)
@@ -99,7 +110,7 @@ class CheckedRunner(Runner):
 
     def build_logger(self, *args, **kwargs):
         """mmengine's logger; its console shows what our tools chose
-        (:func:`mmmask.apis.tool_logging.set_console_mode`: progress,
+        (:func:`mmmask.engine.tool_logging.set_console_mode`: progress,
         results and warnings by default; mmengine's preamble only in the
         log file). Unchanged when no tool chose (mmpretrain's tools)."""
         return apply_console_mode(super().build_logger(*args, **kwargs))

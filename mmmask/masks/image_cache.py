@@ -8,7 +8,10 @@ File layout (little endian): a 64-byte header ``b'MMASKSAL'`` + int64
 ``version``, ``num``, ``h``, ``w``, ``dtype code`` (1 = float16,
 2 = float32, 3 = int16), ``kind`` (0 = saliency, 1 = tree, 2 = parts), zero
 padding; then ``num`` rows. ``(h, w)`` is the patch grid of the whole image
-the rows describe; the row shape follows from the kind (:func:`row_shape`):
+the rows describe; the row shape follows from the kind (:func:`row_shape`).
+Each kind is one registered :class:`CacheKind` (:data:`CACHE_KINDS`): its
+code, name, row shape, value check, default file name, and the transform,
+pack keys and hook a config needs for it:
 
 - ``KIND_SALIENCY``: ``(h, w)`` float saliency (AMT Eq. 3-4);
 - ``KIND_TREE``: ``(h * w - 1, 2)`` int16 merges of an average-linkage tree
@@ -36,13 +39,15 @@ import os
 import os.path as osp
 import re
 import struct
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from mmmask.errors import UserError
 from mmmask.fileio import DEFAULT_NEXT_STEP, atomic_write
+from .structure_crop import crop_parts, crop_tree, node_table
 
 MAGIC = b'MMASKSAL'
 HEADER_SIZE = 64
@@ -50,11 +55,165 @@ _FIELDS = struct.Struct('<8s6q')
 _DTYPES = {1: np.float16, 2: np.float32, 3: np.int16}
 _CODES = {np.dtype(t): code for code, t in _DTYPES.items()}
 
-KIND_SALIENCY = 0
-KIND_TREE = 1
-KIND_PARTS = 2
-KIND_NAMES = {KIND_SALIENCY: 'AMT saliency', KIND_TREE: 'EHM tree',
-              KIND_PARTS: 'EPM parts'}
+
+class CacheKind:
+    """What one kind of per-image cache holds, and what a run needs for it.
+
+    A new kind is one subclass decorated with :func:`register_cache_kind`:
+    the file format, the checks, the hooks' file names and the config
+    check (:func:`mmmask.engine.config_checks.check_cached_mode`) read
+    everything from here.
+
+    Attributes:
+        code (int): The header's ``kind`` field.
+        name (str): What messages call it, e.g. ``'EHM tree'``.
+        file_name (str): The cache's default file in the work dir.
+        transform (str): The pipeline transform that reads the rows.
+        pack_keys (tuple[str]): What that transform writes and
+            ``PackInputs`` must pack (``algorithm_keys``).
+        hook (str): The hook that writes the cache (``custom_hooks``).
+        masker_hint (str): The masker config that reads it, for messages.
+        float_rows (bool): Rows are read as float32 (else as stored).
+    """
+
+    code: int = -1
+    name: str = ''
+    file_name: str = ''
+    transform: str = ''
+    pack_keys: Tuple[str, ...] = ()
+    hook: str = ''
+    masker_hint: str = ''
+    float_rows: bool = False
+
+    def row_shape(self, grid: Tuple[int, int]) -> Tuple[int, ...]:
+        """Shape of one row over a ``grid`` of patches."""
+        raise NotImplementedError
+
+    def grid_of(self, shape: Tuple[int, ...]) -> Optional[Tuple[int, int]]:
+        """The grid that rows of ``shape`` describe, when the shape tells
+        (None: the writer must give the grid)."""
+        return None
+
+    def problems(self, rows: np.ndarray,
+                 grid: Tuple[int, int]) -> List[Tuple[np.ndarray, str]]:
+        """``(bad, what)`` pairs: boolean arrays shaped like ``rows`` that
+        mark values a reader cannot use, and what they are, in the order
+        :func:`bad_rows` reports them."""
+        raise NotImplementedError
+
+    def crop(self, row: np.ndarray, cells: Tensor) -> np.ndarray:
+        """The row's structure on a crop whose cells come from ``cells``
+        (``(h', w')`` source cell indices, ``source_cells``), for
+        ``EvolvedStructureCrop``."""
+        raise NotImplementedError(f'{self.name} rows are not cropped here')
+
+
+#: the registered cache kinds, by header code
+CACHE_KINDS: Dict[int, CacheKind] = {}
+
+
+def register_cache_kind(cls: Type[CacheKind]) -> Type[CacheKind]:
+    """Class decorator: register one instance of a :class:`CacheKind`."""
+    kind = cls()
+    if kind.code in CACHE_KINDS:
+        raise ValueError(f'cache kind {kind.code} is taken by '
+                         f'{type(CACHE_KINDS[kind.code]).__name__}')
+    CACHE_KINDS[kind.code] = kind
+    return cls
+
+
+def get_cache_kind(code: int) -> CacheKind:
+    """The registered kind of a header code.
+
+    Raises:
+        ValueError: For a code no kind has.
+    """
+    try:
+        return CACHE_KINDS[int(code)]
+    except KeyError:
+        raise ValueError(f'unknown cache kind {code}') from None
+
+
+class _GridRows(CacheKind):
+    """Rows that are the ``(h, w)`` patch grid."""
+
+    def row_shape(self, grid: Tuple[int, int]) -> Tuple[int, ...]:
+        return tuple(int(g) for g in grid)
+
+    def grid_of(self, shape: Tuple[int, ...]) -> Optional[Tuple[int, int]]:
+        return tuple(shape) if len(shape) == 2 else None
+
+
+@register_cache_kind
+class SaliencyCache(_GridRows):
+    """AMT's ``(h, w)`` float saliency (AMT Eq. 3-4); must be finite."""
+
+    code = 0
+    name = 'AMT saliency'
+    file_name = 'amt_saliency.bin'
+    transform = 'AMTSaliencyCrop'
+    pack_keys = ('saliency', 'saliency_version', 'mask_rank')
+    hook = 'AMTSaliencyRefreshHook'
+    masker_hint = "dict(type='AMTMasker', ...)"
+    float_rows = True
+
+    def problems(self, rows, grid):
+        return [(~np.isfinite(rows), 'NaN or inf values')]
+
+
+@register_cache_kind
+class TreeCache(CacheKind):
+    """EHM's average-linkage tree: ``(h * w - 1, 2)`` int16 merges in scipy
+    layout (EHM Eq. 8-13); children are nodes in ``[0, 2L - 2)`` made
+    before their parent (merge ``i`` joins nodes below ``L + i``)."""
+
+    code = 1
+    name = 'EHM tree'
+    file_name = 'ehm_tree.bin'
+    transform = 'EvolvedStructureCrop'
+    pack_keys = ('structure', 'structure_version', 'mask_rank')
+    hook = 'EvolvedStructureRefreshHook'
+    masker_hint = "dict(type='EvolvedHierarchicalMasker', cached=True)"
+
+    def row_shape(self, grid):
+        h, w = (int(g) for g in grid)
+        return (h * w - 1, 2)
+
+    def problems(self, rows, grid):
+        num_patches = int(grid[0]) * int(grid[1])
+        made = num_patches + np.arange(rows.shape[1]).reshape(1, -1, 1)
+        return [((rows < 0) | (rows >= 2 * num_patches - 2),
+                 f'tree nodes outside [0, {2 * num_patches - 2})'),
+                (rows >= made, 'tree merges of nodes made after them')]
+
+    def crop(self, row, cells):
+        return node_table(crop_tree(row, cells.numpy()))
+
+
+@register_cache_kind
+class PartsCache(_GridRows):
+    """EPM's ``(h, w)`` int16 part labels (EPM Eq. 16), in ``[0, L)``."""
+
+    code = 2
+    name = 'EPM parts'
+    file_name = 'epm_parts.bin'
+    transform = 'EvolvedStructureCrop'
+    pack_keys = ('structure', 'structure_version', 'mask_rank')
+    hook = 'EvolvedStructureRefreshHook'
+    masker_hint = "dict(type='EvolvedPartMasker', cached=True)"
+
+    def problems(self, rows, grid):
+        num_patches = int(grid[0]) * int(grid[1])
+        return [((rows < 0) | (rows >= num_patches),
+                 f'part labels outside [0, {num_patches})')]
+
+    def crop(self, row, cells):
+        return crop_parts(torch.from_numpy(row), cells).numpy()
+
+
+KIND_SALIENCY = SaliencyCache.code
+KIND_TREE = TreeCache.code
+KIND_PARTS = PartsCache.code
 
 
 class CacheError(UserError, ValueError):
@@ -67,12 +226,7 @@ class CacheSizeError(CacheError):
 
 def row_shape(kind: int, grid: Tuple[int, int]) -> Tuple[int, ...]:
     """Shape of one row of a cache of ``kind`` over a ``grid`` of patches."""
-    h, w = (int(g) for g in grid)
-    if kind == KIND_TREE:
-        return (h * w - 1, 2)
-    if kind in (KIND_SALIENCY, KIND_PARTS):
-        return (h, w)
-    raise ValueError(f'unknown cache kind {kind}')
+    return get_cache_kind(kind).row_shape(grid)
 
 
 def version_path(path: str, version: int, digest: str) -> str:
@@ -147,18 +301,17 @@ def write_image_cache(path: str,
                                                            torch.float32):
             rows = rows.float()  # e.g. bfloat16, which numpy lacks
         rows = rows.numpy()
-    if kind not in KIND_NAMES:
-        raise ValueError(f'unknown cache kind {kind}')
+    spec = get_cache_kind(kind)
     if grid is None:
-        if kind == KIND_TREE or rows.ndim != 3:
+        grid = spec.grid_of(rows.shape[1:])
+        if grid is None:
             raise ValueError(
                 'rows must be (num_images, h, w), or give the grid of a '
                 f'tree cache; got rows of shape {rows.shape}')
-        grid = rows.shape[1:]
-    if rows.shape[1:] != row_shape(kind, grid):
-        shape = ', '.join(map(str, row_shape(kind, grid)))
+    if rows.shape[1:] != spec.row_shape(grid):
+        shape = ', '.join(map(str, spec.row_shape(grid)))
         raise ValueError(
-            f'rows of a {KIND_NAMES[kind]} cache over a {tuple(grid)} grid '
+            f'rows of a {spec.name} cache over a {tuple(grid)} grid '
             f'must be (num_images, {shape}), got {rows.shape}')
     if int(version) < 1:
         raise ValueError(f'version={version} must be >= 1 (0 means no cache)')
@@ -170,7 +323,7 @@ def write_image_cache(path: str,
     header = _FIELDS.pack(MAGIC, int(version), rows.shape[0], int(grid[0]),
                           int(grid[1]), _CODES[np_dtype], int(kind))
     header = header.ljust(HEADER_SIZE, b'\0')
-    with atomic_write(path, f'{KIND_NAMES[kind]} cache', next_step) as f:
+    with atomic_write(path, f'{spec.name} cache', next_step) as f:
         f.write(header)
         f.write(np.ascontiguousarray(rows, dtype=np_dtype))
 
@@ -192,7 +345,8 @@ def read_header(path: str) -> dict:
             f'{path} is not an mmmask per-image cache (bad header): delete '
             'it and let the refresh hook write a new one')
     _, version, num, h, w, code, kind = _FIELDS.unpack(raw[:_FIELDS.size])
-    if code not in _DTYPES or kind not in KIND_NAMES or min(num, h, w) < 0:
+    if code not in _DTYPES or kind not in CACHE_KINDS or \
+            min(num, h, w) < 0:
         raise CacheError(
             f'{path}: unknown dtype code {code} or kind {kind} in the header: '
             'delete it and let the refresh hook write a new one')
@@ -259,7 +413,8 @@ def check_cache_size(path: str, num_images: int,
                 'dataset. Delete it and let the refresh hook write a new '
                 'one (a resumed run recomputes it by itself)')
         raise CacheSizeError(
-            f'the {KIND_NAMES[header["kind"]]} cache {path} holds {num} '
+            f'the {get_cache_kind(header["kind"]).name} cache {path} '
+            f'holds {num} '
             f'images but the training dataset has {num_images}: it was '
             'written for another dataset. Point cache_file at a new file (or '
             'another work dir), or delete this cache if it is no longer '
@@ -288,9 +443,9 @@ def check_cache(path: str, kind: int, num_images: int,
     check_cache_size(path, num_images, header)
     if header['kind'] != kind:
         raise CacheError(
-            f'{path} is an {KIND_NAMES[header["kind"]]} cache but this run '
-            f'needs an {KIND_NAMES[kind]} cache: give each strategy its own '
-            'cache_file')
+            f'{path} is an {get_cache_kind(header["kind"]).name} cache but '
+            f'this run needs an {get_cache_kind(kind).name} cache: give each '
+            'strategy its own cache_file')
     if (header['h'], header['w']) != tuple(int(g) for g in grid):
         raise CacheError(
             f'{path} was written for a {header["h"]}x{header["w"]} patch '
@@ -327,22 +482,8 @@ def bad_rows(rows: np.ndarray, kind: int,
     """
     if rows.size == 0:
         return None
-    num_patches = int(grid[0]) * int(grid[1])
-    order = None
-    if kind == KIND_SALIENCY:
-        bad = ~np.isfinite(rows)
-        what = 'NaN or inf values'
-    elif kind == KIND_TREE:
-        bad = (rows < 0) | (rows >= 2 * num_patches - 2)
-        what = f'tree nodes outside [0, {2 * num_patches - 2})'
-        made = num_patches + np.arange(rows.shape[1]).reshape(1, -1, 1)
-        order = rows >= made
-    else:
-        bad = (rows < 0) | (rows >= num_patches)
-        what = f'part labels outside [0, {num_patches})'
-    for mask, text in ((bad, what),
-                       (order, 'tree merges of nodes made after them')):
-        if mask is not None and bool(mask.any()):
+    for mask, text in get_cache_kind(kind).problems(rows, grid):
+        if bool(mask.any()):
             first = int(np.argwhere(mask.reshape(len(rows), -1).any(1))[0,
                                                                         0])
             return first, text
@@ -369,8 +510,8 @@ def check_row(path: str, row: np.ndarray, header: dict,
     problem = bad_rows(row[None], header['kind'], (header['h'], header['w']))
     if problem is not None:
         raise CacheError(
-            f'the {KIND_NAMES[header["kind"]]} cache {path} holds '
-            f'{problem[1]} in the row of sample {index}: the file was '
+            f'the {get_cache_kind(header["kind"]).name} cache {path} '
+            f'holds {problem[1]} in the row of sample {index}: the file was '
             'replaced or damaged while the run was going (the refresh hook '
             'checked it when it was written). Stop the run and resume it '
             '(tools/train.py CONFIG --resume): the refresh hook then puts '
@@ -465,7 +606,8 @@ class ImageCacheReader:
                 'checkpoint recorded, or recomputes it')
         row = self._data[index]
         row = (np.array(row, dtype=np.float32)
-               if self._header['kind'] == KIND_SALIENCY else np.array(row))
+               if get_cache_kind(self._header['kind']).float_rows else
+               np.array(row))
         return row, int(self._header['version'])
 
     def read_all(self) -> Optional[np.ndarray]:

@@ -11,7 +11,8 @@ from mmengine.hooks import Hook
 from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheSizeError, read_header,
                           write_image_cache)
 from mmmask.masks.stats import adjusted_rand_index
-from tests.helpers import CACHED_EPM, evolved_runner_cfg, train_runner
+from tests.helpers import (CACHED_EPM, build_runner, evolved_runner_cfg,
+                           train_runner)
 from tests.test_hardening.test_bad_input import digest
 
 KINDS = {'ehm': (None, KIND_TREE, 'ehm_tree.bin'),
@@ -175,9 +176,16 @@ def test_hook_needs_a_cached_masker_and_the_crop(tmp_path, shapes_dir):
 def test_cached_masker_without_hook_probes_and_says_so(
         tmp_path, shapes_dir):
     cfg = evolved_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1)
-    cfg['custom_hooks'] = [dict(type='MaskScheduleHook')]
+    without = dict(cfg, custom_hooks=[dict(type='MaskScheduleHook')])
+    with pytest.raises(ValueError, match='no EvolvedStructureRefreshHook'):
+        build_runner(without)  # refused when the config is built
+    # batches without a cache (the hook taken out after the build)
+    runner = build_runner(cfg)
+    runner._hooks = [h for h in runner.hooks
+                     if type(h).__name__ != 'EvolvedStructureRefreshHook']
     rec = Recorder()
-    runner = train_runner(cfg, rec)
+    runner.register_hook(rec)
+    runner.train()
     assert rec.versions == {0: {0}} and rec.step_probes[0] == 4
     log = open(runner.logger.log_file).read()
     assert log.count('carries no cached structure') == 1

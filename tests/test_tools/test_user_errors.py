@@ -25,11 +25,11 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import HOOKS, MODELS
 
 from mmmask.apis import build_model, load_config
-from mmmask.apis import tool_logging
 from mmmask.apis.tool_errors import run_tool, user_message
 from mmmask.apis.tool_logging import set_console_mode
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.convert import convert_file
+from mmmask.engine import tool_logging
 from mmmask.errors import (FolderGivenError, InvalidInputError,
                            MissingInputError, NonFiniteError,
                            UnknownTypeError, UserError, WorkDirInUseError,

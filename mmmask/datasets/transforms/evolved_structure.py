@@ -23,9 +23,8 @@ import torch
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.masks import KIND_PARTS, KIND_TREE
-from mmmask.masks.structure_crop import (crop_parts, crop_tree, node_table,
-                                         source_cells)
+from mmmask.masks import get_cache_kind
+from mmmask.masks.structure_crop import source_cells
 from .cache_lookup import CacheLookupTransform
 
 
@@ -85,15 +84,13 @@ class EvolvedStructureCrop(CacheLookupTransform):
         cells = source_cells(results.get('geometry', []), src_shape,
                              self.cell_size, (header['h'], header['w']))
         self.check_grid(cells.shape, img_shape)
-        if header['kind'] == KIND_TREE:
-            structure = node_table(crop_tree(row, cells.numpy()))
-        elif header['kind'] == KIND_PARTS:
-            structure = crop_parts(torch.from_numpy(row), cells).numpy()
-        else:
+        kind = get_cache_kind(header['kind'])
+        if kind.transform != 'EvolvedStructureCrop':
             raise ValueError(
                 f'{self.cache_file} is not an EHM tree or EPM parts cache: '
                 'give EvolvedStructureCrop the file that '
                 'EvolvedStructureRefreshHook writes')
+        structure = kind.crop(row, cells)
         results['structure'] = torch.from_numpy(structure.astype(np.int16))
         if self.draw is not None and self.draw.kind == header['kind']:
             results['mask_rank'] = torch.from_numpy(

@@ -16,11 +16,11 @@ import torch
 
 from mmpretrain.registry import HOOKS
 
-from mmmask.masks import KIND_SALIENCY
+from mmmask.masks import KIND_SALIENCY, get_cache_kind
 from mmmask.models.utils import batch_saliency
 from .image_cache_hook import PerImageCacheRefreshHook
 
-CACHE_NAME = 'amt_saliency.bin'
+CACHE_NAME = get_cache_kind(KIND_SALIENCY).file_name
 
 
 @HOOKS.register_module()

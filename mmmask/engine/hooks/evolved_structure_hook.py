@@ -25,15 +25,12 @@ from mmengine.optim import AmpOptimWrapper
 from mmpretrain.registry import HOOKS
 
 from mmmask.errors import InvalidInputError, WrongKindError
-from mmmask.masks import KIND_PARTS, KIND_TREE
+from mmmask.masks import get_cache_kind
 from mmmask.models.maskers import BaseMasker
 from mmmask.models.utils import autocast_in
 from .image_cache_hook import PerImageCacheRefreshHook
 from .mask_schedule_hook import MaskScheduleHook
 from .utils import unwrap_model
-
-#: default cache file names in the work dir, by the masker's cache kind
-CACHE_NAMES = {KIND_TREE: 'ehm_tree.bin', KIND_PARTS: 'epm_parts.bin'}
 
 
 def step_dtype(runner) -> Optional[torch.dtype]:
@@ -110,8 +107,9 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
             TypeError: If the model has no such masker.
         """
         masker = getattr(model, 'masker', None)
-        if not isinstance(masker, BaseMasker) or masker.cache_kind not in (
-                KIND_TREE, KIND_PARTS):
+        if not isinstance(masker, BaseMasker) or masker.cache_kind is None \
+                or get_cache_kind(masker.cache_kind).hook != \
+                'EvolvedStructureRefreshHook':
             raise WrongKindError(
                 'EvolvedStructureRefreshHook refreshes the cache of a cached '
                 "EHM/EPM masker; set model.masker=dict(type="
@@ -122,9 +120,6 @@ class EvolvedStructureRefreshHook(PerImageCacheRefreshHook):
 
     def cache_kind(self, model: torch.nn.Module) -> int:
         return self.masker(model).cache_kind
-
-    def default_cache_name(self, model: torch.nn.Module) -> str:
-        return CACHE_NAMES[self.cache_kind(model)]
 
     def before_train(self, runner) -> None:
         if self.amp == 'auto':

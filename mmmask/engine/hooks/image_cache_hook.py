@@ -48,14 +48,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmpretrain.registry import TRANSFORMS
 
-from mmmask.apis.workdir import continue_hint, last_checkpoint
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.fileio import atomic_link, remove_stale_temporaries
+from mmmask.fileio.workdir import continue_hint, last_checkpoint
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
-                          check_cache, check_cache_size, row_shape,
-                          write_image_cache)
-from mmmask.masks.image_cache import (KIND_NAMES, is_version_of,
-                                      version_files, version_path)
+                          check_cache, check_cache_size, get_cache_kind,
+                          row_shape, write_image_cache)
+from mmmask.masks.image_cache import (is_version_of, version_files,
+                                      version_path)
 from mmmask.models.utils import patch_grid
 from .cache_versions import CheckpointReferences, checkpoint_folders
 from .utils import (gather_shards, shard_indices, unwrap_model,
@@ -192,8 +192,9 @@ class PerImageCacheRefreshHook(Hook):
         """Called before every refresh (e.g. to set training progress)."""
 
     def default_cache_name(self, model: torch.nn.Module) -> str:
-        """File name of the cache in the work dir."""
-        return self.cache_name
+        """File name of the cache in the work dir: its kind's
+        (:class:`mmmask.masks.CacheKind`)."""
+        return get_cache_kind(self.cache_kind(model)).file_name
 
     # -- state ---------------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -221,7 +222,7 @@ class PerImageCacheRefreshHook(Hook):
         self.cache_path = osp.abspath(
             self.cache_file or
             osp.join(runner.work_dir, self.default_cache_name(model)))
-        self._what = f'{KIND_NAMES[self.cache_kind(model)]} cache'
+        self._what = f'{get_cache_kind(self.cache_kind(model)).name} cache'
         self._wire_transforms(runner.train_dataloader.dataset)
         num = len(train_dataset(runner))
         if self._writes_files():

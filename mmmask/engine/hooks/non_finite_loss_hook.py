@@ -45,6 +45,19 @@ class NonFiniteLossHook(Hook):
     any other hook's ``after_train_iter`` (an iteration-based
     ``CheckpointHook`` among them). In a multi-process run the verdict is
     all-reduced, so every rank stops at the same iteration.
+
+    Why not mmdet's ``CheckInvalidLossHook``: that hook asserts
+    ``torch.isfinite(outputs['loss'])`` only every ``interval`` (50)
+    iterations, so a checkpoint of NaN weights can be written in between;
+    it stops with a bare ``AssertionError`` (the "loss become infinite or
+    NaN!" line goes to the log only, and ``python -O`` drops the check);
+    it reads the total ``loss`` alone and decides per rank, so in a
+    multi-process run the ranks whose loss is finite wait at the next
+    collective; and it needs mmdet installed. This hook checks every
+    iteration and every ``*loss*`` entry, stops all ranks together, and
+    its one-paragraph :class:`~mmmask.errors.NonFiniteError` names the
+    iteration and the last good checkpoint to ``--resume`` from (the
+    checkpoint hook never saw the bad weights).
     """
 
     priority = 'VERY_HIGH'

@@ -100,7 +100,7 @@ def write_run_record(runner, path: str, text: str, what: str) -> None:
         text (str): Its new contents.
         what (str): What the file holds, for the message.
     """
-    from mmmask.apis.workdir import continue_hint
+    from mmmask.fileio.workdir import continue_hint
     from mmmask.fileio import WriteFailed, atomic_write_text
     try:
         atomic_write_text(path, text, what)
