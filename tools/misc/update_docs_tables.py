@@ -142,9 +142,18 @@ def compare_strategies(doc: dict) -> List[str]:
                       ('seed', 'seed'), ('feature', 'feature'),
                       ('k', 'k'), ('temperature', 'T'),
                       ('knn_interval', 'k-NN every (epochs)'),
-                      ('device', 'device')):
+                      ('device', 'device'), ('cpu_count', 'CPUs'),
+                      ('torch_threads', 'torch threads')):
         if settings.get(key) is not None:
             facts.append(f'{what} {settings[key]}')
+    walls = [r['wall_seconds'] for r in results if r.get('wall_seconds')]
+    if walls:
+        facts.append(f'wall time of all runs {sum(walls) / 60:.1f} min')
+    loads = [r[k] for r in results for k in ('load_start', 'load_end')
+             if r.get(k) is not None]
+    if loads:
+        facts.append(f'1-minute load average {min(loads):.1f} to '
+                     f'{max(loads):.1f}')
     if results:
         facts.append(f'{results[0].get("num_train")} train / '
                      f'{results[0].get("num_val")} val images')
