@@ -85,7 +85,7 @@ def test_rewrites_a_table_from_its_json(tmp_path):
     assert '**AMT step-time ratio** (MAE+AMT 0.45/0.40 step / MAE random ' \
         '0.75 step): **0.629**' in text
     assert 'MAE random 0.75 training step: 123.5 ms' in text
-    assert 'median of 3 interleaved rounds, 1 torch thread(s)' in text
+    assert 'median of 3 interleaved rounds, cpu (test)' in text
     assert '64 % of the images probed over a run' in text
     assert '- random (RandomMaskGenerator): per image x batch' in text
     # in step now: nothing to write, and --check passes

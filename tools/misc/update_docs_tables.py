@@ -96,8 +96,6 @@ def benchmark_masks(doc: dict) -> List[str]:
     facts = [f'{doc["arch"]} MAE, batch {doc["batch"]}, {doc["dtype"]}']
     if doc.get('reps') is not None:
         facts.append(f'median of {doc["reps"]} interleaved rounds')
-    if doc.get('threads') is not None:
-        facts.append(f'{doc["threads"]} torch thread(s)')
     facts.append(f'{doc["machine"]}, torch {doc["torch"]}')
     if doc.get('date'):
         facts.append(doc['date'])
