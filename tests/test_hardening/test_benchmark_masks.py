@@ -2,6 +2,7 @@
 import json
 import re
 
+from tests.helpers import tool_module
 from tests.test_tools.test_tools import tool
 
 ROWS = ('RandomMaskGenerator', 'BlockwiseMaskGenerator', 'GridMaskGenerator',
@@ -33,8 +34,17 @@ def test_table_has_every_strategy_and_the_amt_ratio(tmp_path):
         assert row.split('|')[5].strip().endswith('%'), row
     assert re.search(r'EPM per step, SimMIM \(mask ratio 0.6\): \d+ % of '
                      'images probed', res.stdout)
-    rows = json.load(open(out))['rows']
+    doc = json.load(open(out))
+    rows = doc['rows']
     names = [r['name'] for r in rows]
+    # the run's facts travel with the rows; the docs' tables are drawn
+    # from them (tools/misc/update_docs_tables.py)
+    assert doc['reps'] == 1 and doc['threads'] == 1
+    assert re.fullmatch(r'\d{4}-\d\d-\d\d', doc['date'])
+    drawn = tool_module('tools/misc/update_docs_tables.py').benchmark_masks(
+        doc)
+    for name in names:
+        assert any(line.startswith(f'| {name} |') for line in drawn), name
     # the cost table, then the --count-syncs table: same rows
     assert 2 * len(names) == len(table) - 2  # all but the headers
     for row in rows:  # issue 20: no host wait from mask code, any strategy

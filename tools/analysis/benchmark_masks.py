@@ -30,7 +30,9 @@ All jobs run interleaved (one of each per round, median of ``--reps``
 rounds after a warm-up round), so the ratios hold on a shared machine.
 ``--arch tiny`` uses the 64 px demo configs (tiny ViT, patch 8) for a
 quick check. ``--json PATH`` also writes the rows as
-``{"rows": [{"name": ..., "percent_of_mae_step": ...}, ...], ...}``. The
+``{"rows": [{"name": ..., "percent_of_mae_step": ...}, ...], ...}`` with
+the run's facts (machine, model, rounds, threads, date), from which
+``tools/misc/update_docs_tables.py`` draws the tables of the docs. The
 timing helpers are those of the per-method scripts
 (``mmmask.apis.benchmark``).
 
@@ -50,6 +52,7 @@ import json
 import os.path as osp
 import statistics
 import tempfile
+import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -443,6 +446,8 @@ def write_json(path: str, out: List[dict], t: Dict[str, float],
     """The rows and the run's facts, written atomically."""
     doc = dict(rows=out, machine=info['device'], torch=info['torch'],
                arch=info['arch'], batch=info['batch'], dtype=info['dtype'],
+               reps=info['reps'], threads=torch.get_num_threads(),
+               date=time.strftime('%Y-%m-%d', time.gmtime()),
                mae_step_ms=t['step'] * 1e3,
                amt_step_ratio=t['amt_step'] / t['step'],
                epm_probed_share=info['probed'])

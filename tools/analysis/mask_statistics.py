@@ -19,12 +19,14 @@ Usage:
     python tools/analysis/mask_statistics.py CONFIG [CONFIG ...]
         [--num 256] [--bins 3] [--checkpoint CKPT --images DIR]
         [--progress 0.5] [--cfg-options key=value ...] [--seed 0]
+        [--json PATH]
 
 Example (the four ColorMAE colours):
     python tools/analysis/mask_statistics.py \
         configs/colormae/mae_vit-base-p16_*-noise-mask_*.py
 """
 import argparse
+import json
 import os.path as osp
 import warnings
 from typing import List, Optional, Tuple
@@ -42,6 +44,7 @@ from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_logs
 from mmmask.datasets.transforms import BaseMaskGenerator
 from mmmask.errors import WrongKindError
+from mmmask.fileio import atomic_write_text
 from mmmask.masks.stats import fitting_num_bins, mask_statistics
 from mmpretrain.registry import TRANSFORMS
 
@@ -75,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='training progress (0..1) at which EHM/EPM are drawn '
         '(default 0.5)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--json', metavar='PATH',
+        help='also write the rows as JSON (the data of the docs\' tables: '
+        'tools/misc/update_docs_tables.py)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of every config')
@@ -186,12 +193,13 @@ def main(argv=None) -> None:
 
 
 def print_table(args: argparse.Namespace) -> None:
-    """One row per config, then the notes."""
+    """One row per config, then the notes; with ``--json`` the rows also
+    go to a file, written atomically."""
     header = (f'{"config":60s} {"grid":>6s}  {"spectrum, low to high":24s}'
               f' {"region":>7s} {"regions/mask":>13s}')
     print(header)
     print('-' * len(header))
-    footnotes = []
+    footnotes, rows = [], []
     for config in args.configs:
         set_random_seed(args.seed)  # the pipeline's crops draw from numpy
         masks, notes = draw_masks(config, args.num, args.cfg_options,
@@ -213,8 +221,28 @@ def print_table(args: argparse.Namespace) -> None:
         print(f'{name:60s} {f"{h}x{w}":>6s}  {spectrum:24s} '
               f'{stats["mean_region"]:7.2f} {stats["regions_per_mask"]:13.2f}'
               f' {marks}')
+        rows.append(dict(
+            config=osp.splitext(osp.basename(config))[0], grid=f'{h}x{w}',
+            spectrum=[round(v, 6) for v in stats['spectrum'].tolist()],
+            mean_region=float(stats['mean_region']),
+            regions_per_mask=float(stats['regions_per_mask']),
+            notes=list(notes)))
     for i, note in enumerate(footnotes, 1):
         print(f'[{i}] {note}')
+    if args.json:
+        write_json(args, rows)
+        print(f'rows written to {args.json}')
+
+
+def write_json(args: argparse.Namespace, rows: List[dict]) -> None:
+    """The rows and the settings they were drawn with, written
+    atomically: ``{"rows": [{"config", "grid", "spectrum", "mean_region",
+    "regions_per_mask", "notes"}, ...], "settings": {...}}``."""
+    settings = dict(num=args.num, bins=args.bins, seed=args.seed,
+                    progress=args.progress, checkpoint=args.checkpoint,
+                    images=args.images)
+    atomic_write_text(args.json, json.dumps(
+        dict(rows=rows, settings=settings), indent=1), 'statistics rows')
 
 
 if __name__ == '__main__':

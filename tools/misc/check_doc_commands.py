@@ -11,7 +11,9 @@ command, and a ``# comment`` after it is dropped. Each command gets a kind:
 - ``full-size``: a full-size recipe (ImageNet / ADE20K / COCO data, 8 GPUs,
   ``--device cuda``) or a cluster launch (Slurm): not run;
 - ``maintainer``: rewrites tracked files (the README's pictures,
-  ``make gallery GALLERY_DIR=docs/images``): not run.
+  ``make gallery GALLERY_DIR=docs/images``; the docs' tables and their
+  JSON, ``--json docs/data/...``, ``update_docs_tables.py`` without
+  ``--check``): not run.
 
 The commands of one document run in order in one fresh ``bash`` (an empty
 environment but ``HOME``, ``PATH`` without any virtual environment, ``LANG``
@@ -66,8 +68,11 @@ FULL_SIZE = (
 )
 
 #: commands that write into tracked folders: for maintainers, not run
+#: (the README's pictures, the JSON of the docs' tables, the tables)
 MAINTAINER = (
-    re.compile(r'(GALLERY_DIR=|--out[= ])docs/'),
+    re.compile(r'(GALLERY_DIR=|--out[= ]|--json[= ])docs/'),
+    re.compile(r'^cp .* docs/'),
+    re.compile(r'update_docs_tables\.py(?!.*--check)'),
 )
 
 #: CPU commands that take long (minutes of training or benchmarking): run
