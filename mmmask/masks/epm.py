@@ -95,11 +95,13 @@ def node_features(graph: Tensor, layout: str = 'rows') -> Tensor:
     x = graph.float()
     if layout == 'columns':
         x = x.transpose(1, 2)
-    x = x.contiguous()
+    # one contiguous copy of our own for either layout (EM's products read
+    # the nodes as rows), then in place
+    x = x.clone(memory_format=torch.contiguous_format)
     x.diagonal(dim1=1, dim2=2).zero_()  # no self-loops
     # scale by the row maximum first: squares of huge weights overflow
-    x = x / x.amax(dim=2, keepdim=True).clamp_min(1e-30)
-    return x / x.norm(dim=2, keepdim=True).clamp_min(1e-12)
+    x.div_(x.amax(dim=2, keepdim=True).clamp_min(1e-30))
+    return x.div_(x.norm(dim=2, keepdim=True).clamp_min(1e-12))
 
 
 def em_partition(features: Tensor,
@@ -189,6 +191,9 @@ def _prepare(features: Tensor, num_parts: int,
         raise ValueError(
             f'num_parts={num_parts} and num_iters={num_iters} must be >= 1')
     x = torch.nan_to_num(features.float())
+    # scale so the largest entry is 1: squares of huge features overflow
+    # (node_features' unit rows are left nearly as they are)
+    x = x / x.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
     sq = (x * x).sum(dim=2)
     mean = x.mean(dim=1)
     spread = sq.mean(dim=1) - (mean * mean).sum(dim=1)
@@ -238,7 +243,10 @@ def _em(x: Tensor, sq: Tensor, data_var: Tensor, floor: Tensor,
     k = min(int(num_parts), n)
     seeds = kmeans_pp(x, k, generator, sq)
     mean = x.gather(1, seeds[:, :, None].expand(-1, -1, dim))  # (B, K, D)
-    if mixture == 'vmf':
+    if mixture == 'vmf':  # on the unit sphere
+        x = x / sq.sqrt()[:, :, None].clamp_min(1e-12)
+        mean = mean / mean.norm(dim=2, keepdim=True).clamp_min(1e-12)
+
         def e_step() -> Tensor:
             return (kappa * (x @ mean.transpose(1, 2))).softmax(dim=2)
 

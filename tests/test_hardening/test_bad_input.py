@@ -262,7 +262,7 @@ def test_unknown_colour():
 
 # 8. K larger than the number of patches -----------------------------------
 def test_epm_parts_more_than_patches_refused_at_build():
-    with pytest.raises(ValueError,
+    with pytest.raises(InvalidInputError,
                        match=r'parts_range=\(40, 10\) asks for more parts K '
                        'than the 16 patches of the 4x4 grid: set '
                        r'parts_range to at most \(16'):
