@@ -54,7 +54,7 @@ JITTER = 1e-6
 #: Node layouts of :func:`node_features`: the paper's and the official code's.
 LAYOUTS = ('rows', 'columns')
 
-#: Mixtures of :func:`em_responsibilities`: the paper's and the official code's.
+#: Mixtures of :func:`em_responsibilities`: the paper's, the official code's.
 MIXTURES = ('gaussian', 'vmf')
 
 

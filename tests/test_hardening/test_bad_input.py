@@ -21,6 +21,7 @@ from mmmask.apis.train_inputs import check_data_roots
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
 from mmmask.engine import CheckedRunner, hint_typos
+from mmmask.errors import InvalidInputError
 from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheError, CacheSizeError,
                           check_cache_size, read_header, write_image_cache)
 from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
