@@ -5,16 +5,38 @@ trained into K parts with an EM algorithm for a Gaussian mixture (Eq. 7-16)
 and masks with probabilities that move from a 2x2 grid pattern to whole parts
 as training goes on (Eq. 4-6, 17-18).
 
-Covariance regularisation (the paper is silent). Full covariances in
-``N = 196`` dimensions estimated from at most 196 nodes, K up to 40, are
-singular. We use **diagonal** covariances with a variance floor:
-``C_k = diag(max(var_k, 0) + floor)`` where
-``floor = var_reg * mean_d Var_i(phi_id) + var_eps`` per image. The features
-are first divided by their overall standard deviation, so the floor is
-relative and ``var_eps`` (1e-6) keeps constant inputs (identical rows, zero
-attention) finite: every component then has the same likelihood, the
-responsibilities are uniform and every node lands in part 0. Weights and
-counts are clamped away from 0, the E-step is a log-sum-exp softmax.
+What the paper leaves open, and our choices (see docs/evolving_masks.md):
+
+- **Node features** (:func:`node_features`). Node i is ``phi_i = w_i``, its
+  row of the graph (Sec. 3.2; ``layout='columns'`` takes column i, as the
+  official code does). The self-loop ``w_ii`` is dropped first: a token
+  attends most to itself, and that one entry would dominate its row (and
+  its distance to every other node) without saying anything about parts.
+  Each node's vector is then scaled to unit norm, so nodes compare by the
+  shape of their attention, not by how much attention the CLS token took.
+- **Covariance.** Full covariances in ``N = 196`` dimensions from at most
+  196 nodes, K up to 40, are singular. We use **spherical** covariances
+  ``C_k = s_k I`` (Eq. 11, 15 restricted to a multiple of the identity)
+  with a floor ``s_k >= var_reg * mean_d Var_i(phi_id) + var_eps`` per
+  image, so no component collapses onto a single node. ``var_eps`` (1e-6)
+  keeps constant input (identical rows, zero attention) finite: every
+  component then has the same likelihood, the responsibilities are uniform
+  and every node lands in part 0.
+- **Initialisation.** k-means++ seeding (Arthur and Vassilvitskii, 2007):
+  the first mean a random node, each further one a node drawn with
+  probability proportional to its squared distance to the nearest mean so
+  far; deterministic given the generator.
+- **Merging** (:func:`merge_parts`). Components whose means lie within
+  ``sqrt(merge)`` times the larger one's RMS radius claim the same nodes:
+  they are merged (transitively) into one part. Components that own no
+  node are left out. So K is an upper bound on the parts of an image.
+- ``mixture='vmf'``: the official code's von Mises-Fisher EM instead of
+  Eq. 10-15 (``E_ik = softmax_k(kappa phi_i . mu_k)``, ``mu_k`` the unit
+  mean direction, uniform weights).
+
+Per EM iteration the work is one ``(N, D) x (D, K)`` product for the
+E-step distances and one ``(K, N) x (N, D)`` product for the M-step means,
+per image; the variances need only the nodes' squared norms.
 
 Pure torch, no OpenMMLab imports.
 """
@@ -28,6 +50,12 @@ from .generators import grid_phase
 
 #: Scale of the random tie-break added to EPM scores (same part and phase).
 JITTER = 1e-6
+
+#: Node layouts of :func:`node_features`: the paper's and the official code's.
+LAYOUTS = ('rows', 'columns')
+
+#: Mixtures of :func:`em_responsibilities`: the paper's, the official code's.
+MIXTURES = ('gaussian', 'vmf')
 
 
 def attention_graph(attn: Tensor) -> Tensor:
@@ -46,19 +74,65 @@ def attention_graph(attn: Tensor) -> Tensor:
     return torch.nan_to_num(attn.float()).clamp_min(0.0)
 
 
+def node_features(graph: Tensor, layout: str = 'rows') -> Tensor:
+    """Node embeddings ``phi`` of the graph for EM (Sec. 3.2).
+
+    The self-loops ``w_ii`` are removed, node i takes row i (``'rows'``,
+    the paper: ``phi_i = w_i``) or column i (``'columns'``, the official
+    code), and each node's vector is scaled to unit L2 norm (a node without
+    edges stays 0).
+
+    Args:
+        graph (Tensor): ``(B, N, N)`` non-negative weights
+            (:func:`attention_graph`).
+        layout (str): ``'rows'`` or ``'columns'``.
+
+    Returns:
+        Tensor: ``(B, N, N)`` contiguous float32 features, one node a row.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout={layout!r}: use one of {LAYOUTS}')
+    x = graph.float()
+    if layout == 'columns':
+        x = x.transpose(1, 2)
+    # one contiguous copy of our own for either layout (EM's products read
+    # the nodes as rows), then in place
+    x = x.clone(memory_format=torch.contiguous_format)
+    x.diagonal(dim1=1, dim2=2).zero_()  # no self-loops
+    # scale by the row maximum first: squares of huge weights overflow
+    x.div_(x.amax(dim=2, keepdim=True).clamp_min(1e-30))
+    return x.div_(x.norm(dim=2, keepdim=True).clamp_min(1e-12))
+
+
 def em_partition(features: Tensor,
                  num_parts: int,
                  num_iters: int = 10,
                  var_reg: float = 0.01,
                  var_eps: float = 1e-6,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
-    """Parts ``S_i = argmax_k E_ik`` (Eq. 16) of :func:`em_responsibilities`.
+                 generator: Optional[torch.Generator] = None,
+                 mixture: str = 'gaussian',
+                 kappa: float = 40.0,
+                 merge: float = 0.3) -> Tensor:
+    """Parts ``S_i = argmax_k E_ik`` (Eq. 16), then :func:`merge_parts`.
+
+    Args:
+        features (Tensor): ``(B, N, D)`` node embeddings
+            (:func:`node_features`).
+        num_parts (int): Number of mixture components K; clamped to N.
+        num_iters, var_reg, var_eps, generator, mixture, kappa: See
+            :func:`em_responsibilities`.
+        merge (float): Merge threshold of :func:`merge_parts`; 0 keeps
+            every component a part of its own.
 
     Returns:
         Tensor: ``(B, N)`` long part labels in ``[0, min(K, N))``.
     """
-    return em_responsibilities(features, num_parts, num_iters, var_reg,
-                               var_eps, generator).argmax(dim=2)
+    with torch.autocast(features.device.type, enabled=False):
+        x, sq, data_var = _prepare(features, num_parts, num_iters)
+        floor = var_reg * data_var + var_eps
+        resp = _em(x, sq, data_var, floor, num_parts, num_iters, generator,
+                   mixture, kappa)
+        return merge_parts(x, resp, merge, floor, sq)
 
 
 def em_responsibilities(features: Tensor,
@@ -66,41 +140,50 @@ def em_responsibilities(features: Tensor,
                         num_iters: int = 10,
                         var_reg: float = 0.01,
                         var_eps: float = 1e-6,
-                        generator: Optional[torch.Generator] = None
-                        ) -> Tensor:
-    """EM for a diagonal Gaussian mixture over graph nodes (Eq. 10-15).
+                        generator: Optional[torch.Generator] = None,
+                        mixture: str = 'gaussian',
+                        kappa: float = 40.0) -> Tensor:
+    """EM for a mixture over graph nodes (Eq. 10-15).
 
-    Initial means are ``num_parts`` distinct random nodes per image, the
-    initial variances the per-dimension variance of all nodes, the weights
-    uniform. Each iteration is an E-step (Eq. 11-12, in the log domain) and
-    an M-step (Eq. 13-15, diagonal of Eq. 15 plus the floor described in
-    the module docstring); the result is the E-step after the last M-step.
+    ``'gaussian'`` (the paper): spherical covariances with a floor (module
+    docstring), k-means++ initial means, initial variances the data
+    variance, uniform initial weights. Each iteration is an E-step (Eq.
+    11-12, in the log domain) and an M-step (Eq. 13-15); the result is the
+    E-step after the last M-step. ``'vmf'`` (the official code): the
+    E-step is ``softmax_k(kappa phi_i . mu_k)`` and the M-step the unit
+    direction of the responsibility-weighted mean, with the same seeding.
 
     Args:
-        features (Tensor): ``(B, N, D)`` node embeddings ``phi``.
+        features (Tensor): ``(B, N, D)`` node embeddings ``phi``
+            (:func:`node_features`).
         num_parts (int): Number of parts K; clamped to N.
         num_iters (int): EM iterations. Defaults to 10.
         var_reg (float): Variance floor relative to the mean variance.
-        var_eps (float): Absolute variance floor (features have unit std).
+        var_eps (float): Absolute variance floor.
         generator (torch.Generator, optional): Random source for the
-            initial means (on the features' device).
+            seeding (on the features' device).
+        mixture (str): ``'gaussian'`` or ``'vmf'``.
+        kappa (float): Concentration of ``'vmf'``. Defaults to 40 (the
+            official code).
 
     Returns:
         Tensor: ``(B, N, min(K, N))`` responsibilities ``E_ik`` (Eq. 12).
 
     Runs in float32 even inside an autocast region (an AMP training step or
-    a bfloat16 refresh): Eq. 11's quadratic form subtracts large, nearly
-    equal products, which half precision would round into wrong parts.
+    a bfloat16 refresh): Eq. 11's distances subtract large, nearly equal
+    products, which half precision would round into wrong parts.
     """
     with torch.autocast(features.device.type, enabled=False):
-        return _em_responsibilities(features, num_parts, num_iters, var_reg,
-                                    var_eps, generator)
+        x, sq, data_var = _prepare(features, num_parts, num_iters)
+        return _em(x, sq, data_var, var_reg * data_var + var_eps, num_parts,
+                   num_iters, generator, mixture, kappa)
 
 
-def _em_responsibilities(features: Tensor, num_parts: int, num_iters: int,
-                         var_reg: float, var_eps: float,
-                         generator: Optional[torch.Generator]) -> Tensor:
-    """:func:`em_responsibilities` outside autocast."""
+def _prepare(features: Tensor, num_parts: int,
+             num_iters: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Checked float32 features ``x``, their ``(B, N)`` squared norms and
+    the ``(B, 1)`` mean over dimensions of the nodes' variance,
+    ``(E|x|^2 - |E x|^2) / D``."""
     if features.dim() != 3:
         raise ValueError(
             f'features must be (B, N, D), got {tuple(features.shape)}')
@@ -108,35 +191,137 @@ def _em_responsibilities(features: Tensor, num_parts: int, num_iters: int,
         raise ValueError(
             f'num_parts={num_parts} and num_iters={num_iters} must be >= 1')
     x = torch.nan_to_num(features.float())
-    B, n, _ = x.shape
-    k = min(int(num_parts), n)
-    x = x / (x.std(dim=(1, 2), keepdim=True) + 1e-12)
-    data_var = x.var(dim=1, unbiased=False, keepdim=True)  # (B, 1, D)
-    floor = var_reg * data_var.mean(dim=2, keepdim=True) + var_eps  # (B,1,1)
-    x2 = x * x
-    pick = torch.rand(B, n, generator=generator, device=x.device)
-    pick = pick.argsort(dim=1)[:, :k]
-    mean = x.gather(1, pick[:, :, None].expand(-1, -1, x.shape[2]))
-    var = data_var.expand_as(mean) + floor
-    log_pi = torch.full((B, 1, k), -math.log(k), device=x.device)
+    # scale so the largest entry is 1: squares of huge features overflow
+    # (node_features' unit rows are left nearly as they are)
+    x = x / x.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+    sq = (x * x).sum(dim=2)
+    mean = x.mean(dim=1)
+    spread = sq.mean(dim=1) - (mean * mean).sum(dim=1)
+    return x, sq, (spread / x.shape[2]).clamp_min(0.0)[:, None]
 
-    def e_step() -> Tensor:
-        # Eq. 11-12: log N(x | mu, diag(var)) up to a constant, softmax
-        inv = 1.0 / var  # (B, K, D)
-        quad = (x2 @ inv.transpose(1, 2) - 2 * x @ (mean * inv).transpose(
-            1, 2) + (mean * mean * inv).sum(-1)[:, None, :])
-        log_det = var.log().sum(-1)[:, None, :]
-        return (log_pi - 0.5 * (quad + log_det)).softmax(dim=2)
+
+def _sq_dist(x: Tensor, sq: Tensor, mean: Tensor) -> Tensor:
+    """``(B, N, K)`` squared distances ``|x_i - mu_k|^2`` (one product)."""
+    d2 = sq[:, :, None] - 2 * (x @ mean.transpose(1, 2))
+    return (d2 + (mean * mean).sum(dim=2)[:, None, :]).clamp_min(0.0)
+
+
+def kmeans_pp(x: Tensor, num_parts: int,
+              generator: Optional[torch.Generator] = None,
+              sq: Optional[Tensor] = None) -> Tensor:
+    """k-means++ seeding: ``(B, K)`` node indices of the initial means.
+
+    The first index is uniform; each further one is drawn with probability
+    proportional to the squared distance to the nearest mean so far (ties
+    and all-zero distances fall back to uniform). Batched, no host sync.
+    """
+    B, n, _ = x.shape
+    dev = x.device
+    sq = (x * x).sum(dim=2) if sq is None else sq
+    rand = torch.rand(B, num_parts, generator=generator, device=dev)
+    picks = [(rand[:, :1] * n).long().clamp_(max=n - 1)]
+    d2 = None
+    for j in range(1, num_parts):
+        centre = x.gather(1, picks[-1][:, :, None].expand(-1, -1, x.shape[2]))
+        new = _sq_dist(x, sq, centre)[:, :, 0]
+        d2 = new if d2 is None else torch.minimum(d2, new)
+        weight = d2 + 1e-12 * d2.mean(dim=1, keepdim=True) + 1e-30
+        cum = weight.cumsum(dim=1)
+        pick = torch.searchsorted(cum, rand[:, j:j + 1] * cum[:, -1:])
+        picks.append(pick.clamp_(max=n - 1))
+    return torch.cat(picks, dim=1)
+
+
+def _em(x: Tensor, sq: Tensor, data_var: Tensor, floor: Tensor,
+        num_parts: int, num_iters: int,
+        generator: Optional[torch.Generator], mixture: str,
+        kappa: float) -> Tensor:
+    """:func:`em_responsibilities` on prepared float32 features."""
+    if mixture not in MIXTURES:
+        raise ValueError(f'mixture={mixture!r}: use one of {MIXTURES}')
+    B, n, dim = x.shape
+    k = min(int(num_parts), n)
+    seeds = kmeans_pp(x, k, generator, sq)
+    mean = x.gather(1, seeds[:, :, None].expand(-1, -1, dim))  # (B, K, D)
+    if mixture == 'vmf':  # on the unit sphere
+        x = x / sq.sqrt()[:, :, None].clamp_min(1e-12)
+        mean = mean / mean.norm(dim=2, keepdim=True).clamp_min(1e-12)
+
+        def e_step() -> Tensor:
+            return (kappa * (x @ mean.transpose(1, 2))).softmax(dim=2)
+
+        for _ in range(int(num_iters)):
+            mean = e_step().transpose(1, 2) @ x  # M-step direction
+            mean = mean / mean.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        return e_step()
+
+    # Eq. 11 with C_k = s_k I: log N = -(|x - mu|^2 / s_k + D log s_k) / 2
+    var = (data_var + floor).expand(B, k)
+    log_pi = torch.full((B, k), -math.log(k), device=x.device)
+
+    def e_step() -> Tensor:  # Eq. 11-12 in the log domain
+        log_p = -0.5 * (_sq_dist(x, sq, mean) / var[:, None, :] +
+                        dim * var.log()[:, None, :])
+        return (log_pi[:, None, :] + log_p).softmax(dim=2)
 
     for _ in range(int(num_iters)):
         resp = e_step()  # (B, N, K)
-        # M-step (Eq. 13-15), diagonal covariance with a floor
         nk = resp.sum(dim=1).clamp_min(1e-8)  # (B, K)
-        log_pi = (nk / nk.sum(dim=1, keepdim=True)).log()[:, None, :]
-        rt = resp.transpose(1, 2)
-        mean = (rt @ x) / nk[:, :, None]
-        var = ((rt @ x2) / nk[:, :, None] - mean * mean).clamp_min(0) + floor
+        log_pi = (nk / nk.sum(dim=1, keepdim=True)).log()  # Eq. 13
+        mean = (resp.transpose(1, 2) @ x) / nk[:, :, None]  # Eq. 14
+        # Eq. 15, trace / D: E|x|^2 - |mu|^2 per dimension, floored
+        spread = (resp * sq[:, :, None]).sum(dim=1) / nk
+        var = ((spread - (mean * mean).sum(dim=2)) / dim).clamp_min(
+            0.0) + floor
     return e_step()
+
+
+def merge_parts(x: Tensor, resp: Tensor, merge: float, floor: Tensor,
+                sq: Optional[Tensor] = None) -> Tensor:
+    """Part labels ``argmax_k E_ik`` (Eq. 16) with duplicate parts merged.
+
+    A component's mean ``mu_k`` and RMS radius ``sqrt(D s_k)`` come from
+    its responsibilities. Two components that own nodes are merged when
+    ``|mu_k - mu_l|^2 <= merge * D * max(s_k, s_l)``: one's mean lies well
+    inside the other's cloud of nodes, so they claim the same nodes. Merges
+    are transitive; a part is labelled by its smallest component index.
+    Fixed shapes, no host sync.
+
+    Args:
+        x (Tensor): ``(B, N, D)`` features.
+        resp (Tensor): ``(B, N, K)`` responsibilities.
+        merge (float): Threshold; ``<= 0`` merges nothing.
+        floor (Tensor): ``(B, 1)`` variance floor.
+        sq (Tensor, optional): ``(B, N)`` squared norms of x.
+
+    Returns:
+        Tensor: ``(B, N)`` long labels.
+    """
+    labels = resp.argmax(dim=2)
+    if merge <= 0:
+        return labels
+    B, n, dim = x.shape
+    k = resp.shape[2]
+    nk = resp.sum(dim=1)
+    mean = (resp.transpose(1, 2) @ x) / nk.clamp_min(1e-8)[:, :, None]
+    sq = (x * x).sum(dim=2) if sq is None else sq
+    spread = (resp * sq[:, :, None]).sum(dim=1)
+    var = ((spread / nk.clamp_min(1e-8) - (mean * mean).sum(dim=2)) /
+           dim).clamp_min(0.0) + floor
+    m2 = (mean * mean).sum(dim=2)
+    d2 = (m2[:, :, None] + m2[:, None, :] -
+          2 * mean @ mean.transpose(1, 2)).clamp_min(0.0)
+    alive = nk >= 0.5  # owns about a node or more
+    near = d2 <= merge * dim * torch.maximum(var[:, :, None],
+                                             var[:, None, :])
+    near &= alive[:, :, None] & alive[:, None, :]
+    eye = torch.eye(k, dtype=torch.bool, device=x.device)
+    reach = (near | eye).float()
+    for _ in range(max(1, (k - 1).bit_length())):  # transitive closure
+        reach = (reach @ reach).clamp_max_(1.0)
+    index = torch.arange(k, device=x.device, dtype=torch.float32)
+    root = torch.where(reach > 0, index, float(k)).amin(dim=2).long()
+    return root.gather(1, labels)
 
 
 def epm_schedule(progress: float,

@@ -21,6 +21,7 @@ from mmmask.apis.train_inputs import check_data_roots
 from mmmask.datasets.synthetic import make_shapes_dataset
 from mmmask.downstream.cli import main as convert_main
 from mmmask.engine import CheckedRunner, hint_typos
+from mmmask.errors import InvalidInputError
 from mmmask.masks import (KIND_PARTS, KIND_TREE, CacheError, CacheSizeError,
                           check_cache_size, read_header, write_image_cache)
 from tests.helpers import tiny_mae_cfg, tiny_runner_cfg, train_tool
@@ -262,7 +263,7 @@ def test_unknown_colour():
 
 # 8. K larger than the number of patches -----------------------------------
 def test_epm_parts_more_than_patches_refused_at_build():
-    with pytest.raises(ValueError,
+    with pytest.raises(InvalidInputError,
                        match=r'parts_range=\(40, 10\) asks for more parts K '
                        'than the 16 patches of the 4x4 grid: set '
                        r'parts_range to at most \(16'):

@@ -1,4 +1,5 @@
-"""EPM: schedule values, EM partition (also on degenerate input), scores."""
+"""EPM: schedule values, node features, EM partition (also on degenerate
+input and against planted regions), scores."""
 import math
 
 import numpy as np
@@ -7,8 +8,11 @@ import torch
 
 from mmmask.masks import grid_phase, plan_counts, select_by_score
 from mmmask.masks.epm import (attention_graph, em_partition,
-                              em_responsibilities, epm_schedule,
-                              epm_scores, parts_decide)
+                              em_responsibilities, epm_schedule, epm_scores,
+                              kmeans_pp, merge_parts, node_features,
+                              parts_decide)
+from mmmask.masks.planted import (adjusted_rand_index, parts_used,
+                                  planted_attention, planted_regions, purity)
 from tests.test_masks.test_generators import regions
 
 
@@ -57,9 +61,13 @@ def test_em_recovers_well_separated_parts():
         assert len(pairs) == 3 and len({p for p, _ in pairs}) == 3
 
 
+@pytest.mark.parametrize('mixture', ['gaussian', 'vmf'])
+@pytest.mark.parametrize('layout', [None, 'rows', 'columns'])
 @pytest.mark.parametrize('case', ['identical_rows', 'zero', 'one_hot',
                                   'huge'])
-def test_em_never_returns_nan_on_degenerate_input(case):
+def test_em_never_returns_nan_on_degenerate_input(case, layout, mixture):
+    """Straight on the graph or through node_features (the masker's path;
+    one-hot attention there has no edges left once self-loops go)."""
     n = 196
     if case == 'identical_rows':
         x = torch.rand(1, 1, n).expand(2, n, n).clone()
@@ -69,11 +77,112 @@ def test_em_never_returns_nan_on_degenerate_input(case):
         x = torch.eye(n).expand(2, n, n).clone()
     else:
         x = torch.rand(2, n, n) * 1e30
-    resp = em_responsibilities(attention_graph(x), 40)
+    x = attention_graph(x)
+    if layout:
+        x = node_features(x, layout)
+        assert torch.isfinite(x).all()
+    resp = em_responsibilities(x, 40, mixture=mixture)
     assert torch.isfinite(resp).all()
     assert torch.allclose(resp.sum(-1), torch.ones(2, n), atol=1e-5)
-    parts = em_partition(attention_graph(x), 40)
+    parts = em_partition(x, 40, mixture=mixture)
     assert parts.min() >= 0 and parts.max() < 40
+    if case in ('zero', 'one_hot') or (case == 'identical_rows'
+                                       and not layout):
+        assert (parts == 0).all()  # constant nodes: one part
+
+
+def test_node_features_drop_self_loops_and_have_unit_norm():
+    g = torch.Generator().manual_seed(0)
+    graph = attention_graph(torch.rand(3, 10, 10, generator=g))
+    graph[0, 4] = 0  # a node without edges
+    before = graph.clone()
+    rows = node_features(graph, 'rows')
+    cols = node_features(graph, 'columns')
+    assert torch.equal(graph, before)  # the caller's graph is left alone
+    for x, ref in ((rows, graph), (cols, graph.transpose(1, 2))):
+        assert x.is_contiguous()
+        assert (x.diagonal(dim1=1, dim2=2) == 0).all()
+        norms = x.norm(dim=2)
+        assert torch.allclose(norms[norms > 0], torch.tensor(1.0))
+        off = ref * (1 - torch.eye(10))
+        expect = off / off.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        assert torch.allclose(x, expect, atol=1e-6)
+    assert (rows[0, 4] == 0).all()
+    with pytest.raises(ValueError, match='layout'):
+        node_features(graph, 'cols')
+
+
+def test_kmeans_pp_seeds_are_reproducible_and_spread():
+    """k-means++ draws are fixed by the generator, and with 4 far-apart
+    blobs the first 4 seeds land in 4 different blobs."""
+    x, labels = blobs(batch=8, groups=4, per=10, dim=6, seed=3)
+    a = kmeans_pp(x, 4, torch.Generator().manual_seed(5))
+    b = kmeans_pp(x, 4, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    for row in a:
+        assert labels[row].unique().numel() == 4
+
+
+def test_duplicate_components_are_merged():
+    """Components that split one blob claim the same nodes (their means lie
+    deep inside the blob) and are merged; separate blobs, and a component
+    that owns no node, stay apart; merge = 0 keeps every component."""
+    x, labels = blobs(batch=2, groups=2, per=30, dim=64, seed=2)
+    half = torch.arange(60) % 2  # each blob split in two halves
+    comp = labels * 2 + half  # components 0, 1 in blob 0; 2, 3 in blob 1
+    resp = torch.nn.functional.one_hot(comp, 5).float().expand(2, -1, -1)
+    floor = torch.full((2, 1), 1e-6)
+    merged = merge_parts(x, resp, 0.3, floor)
+    assert torch.equal(merged, (labels * 2).expand(2, -1))
+    assert torch.equal(merge_parts(x, resp, 0.0, floor), comp.expand(2, -1))
+    # through EM: K = 6 on the two blobs gives two parts
+    parts = em_partition(x, 6, generator=torch.Generator().manual_seed(0))
+    assert (adjusted_rand_index(parts, labels.expand(2, -1)) == 1).all()
+
+
+def test_vmf_mixture_recovers_directions():
+    """The official code's von Mises-Fisher EM on unit vectors."""
+    x, labels = blobs(batch=3, groups=3, per=20, dim=8, seed=4)
+    x = x / x.norm(dim=2, keepdim=True)
+    parts = em_partition(x, 3, mixture='vmf', num_iters=15,
+                         generator=torch.Generator().manual_seed(1))
+    assert (adjusted_rand_index(parts, labels.expand(3, -1)) == 1).all()
+    with pytest.raises(ValueError, match='mixture'):
+        em_partition(x, 3, mixture='kmeans')
+
+
+@pytest.fixture(scope='module')
+def planted():
+    """ViT-like attention with 4-12 planted regions on 14x14 (the EPM
+    benchmark's generator, fewer maps and images to stay fast)."""
+    g = torch.Generator().manual_seed(0)
+    truth = planted_regions(16, (14, 14), (4, 12), g)
+    attn = planted_attention(truth, layers=2, heads=4, generator=g)
+    return truth, node_features(attention_graph(attn))
+
+
+def test_parts_recover_planted_regions_at_the_end_of_the_schedule(planted):
+    """K = 10 (progress 1): adjusted Rand index to the planted regions of
+    at least 0.85 (the previous EM: about 0.6 on the same attention)."""
+    truth, x = planted
+    k = epm_schedule(1.0)[1]
+    parts = em_partition(x, k, generator=torch.Generator().manual_seed(0))
+    assert adjusted_rand_index(parts, truth).mean() >= 0.85
+    assert parts_used(parts).max() <= k
+
+
+@pytest.mark.parametrize('progress', [0.0, 0.5])
+def test_early_parts_stay_inside_planted_regions(planted, progress):
+    """K = 40 and 25: finer parts than regions (over-split by design, Sec.
+    4.1), but each inside one region: purity at least 0.95; and finer than
+    at the end of the schedule."""
+    truth, x = planted
+    k = epm_schedule(progress)[1]
+    parts = em_partition(x, k, generator=torch.Generator().manual_seed(0))
+    assert purity(parts, truth).mean() >= 0.95
+    end = em_partition(x, 10, generator=torch.Generator().manual_seed(0))
+    assert parts_used(parts).float().mean() > 1.5 * parts_used(
+        end).float().mean()
 
 
 def test_em_is_float32_inside_a_bfloat16_autocast_region():

@@ -140,6 +140,29 @@ def test_bad_arguments_say_what_to_fix(bad, match):
         MODELS.build(bad)
 
 
+@pytest.mark.parametrize('bad,match', [
+    (dict(parts_range=(40, )), r'parts_range=\(40,\) must be two part '
+     r'counts .* use e\.g\. \(40, 10\)'),
+    (dict(parts_range=(40, 0)), r'each at least 1'),
+    (dict(gamma=0.0), r'gamma=0.0 must be positive .* use 2'),
+    (dict(features='cols'), r"features='cols' .* use 'rows'"),
+    (dict(mixture='kmeans'), r"mixture='kmeans' .* use 'gaussian'"),
+    (dict(parts_jitter=-1), r'parts_jitter=-1 is negative: use 0'),
+    (dict(num_iters=0), r'num_iters=0 must be at least 1'),
+    (dict(var_reg=0.0), r'var_reg=0.0 must be positive'),
+    (dict(kappa=-1.0), r'kappa=-1.0 must be positive'),
+    (dict(merge=-0.1), r'merge=-0.1 must be >= 0'),
+])
+def test_epm_argument_errors_are_user_errors(bad, match):
+    """A bad EvolvedPartMasker argument is a config mistake: an
+    InvalidInputError (a UserError, printed as one paragraph by the tools)
+    that names the masker, the value and the fix."""
+    from mmmask.errors import InvalidInputError
+    with pytest.raises(InvalidInputError,
+                       match=r'EvolvedPartMasker\).*' + match):
+        MODELS.build(dict(type='EvolvedPartMasker', **bad))
+
+
 def test_epm_official_options_columns_and_random_k(monkeypatch):
     """features='columns': EM on the attention columns (the official code);
     parts_jitter=2: K uniform in K..K+2 (its randint(c, c + 2))."""
@@ -150,18 +173,26 @@ def test_epm_official_options_columns_and_random_k(monkeypatch):
     masker, backbone = model.masker, model.backbone
     seen = []
 
-    def spy(features, num_parts, *args):
-        seen.append((features.clone(), num_parts))
+    def spy(features, num_parts, *args, **kwargs):
+        seen.append((features.clone(), num_parts, kwargs))
         return torch.zeros(features.shape[:2], dtype=torch.long)
 
     monkeypatch.setattr(epm_masker, 'em_partition', spy)
     graph = epm_masker.attention_graph(masker.patch_attention(x, backbone))
     masker.segments(x, backbone)
     masker.features = 'columns'
+    masker.mixture = 'vmf'
     masker.segments(x, backbone)
-    assert torch.equal(seen[0][0], graph)
-    assert torch.equal(seen[1][0], graph.transpose(1, 2))
+    # EM sees the nodes as unit rows without self-loops: rows of the graph,
+    # or its columns, copied contiguous
+    assert torch.equal(seen[0][0], epm_masker.node_features(graph, 'rows'))
+    assert torch.equal(seen[1][0], epm_masker.node_features(
+        graph.transpose(1, 2).contiguous(), 'rows'))
+    assert seen[1][0].is_contiguous()
     assert seen[0][1] == seen[1][1] == 6  # the schedule's K at progress 0
+    assert seen[0][2]['mixture'] == 'gaussian'
+    assert seen[1][2]['mixture'] == 'vmf'
+    assert seen[0][2]['merge'] == 0.3
     masker.parts_jitter = 2
     ks = {masker.num_parts() for _ in range(200)}
     assert ks == {6, 7, 8}

@@ -39,6 +39,31 @@ def test_benchmark_prints_costs_and_tree_speed():
         assert key in text, text
 
 
+def test_epm_parts_benchmark_prints_and_writes_json(
+        tmp_path, capsys, monkeypatch):
+    """Old and new EM, and the vMF option, at the three stages, with the
+    timings; --json holds the same numbers (in-process: fast)."""
+    out = tmp_path / 'parts.json'
+    bench = tool_module('tools/analysis/benchmark_epm_parts.py')
+    monkeypatch.setattr('sys.argv', [
+        'benchmark_epm_parts.py', '--batch', '4', '--layers', '1',
+        '--heads', '2', '--reps', '1', '--json', str(out)])
+    bench.main()
+    text = capsys.readouterr().out
+    for key in ('ARI', 'purity', 'new/old', 'cols/rows', 'start', 'mid',
+                'end', 'vmf'):
+        assert key in text, text
+    doc = json.loads(out.read_text())
+    assert [doc['stages'][s]['K'] for s in ('start', 'mid', 'end')] == [
+        40, 25, 10]
+    for stage in doc['stages'].values():
+        assert set(stage['quality']) == {'old', 'new', 'vmf'}
+        assert set(stage['ms']) == {'old', 'new', 'old_columns',
+                                    'new_columns'}
+        for q in stage['quality'].values():
+            assert 0 < q['purity'] <= 1 and q['parts'] >= 1
+
+
 def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys):
     data = tmp_path / 'shapes'
     make_shapes_dataset(str(data), num_images=32, size=64, seed=2)

@@ -46,7 +46,8 @@ from mmmask.apis.benchmark import (count_flops, epm_all_probed_fn,
                                    train_step_fn)
 from mmmask.masks import select_by_score
 from mmmask.masks.ehm import build_tree, ehm_scores
-from mmmask.masks.epm import attention_graph, em_partition, epm_scores
+from mmmask.masks.epm import (attention_graph, em_partition, epm_scores,
+                              node_features)
 from mmmask.models.utils import patch_grid
 from mmmask.apis.tool_errors import run_tool
 from mmmask.apis.tool_logging import add_verbose_argument, quiet_tool_logging
@@ -120,7 +121,10 @@ def main() -> None:
 
     def epm_rest():  # EM + Eq. 5 scores + selection, every image
         alpha, k = epm.schedule()
-        parts = em_partition(attention_graph(attn_all), k, epm.num_iters)
+        features = node_features(attention_graph(attn_all), epm.features)
+        parts = em_partition(features, k, epm.num_iters, epm.var_reg,
+                             mixture=epm.mixture, kappa=epm.kappa,
+                             merge=epm.merge)
         return select_by_score(epm_scores(parts, grid, alpha),
                                epm.mask_ratio, grid=grid)
 

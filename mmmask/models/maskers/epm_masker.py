@@ -8,10 +8,12 @@ from torch import Tensor, nn
 
 from mmpretrain.registry import MODELS
 
+from mmmask.errors import InvalidInputError
 from mmmask.masks import (KIND_PARTS, MaskPlan, plan_counts, select_by_rank,
                           select_by_score)
-from mmmask.masks.epm import (attention_graph, em_partition, epm_schedule,
-                              epm_scores, parts_decide)
+from mmmask.masks.epm import (LAYOUTS, MIXTURES, attention_graph,
+                              em_partition, epm_schedule, epm_scores,
+                              node_features, parts_decide)
 from mmmask.masks.worker_draws import PartsDraw
 from ..utils import patch_grid
 from .scheduled import ScheduledMasker, log_step
@@ -66,11 +68,20 @@ class EvolvedPartMasker(ScheduledMasker):
             ``(40, 10)`` (paper Sec. 4.1).
         num_iters (int): EM iterations. Defaults to 10 (not in the paper;
             the official code runs 15 vMF iterations).
-        var_reg (float): Relative variance floor of the diagonal
+        var_reg (float): Relative variance floor of the spherical
             covariances (see ``mmmask.masks.epm``). Defaults to 0.01.
         features (str): Node embedding of the graph: ``'rows'`` (default,
             the paper: ``phi_i = w_i``, Sec. 3.2) or ``'columns'`` (the
-            official code: node j is the column ``A[:, j]``).
+            official code: node j is the column ``A[:, j]``). Self-loops
+            are dropped and each node scaled to unit norm in both.
+        mixture (str): ``'gaussian'`` (default, the paper's Eq. 10-15) or
+            ``'vmf'`` (the official code's von Mises-Fisher EM).
+        kappa (float): Concentration of ``mixture='vmf'``. Defaults to 40
+            (the official code).
+        merge (float): Components whose means lie within ``sqrt(merge)``
+            times the larger one's RMS radius claim the same nodes and are
+            merged into one part (``mmmask.masks.epm.merge_parts``; 0 keeps
+            all K). Defaults to 0.3.
         parts_jitter (int): Draw K uniformly from ``K .. K + parts_jitter``
             at every partition (the official code: ``randint(c, c + 2)``,
             i.e. 2). Defaults to 0 (the paper's K).
@@ -92,37 +103,86 @@ class EvolvedPartMasker(ScheduledMasker):
                  var_reg: float = 0.01,
                  features: str = 'rows',
                  parts_jitter: int = 0,
+                 mixture: str = 'gaussian',
+                 kappa: float = 40.0,
+                 merge: float = 0.3,
                  cached: bool = False) -> None:
         super().__init__(mask_ratio, throw_ratio, num_layers, cached)
-        if features not in ('rows', 'columns'):
-            raise ValueError(
-                f"features={features!r}: use 'rows' (the paper, Eq. 7) or "
-                "'columns' (the official code)")
-        if int(parts_jitter) < 0:
-            raise ValueError(
-                f'parts_jitter={parts_jitter} must be >= 0 (the official '
-                'code: 2)')
+        self._check_arguments(features, parts_jitter, parts_range, gamma,
+                              num_iters, var_reg, mixture, kappa, merge)
         self.features = features
         self.parts_jitter = int(parts_jitter)
-        if len(parts_range) != 2:
-            raise ValueError(
-                f'parts_range={parts_range} must be (K_start, K_end), '
-                'e.g. (40, 10)')
         self.gamma = float(gamma)
         self.parts_range = tuple(int(k) for k in parts_range)
-        epm_schedule(0.0, self.gamma, self.parts_range)  # validates
         self.num_iters = int(num_iters)
         self.var_reg = float(var_reg)
+        self.mixture = mixture
+        self.kappa = float(kappa)
+        self.merge = float(merge)
         self.last_probed = 0
         #: K at the current progress (an int: EM's shapes follow it)
         self.parts_now = self.schedule()[1]
+
+    @staticmethod
+    def _check_arguments(features: str, parts_jitter: int,
+                         parts_range: Sequence[int], gamma: float,
+                         num_iters: int, var_reg: float, mixture: str,
+                         kappa: float, merge: float) -> None:
+        """Refuse arguments EPM cannot run with, naming the fix.
+
+        Raises:
+            InvalidInputError: For a bad value (a config error).
+        """
+        where = 'model.masker (EvolvedPartMasker)'
+        if features not in LAYOUTS:
+            raise InvalidInputError(
+                f"{where}: features={features!r} is not a node layout: use "
+                "'rows' (the paper, Eq. 7: node i is row i of the attention "
+                "graph) or 'columns' (the official code).")
+        if mixture not in MIXTURES:
+            raise InvalidInputError(
+                f"{where}: mixture={mixture!r} is not an EM mixture: use "
+                "'gaussian' (the paper, Eq. 10-15) or 'vmf' (the official "
+                "code's von Mises-Fisher EM).")
+        if int(parts_jitter) < 0:
+            raise InvalidInputError(
+                f'{where}: parts_jitter={parts_jitter} is negative: use 0 '
+                '(the paper\'s K) or a positive spread such as 2 (the '
+                'official code draws K from K..K+2).')
+        if len(parts_range) != 2 or min(int(k) for k in parts_range) < 1:
+            raise InvalidInputError(
+                f'{where}: parts_range={tuple(parts_range)} must be two part '
+                'counts (K_start, K_end), each at least 1: use e.g. (40, 10) '
+                '(the paper, 14x14 patches) or (12, 4) for an 8x8 grid.')
+        if not float(gamma) > 0:
+            raise InvalidInputError(
+                f'{where}: gamma={gamma} must be positive (alpha = '
+                '(t/T)^gamma, Eq. 4): use 2 (the paper) or 0.5 (the official '
+                'code).')
+        if int(num_iters) < 1:
+            raise InvalidInputError(
+                f'{where}: num_iters={num_iters} must be at least 1: use 10 '
+                '(the default) or 15 (the official code).')
+        if not float(var_reg) > 0:
+            raise InvalidInputError(
+                f'{where}: var_reg={var_reg} must be positive (it floors '
+                'the variances so no part collapses onto a node): use 0.01.')
+        if not float(kappa) > 0:
+            raise InvalidInputError(
+                f'{where}: kappa={kappa} must be positive: use 40 (the '
+                'official code).')
+        if not float(merge) >= 0:
+            raise InvalidInputError(
+                f'{where}: merge={merge} must be >= 0: use 0.3 (the '
+                'default) or 0 to keep every one of the K parts.')
 
     def check_backbone(self, backbone: nn.Module) -> None:
         """Also refuse a K larger than the number of patches (config error).
 
         Raises:
             TypeError: For a backbone without CLS attention (e.g. Swin).
-            ValueError: If ``max(parts_range)`` exceeds the patch count L.
+            InvalidInputError: If ``max(parts_range)`` exceeds the patch
+                count L.
         """
         super().check_backbone(backbone)
         grid = patch_grid(backbone)
@@ -130,7 +190,7 @@ class EvolvedPartMasker(ScheduledMasker):
         if max(self.parts_range) + self.parts_jitter > num_patches:
             jitter = (f' with parts_jitter={self.parts_jitter}'
                       if self.parts_jitter else '')
-            raise ValueError(
+            raise InvalidInputError(
                 f'EvolvedPartMasker parts_range={self.parts_range}{jitter} '
                 f'asks for more parts K than the {num_patches} patches of '
                 f'the {grid[0]}x{grid[1]} grid: set parts_range to at most '
@@ -172,10 +232,10 @@ class EvolvedPartMasker(ScheduledMasker):
     def segments(self, inputs: Tensor, backbone: nn.Module) -> Tensor:
         """``(B, L)`` part labels at the current K (Eq. 7-16)."""
         graph = attention_graph(self.patch_attention(inputs, backbone))
-        if self.features == 'columns':  # node j = column j (official code)
-            graph = graph.transpose(1, 2)
-        return em_partition(graph, self.num_parts(), self.num_iters,
-                            self.var_reg)
+        features = node_features(graph, self.features)
+        return em_partition(features, self.num_parts(), self.num_iters,
+                            self.var_reg, mixture=self.mixture,
+                            kappa=self.kappa, merge=self.merge)
 
     def num_parts(self) -> int:
         """K for one partition: the schedule's (Sec. 4.1), plus a uniform
@@ -244,4 +304,5 @@ class EvolvedPartMasker(ScheduledMasker):
         return (f'{super().extra_repr()}, gamma={self.gamma}, '
                 f'parts_range={self.parts_range}, num_iters={self.num_iters}, '
                 f'features={self.features!r}, '
-                f'parts_jitter={self.parts_jitter}')
+                f'parts_jitter={self.parts_jitter}, '
+                f'mixture={self.mixture!r}, merge={self.merge}')
