@@ -15,6 +15,10 @@ Two layouts:
   earlier ones), so the label is what the pixels show, not a hidden draw.
   Colours, background, position and size carry no class information: a
   classifier must read the outline of a shape.
+
+Both take a ``style``: ``'mixed'`` (the default, described above) or a
+variant of :mod:`mmmask.datasets.shape_styles` (``single``, ``texture``,
+``clutter``: one shape per image, striped textures, small distractors).
 """
 import os
 import os.path as osp
@@ -24,9 +28,13 @@ import numpy as np
 from PIL import Image
 
 from mmmask.fileio import atomic_write
+from .shape_styles import STYLES, Drawing, shape_inside
 
 #: the shape kinds, in drawing-code order; the class names of the labelled set
 SHAPE_KINDS = ('disc', 'rectangle', 'triangle')
+
+#: the default style's name; the others are :data:`shape_styles.STYLES`
+DEFAULT_STYLE = 'mixed'
 
 
 def save_png(array: np.ndarray, path: str) -> None:
@@ -61,15 +69,7 @@ def draw_shapes(rng: np.random.Generator,
         cx, cy = rng.uniform(0.15, 0.85, 2)
         r = rng.uniform(0.12, 0.3)
         kind = int(rng.integers(3))
-        if kind == 0:
-            inside = (xx - cx)**2 + (yy - cy)**2 < r**2
-        elif kind == 1:
-            rw, rh = r * rng.uniform(0.6, 1.4, 2)
-            inside = (np.abs(xx - cx) < rw) & (np.abs(yy - cy) < rh)
-        else:
-            # triangle with apex up: below the two slanted edges, above base
-            inside = ((yy - cy) < r) & (
-                np.abs(xx - cx) < (yy - (cy - r)) * 0.6) & (yy > cy - r)
+        inside = shape_inside(kind, xx, yy, cx, cy, r, rng)
         img[inside] = rng.uniform(0, 255, 3)
         owner[inside] = j
         kinds.append(kind)
@@ -77,17 +77,39 @@ def draw_shapes(rng: np.random.Generator,
     return np.clip(img + noise, 0, 255).astype(np.uint8), owner, kinds
 
 
-def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Draw one RGB image (:func:`draw_shapes` without the records).
+def draw_styled(rng: np.random.Generator, size: int = 64,
+                style: str = DEFAULT_STYLE) -> Drawing:
+    """:func:`draw_shapes` (style ``'mixed'``) or a variant's drawing.
 
     Args:
         rng (np.random.Generator): Random source.
         size (int): Side in pixels.
+        style (str): ``'mixed'`` or a key of :data:`STYLES`.
+
+    Returns:
+        tuple: ``(image, owner, kinds)`` as :func:`draw_shapes`.
+    """
+    if style == DEFAULT_STYLE:
+        return draw_shapes(rng, size)
+    if style not in STYLES:
+        raise ValueError(f'style={style!r}: choose one of '
+                         f'{(DEFAULT_STYLE, *STYLES)}')
+    return STYLES[style](rng, size)
+
+
+def make_shape_image(rng: np.random.Generator, size: int = 64,
+                     style: str = DEFAULT_STYLE) -> np.ndarray:
+    """Draw one RGB image (:func:`draw_styled` without the records).
+
+    Args:
+        rng (np.random.Generator): Random source.
+        size (int): Side in pixels.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 image.
     """
-    return draw_shapes(rng, size)[0]
+    return draw_styled(rng, size, style)[0]
 
 
 def largest_visible_kind(owner: np.ndarray, kinds: List[int]) -> int:
@@ -107,11 +129,13 @@ def largest_visible_kind(owner: np.ndarray, kinds: List[int]) -> int:
 def make_shapes_dataset(out_dir: str,
                         num_images: int = 512,
                         size: int = 64,
-                        seed: int = 0) -> List[str]:
+                        seed: int = 0,
+                        style: str = DEFAULT_STYLE) -> List[str]:
     """Write ``num_images`` PNG images to ``out_dir`` (idempotent).
 
     Images that already exist are kept, so repeated calls are cheap; the
     content depends only on ``seed`` and the image index.
+    ``style`` is :func:`draw_styled`'s.
 
     Returns:
         list[str]: The image paths.
@@ -124,13 +148,14 @@ def make_shapes_dataset(out_dir: str,
         if osp.exists(path):
             continue
         rng = np.random.default_rng([seed, i])
-        save_png(make_shape_image(rng, size), path)
+        save_png(make_shape_image(rng, size, style), path)
     return paths
 
 
 def labelled_shape_image(rng: np.random.Generator, label: int,
                          size: int = 64,
-                         max_tries: int = 1000) -> np.ndarray:
+                         max_tries: int = 1000,
+                         style: str = DEFAULT_STYLE) -> np.ndarray:
     """An image whose largest visible shape is of kind ``label``.
 
     Images are drawn from ``rng`` until one has that class (rejection
@@ -141,6 +166,7 @@ def labelled_shape_image(rng: np.random.Generator, label: int,
         label (int): Index into :data:`SHAPE_KINDS`.
         size (int): Side in pixels.
         max_tries (int): Draws before giving up.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 image.
@@ -149,7 +175,7 @@ def labelled_shape_image(rng: np.random.Generator, label: int,
         raise ValueError(f'label={label} must index SHAPE_KINDS '
                          f'{SHAPE_KINDS}')
     for _ in range(max_tries):
-        img, owner, kinds = draw_shapes(rng, size)
+        img, owner, kinds = draw_styled(rng, size, style)
         if kinds and (owner >= 0).any() and \
                 largest_visible_kind(owner, kinds) == label:
             return img
@@ -165,7 +191,8 @@ def make_labelled_shapes(out_dir: str,
                          num_train: int = 512,
                          num_val: int = 256,
                          size: int = 64,
-                         seed: int = 0) -> Dict[str, List[str]]:
+                         seed: int = 0,
+                         style: str = DEFAULT_STYLE) -> Dict[str, List[str]]:
     """Write a labelled train/val split in ImageNet folder layout.
 
     ``out_dir/{train,val}/{disc,rectangle,triangle}/shape_XXXXX.png``:
@@ -185,6 +212,7 @@ def make_labelled_shapes(out_dir: str,
         num_val (int): Images in ``val/``.
         size (int): Side in pixels.
         seed (int): Seed of the set.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         dict: ``{'train': [paths], 'val': [paths]}``.
@@ -202,6 +230,7 @@ def make_labelled_shapes(out_dir: str,
             if osp.exists(path):
                 continue
             rng = np.random.default_rng([seed, _SPLITS[split], i])
-            save_png(labelled_shape_image(rng, label, size), path)
+            save_png(labelled_shape_image(rng, label, size, style=style),
+                     path)
         out[split] = paths
     return out

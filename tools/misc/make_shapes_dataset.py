@@ -12,10 +12,15 @@ triangle)::
 
     python tools/misc/make_shapes_dataset.py --labelled
         --out data/shapes-64px-labelled [--num 512] [--num-val 256]
+
+``--style single|texture|clutter`` draws a variant (one shape per image;
+striped shapes and background; small distractors under one large shape;
+``mmmask/datasets/shape_styles.py``); the default ``mixed`` is the demo's.
 """
 import argparse
 
-from mmmask.datasets.synthetic import (make_labelled_shapes,
+from mmmask.datasets.shape_styles import STYLES
+from mmmask.datasets.synthetic import (DEFAULT_STYLE, make_labelled_shapes,
                                        make_shapes_dataset)
 
 
@@ -30,14 +35,21 @@ def main() -> None:
                         help='train/ and val/ splits with class folders')
     parser.add_argument('--num-val', type=int, default=256,
                         help='validation images (with --labelled)')
+    parser.add_argument('--style', choices=(DEFAULT_STYLE, *STYLES),
+                        default=DEFAULT_STYLE,
+                        help='mixed: one to three shapes (the demo set); '
+                        'single: one shape; texture: striped shape and '
+                        'background; clutter: small distractors under one '
+                        'large shape')
     args = parser.parse_args()
     if args.labelled:
         paths = make_labelled_shapes(args.out, args.num, args.num_val,
-                                     args.size, args.seed)
+                                     args.size, args.seed, args.style)
         print(f'{len(paths["train"])} training and {len(paths["val"])} '
               f'validation images in {args.out}/{{train,val}}/<class>')
         return
-    paths = make_shapes_dataset(args.out, args.num, args.size, args.seed)
+    paths = make_shapes_dataset(args.out, args.num, args.size, args.seed,
+                                args.style)
     print(f'{len(paths)} images in {args.out}')
 
 
