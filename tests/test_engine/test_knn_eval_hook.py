@@ -129,7 +129,8 @@ def test_middle_layer_feature_and_one_pass_for_several():
 
     from mmmask.models.utils import frozen_feature_set
     model = MODELS.build(tiny_simmim_cfg())
-    backbone = model.backbone.eval()
+    backbone = model.backbone
+    backbone.eval()
     x = torch.randn(2, 3, 32, 32)
     tokens = backbone.patch_embed(x)[0]
     tokens = torch.cat([backbone.cls_token.expand(2, -1, -1), tokens], 1)
