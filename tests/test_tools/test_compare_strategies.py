@@ -160,3 +160,23 @@ def test_every_option_has_help():
             '--probe-epochs', '--init-baseline', '--shapes-style'} <= options
     for action in parser._actions:
         assert action.help and len(action.help.split()) >= 2, action
+
+
+def test_probe_checkpoint_reproduces_the_runs_last_probe(smoke, tmp_path):
+    """tools/analysis/probe_checkpoint.py on a run's checkpoint gives the
+    k-NN and linear top-1 the run recorded at that epoch."""
+    out, _ = smoke
+    run = out / 'random' / 'seed0'
+    config = next(p for p in run.glob('*.py'))
+    data = next((out / 'data').iterdir())
+    probe = tool_module('tools/analysis/probe_checkpoint.py')
+    scores = probe.main([str(config), str(run / 'epoch_1.pth'), '--data',
+                         str(data), '--features', 'cls', '--json',
+                         str(tmp_path / 'p.json')])
+    last = json.loads((run / 'knn.json').read_text())[-1]
+    assert last['epoch'] == 1
+    assert scores['cls']['knn_top1'] == pytest.approx(last['knn_top1'])
+    assert scores['cls']['linear_top1'] == pytest.approx(
+        last['linear_top1'])
+    assert json.loads((tmp_path / 'p.json').read_text())['scores'] == \
+        scores
