@@ -598,7 +598,7 @@ def report(results: List[dict], settings: dict, out: str,
         f'Tiny ViT of `configs/demo/` (6 layers, 192-d, 8-px patches, '
         f'64-px input), {settings["epochs"]} epochs, batch '
         f'{settings["batch_size"]}, seeds {seeds}; data '
-        f'`{settings["data"]}` (style {settings["shapes_style"]}; '
+        f'`{settings["data"]}` ({style_of(settings)}; '
         f'{results[0]["num_train"]} train / {results[0]["num_val"]} val '
         f'images, {extra["num_classes"]} classes: chance {chance:.1f} %). '
         f'k-NN: k = {settings["k"]}, T = {settings["temperature"]}, '
@@ -627,6 +627,13 @@ def report(results: List[dict], settings: dict, out: str,
         results) + ['']
     atomic_write_text(osp.join(out, 'results.md'), '\n'.join(lines))
     plot(results, osp.join(out, 'comparison.png'), chance)
+
+
+def style_of(settings: dict) -> str:
+    """The data's kind for the report."""
+    if settings.get('shapes_style') is None:
+        return 'given with --data'
+    return f'generated shapes, style {settings["shapes_style"]}'
 
 
 def load_range(results: List[dict]) -> str:
