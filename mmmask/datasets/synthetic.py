@@ -22,6 +22,10 @@ of the same relative path whose pixel is 0 on the background and ``i`` on
 the ``i``-th shape drawn (1-based, the visible one where shapes overlap),
 and ``objects.json`` lists every image's shapes and their kinds
 (docs/mask_quality.md).
+
+Both take a ``style``: ``'mixed'`` (the default, described above) or a
+variant of :mod:`mmmask.datasets.shape_styles` (``single``, ``texture``,
+``clutter``: one shape per image, striped textures, small distractors).
 """
 import json
 import os
@@ -33,9 +37,13 @@ from PIL import Image
 
 from mmmask.errors import InvalidInputError
 from mmmask.fileio import atomic_write, atomic_write_text
+from .shape_styles import STYLES, Drawing, shape_inside
 
 #: the shape kinds, in drawing-code order; the class names of the labelled set
 SHAPE_KINDS = ('disc', 'rectangle', 'triangle')
+
+#: the default style's name; the others are :data:`shape_styles.STYLES`
+DEFAULT_STYLE = 'mixed'
 
 
 def save_png(array: np.ndarray, path: str) -> None:
@@ -70,15 +78,7 @@ def draw_shapes(rng: np.random.Generator,
         cx, cy = rng.uniform(0.15, 0.85, 2)
         r = rng.uniform(0.12, 0.3)
         kind = int(rng.integers(3))
-        if kind == 0:
-            inside = (xx - cx)**2 + (yy - cy)**2 < r**2
-        elif kind == 1:
-            rw, rh = r * rng.uniform(0.6, 1.4, 2)
-            inside = (np.abs(xx - cx) < rw) & (np.abs(yy - cy) < rh)
-        else:
-            # triangle with apex up: below the two slanted edges, above base
-            inside = ((yy - cy) < r) & (
-                np.abs(xx - cx) < (yy - (cy - r)) * 0.6) & (yy > cy - r)
+        inside = shape_inside(kind, xx, yy, cx, cy, r, rng)
         img[inside] = rng.uniform(0, 255, 3)
         owner[inside] = j
         kinds.append(kind)
@@ -86,17 +86,39 @@ def draw_shapes(rng: np.random.Generator,
     return np.clip(img + noise, 0, 255).astype(np.uint8), owner, kinds
 
 
-def make_shape_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """Draw one RGB image (:func:`draw_shapes` without the records).
+def draw_styled(rng: np.random.Generator, size: int = 64,
+                style: str = DEFAULT_STYLE) -> Drawing:
+    """:func:`draw_shapes` (style ``'mixed'``) or a variant's drawing.
 
     Args:
         rng (np.random.Generator): Random source.
         size (int): Side in pixels.
+        style (str): ``'mixed'`` or a key of :data:`STYLES`.
+
+    Returns:
+        tuple: ``(image, owner, kinds)`` as :func:`draw_shapes`.
+    """
+    if style == DEFAULT_STYLE:
+        return draw_shapes(rng, size)
+    if style not in STYLES:
+        raise ValueError(f'style={style!r}: choose one of '
+                         f'{(DEFAULT_STYLE, *STYLES)}')
+    return STYLES[style](rng, size)
+
+
+def make_shape_image(rng: np.random.Generator, size: int = 64,
+                     style: str = DEFAULT_STYLE) -> np.ndarray:
+    """Draw one RGB image (:func:`draw_styled` without the records).
+
+    Args:
+        rng (np.random.Generator): Random source.
+        size (int): Side in pixels.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 image.
     """
-    return draw_shapes(rng, size)[0]
+    return draw_styled(rng, size, style)[0]
 
 
 def largest_visible_kind(owner: np.ndarray, kinds: List[int]) -> int:
@@ -116,11 +138,13 @@ def largest_visible_kind(owner: np.ndarray, kinds: List[int]) -> int:
 def make_shapes_dataset(out_dir: str,
                         num_images: int = 512,
                         size: int = 64,
-                        seed: int = 0) -> List[str]:
+                        seed: int = 0,
+                        style: str = DEFAULT_STYLE) -> List[str]:
     """Write ``num_images`` PNG images to ``out_dir`` (idempotent).
 
     Images that already exist are kept, so repeated calls are cheap; the
     content depends only on ``seed`` and the image index.
+    ``style`` is :func:`draw_styled`'s.
 
     Returns:
         list[str]: The image paths.
@@ -133,27 +157,30 @@ def make_shapes_dataset(out_dir: str,
         if osp.exists(path):
             continue
         rng = np.random.default_rng([seed, i])
-        save_png(make_shape_image(rng, size), path)
+        save_png(make_shape_image(rng, size, style), path)
     return paths
 
 
 def labelled_shape_image(rng: np.random.Generator, label: int,
                          size: int = 64,
-                         max_tries: int = 1000) -> np.ndarray:
+                         max_tries: int = 1000,
+                         style: str = DEFAULT_STYLE) -> np.ndarray:
     """An image whose largest visible shape is of kind ``label``
     (:func:`labelled_shape_drawing` without the records).
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 image.
     """
-    return labelled_shape_drawing(rng, label, size, max_tries)[0]
+    return labelled_shape_drawing(rng, label, size, max_tries, style)[0]
 
 
 def labelled_shape_drawing(
         rng: np.random.Generator,
         label: int,
         size: int = 64,
-        max_tries: int = 1000) -> Tuple[np.ndarray, np.ndarray, List[int]]:
+        max_tries: int = 1000,
+        style: str = DEFAULT_STYLE
+) -> Tuple[np.ndarray, np.ndarray, List[int]]:
     """An image whose largest visible shape is of kind ``label``.
 
     Images are drawn from ``rng`` until one has that class (rejection
@@ -164,6 +191,7 @@ def labelled_shape_drawing(
         label (int): Index into :data:`SHAPE_KINDS`.
         size (int): Side in pixels.
         max_tries (int): Draws before giving up.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         tuple: ``(image, owner, kinds)`` as :func:`draw_shapes` gives them.
@@ -172,7 +200,7 @@ def labelled_shape_drawing(
         raise ValueError(f'label={label} must index SHAPE_KINDS '
                          f'{SHAPE_KINDS}')
     for _ in range(max_tries):
-        img, owner, kinds = draw_shapes(rng, size)
+        img, owner, kinds = draw_styled(rng, size, style)
         if kinds and (owner >= 0).any() and \
                 largest_visible_kind(owner, kinds) == label:
             return img, owner, kinds
@@ -188,7 +216,8 @@ def make_labelled_shapes(out_dir: str,
                          num_train: int = 512,
                          num_val: int = 256,
                          size: int = 64,
-                         seed: int = 0) -> Dict[str, List[str]]:
+                         seed: int = 0,
+                         style: str = DEFAULT_STYLE) -> Dict[str, List[str]]:
     """Write a labelled train/val split in ImageNet folder layout.
 
     ``out_dir/{train,val}/{disc,rectangle,triangle}/shape_XXXXX.png``:
@@ -208,6 +237,7 @@ def make_labelled_shapes(out_dir: str,
         num_val (int): Images in ``val/``.
         size (int): Side in pixels.
         seed (int): Seed of the set.
+        style (str): See :func:`draw_styled`.
 
     Returns:
         dict: ``{'train': [paths], 'val': [paths]}``.
@@ -225,7 +255,8 @@ def make_labelled_shapes(out_dir: str,
             if osp.exists(path):
                 continue
             rng = np.random.default_rng([seed, _SPLITS[split], i])
-            save_png(labelled_shape_image(rng, label, size), path)
+            save_png(labelled_shape_image(rng, label, size, style=style),
+                     path)
         out[split] = paths
     return out
 
@@ -254,20 +285,21 @@ def read_object_map(path: str) -> np.ndarray:
 
 
 def _drawings(num_images: int, size: int, seed: int, labelled: bool,
-              num_val: int):
+              num_val: int, style: str = DEFAULT_STYLE):
     """``(relative path, rng-drawn (image, owner, kinds))`` of every image
     of a set, drawn from the seeds the writers use."""
     if not labelled:
         for i in range(num_images):
             yield (f'shape_{i:05d}.png',
-                   draw_shapes(np.random.default_rng([seed, i]), size))
+                   draw_styled(np.random.default_rng([seed, i]), size,
+                               style))
         return
     for split, num in (('train', num_images), ('val', num_val)):
         for i in range(num):
             label = i % len(SHAPE_KINDS)
             rng = np.random.default_rng([seed, _SPLITS[split], i])
             yield (f'{split}/{SHAPE_KINDS[label]}/shape_{i:05d}.png',
-                   labelled_shape_drawing(rng, label, size))
+                   labelled_shape_drawing(rng, label, size, style=style))
 
 
 def write_object_maps(out_dir: str,
@@ -276,7 +308,8 @@ def write_object_maps(out_dir: str,
                       seed: int = 0,
                       labelled: bool = False,
                       num_val: int = 256,
-                      objects_dir: Optional[str] = None) -> str:
+                      objects_dir: Optional[str] = None,
+                      style: str = DEFAULT_STYLE) -> str:
     """Write the ground truth of an image set that :func:`make_shapes_dataset`
     (or, with ``labelled``, :func:`make_labelled_shapes`) wrote.
 
@@ -304,6 +337,7 @@ def write_object_maps(out_dir: str,
         num_val (int): Validation images (with ``labelled``).
         objects_dir (str, optional): Where to write; default
             :func:`objects_dir_of` ``(out_dir)``.
+        style (str): The set's style (:func:`draw_styled`).
 
     Returns:
         str: The object-map folder.
@@ -315,7 +349,7 @@ def write_object_maps(out_dir: str,
     objects_dir = objects_dir or objects_dir_of(out_dir)
     images = {}
     for rel, (img, owner, kinds) in _drawings(num_images, size, seed,
-                                              labelled, num_val):
+                                              labelled, num_val, style):
         image_path = osp.join(out_dir, rel)
         if osp.exists(image_path):
             on_disk = np.asarray(Image.open(image_path).convert('RGB'))

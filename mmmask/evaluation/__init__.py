@@ -6,9 +6,12 @@ from .linear_probe import linear_probe_top1
 from .mask_quality import (adjusted_rand_index, chance_ari, completeness,
                            image_measures, object_ratio, patch_objects,
                            region_sizes, summarize)
+from .seed_summary import (accuracy_summary, binomial_se, gap_summary,
+                           mean_se)
 
 __all__ = [
     'knn_scores', 'knn_top1', 'linear_probe_top1', 'top1_accuracy',
     'adjusted_rand_index', 'chance_ari', 'completeness', 'image_measures',
-    'object_ratio', 'patch_objects', 'region_sizes', 'summarize'
+    'object_ratio', 'patch_objects', 'region_sizes', 'summarize',
+    'accuracy_summary', 'binomial_se', 'gap_summary', 'mean_se'
 ]

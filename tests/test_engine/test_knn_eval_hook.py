@@ -121,6 +121,53 @@ def test_features_cls_or_mean_and_flags_put_back():
         encoder_features(backbone, x, 'max')
 
 
+def test_middle_layer_feature_and_one_pass_for_several():
+    """'layer:N' is the mean patch token after block N (no final norm),
+    the last block's equals 'mean'; a feature set equals the features one
+    by one."""
+    from mmpretrain.registry import MODELS
+
+    from mmmask.models.utils import frozen_feature_set
+    model = MODELS.build(tiny_simmim_cfg())
+    backbone = model.backbone
+    backbone.eval()
+    x = torch.randn(2, 3, 32, 32)
+    tokens = backbone.patch_embed(x)[0]
+    tokens = torch.cat([backbone.cls_token.expand(2, -1, -1), tokens], 1)
+    tokens = backbone.drop_after_pos(tokens + backbone.pos_embed)
+    tokens = backbone.pre_norm(tokens)
+    tokens = backbone.layers[0](tokens)
+    after_first = frozen_features(backbone, x, 'layer:1')
+    assert torch.allclose(after_first, tokens[:, 1:].mean(1), atol=1e-5)
+    last = f'layer:{len(backbone.layers)}'
+    both = frozen_feature_set(backbone, x, ['cls', 'layer:1', last])
+    assert torch.allclose(both['layer:1'], after_first)
+    assert torch.allclose(both[last], frozen_features(backbone, x, 'mean'))
+    assert torch.allclose(both['cls'], frozen_features(backbone, x, 'cls'))
+    for bad in ('layer:0', f'layer:{len(backbone.layers) + 1}', 'layer:x'):
+        with pytest.raises(ValueError):
+            frozen_features(backbone, x, bad)
+
+
+def test_several_features_and_probe_epochs(tmp_path, shapes_dir,
+                                           labelled_shapes_dir):
+    hook = knn_hook(labelled_shapes_dir, linear_probe=True,
+                    feature=['cls', 'layer:1'], probe_epochs=[0, 1])
+    runner = train(tmp_path, shapes_dir, [hook])
+    with open(osp.join(runner.work_dir, 'knn.json')) as f:
+        records = json.load(f)
+    assert [r['epoch'] for r in records] == [0, 1, 2]
+    for r in records:  # the linear probe at 0 and 1 (asked) and at the end
+        assert set(r['by_feature']) == {'cls', 'layer:1'}
+        assert r['knn_top1'] == r['by_feature']['cls']['knn_top1']
+        assert 0 <= r['by_feature']['layer:1']['linear_top1'] <= 100
+    with pytest.raises(ValueError, match='at_start'):
+        knn_cls = knn_hook(labelled_shapes_dir, probe_epochs=[0],
+                           at_start=False)
+        from mmmask.engine.hooks import KNNEvalHook
+        KNNEvalHook(**{k: v for k, v in knn_cls.items() if k != 'type'})
+
+
 def test_unlabelled_dataset_is_named(tmp_path, shapes_dir,
                                      labelled_shapes_dir):
     hook = knn_hook(labelled_shapes_dir)

@@ -1,8 +1,10 @@
-"""compare_strategies.py: the smoke run of the issue, resume and refusal."""
+"""compare_strategies.py: the smoke run of the issue, resume, refusal,
+seeds with the gap over the initialised encoder, probe features."""
 import json
 
 import pytest
 
+from mmmask.errors import WorkDirInUseError
 from tests.helpers import tool_module
 from tests.test_tools.test_tools import tool
 
@@ -42,6 +44,17 @@ def test_smoke_run_writes_both_result_files(smoke):
     assert 'k-NN top-1' in res.stdout
 
 
+def test_console_has_run_headers_and_one_progress_line_per_epoch(smoke):
+    _, res = smoke
+    text = res.stdout + res.stderr
+    assert '[1/2] random, seed 0' in text and '[2/2] ehm, seed 0' in text
+    assert text.index('[1/2] random') < text.index('[2/2] ehm')
+    # mmengine's progress line of the one epoch, once per run; no preamble
+    assert text.count('Epoch(train) [1]') == 2
+    assert 'Environment' not in text and 'paramwise_options' not in text
+    assert len(text.splitlines()) < 80
+
+
 def test_finished_runs_are_skipped(smoke, capsys):
     out, _ = smoke
     before = json.loads((out / 'results.json').read_text())['strategies']
@@ -58,7 +71,7 @@ def test_finished_runs_are_skipped(smoke, capsys):
 def test_other_settings_in_the_same_out_are_refused(smoke):
     out, _ = smoke
     compare = tool_module('tools/analysis/compare_strategies.py')
-    with pytest.raises(SystemExit, match='other settings'):
+    with pytest.raises(WorkDirInUseError, match='other settings'):
         compare.main(['--strategies', 'random', '--epochs', '2',
                       '--num-images', '64', '--out', str(out)])
 
@@ -86,3 +99,84 @@ def test_any_imagenet_layout_folder_via_data(smoke, tmp_path):
     assert doc['settings']['data'] == str(data)
     assert doc['settings']['num_images'] is None  # --data: not generated
     assert not (tmp_path / 'cmp' / 'data').exists()
+
+
+def test_seeds_give_mean_se_and_the_gap_over_init(smoke, tmp_path):
+    """Two seeds on the smoke's data: every probe (the initialised
+    encoder, the probe epoch, the end) for each feature, with the mean and
+    standard error over the seeds and the gap over the initialised
+    encoder."""
+    out, _ = smoke
+    data = next((out / 'data').iterdir())
+    compare = tool_module('tools/analysis/compare_strategies.py')
+    rows = compare.main(['--strategies', 'random', '--epochs', '2',
+                         '--data', str(data), '--workers', '0', '--seeds',
+                         '2', '--init-baseline', '--probe-epochs', '1',
+                         '--probe-features', 'mean', 'layer:3', '--out',
+                         str(tmp_path / 'cmp')])
+    row = rows[0]
+    assert row['seeds'] == [0, 1] and len(row['runs']) == 2
+    assert row['features'] == ['mean', 'layer:3']
+    assert sorted(row['summary'], key=int) == ['0', '1', '2']
+    for seed, run in zip((0, 1), row['runs']):
+        assert (tmp_path / 'cmp' / 'random' / f'seed{seed}' /
+                'result.json').is_file()
+        assert run['probes']['0']['layer:3']['linear_top1'] >= 0
+    last = row['summary']['2']['layer:3']
+    values = [r['probes']['2']['layer:3']['linear_top1']
+              for r in row['runs']]
+    assert last['linear_top1']['mean'] == pytest.approx(sum(values) / 2)
+    assert last['linear_top1']['se'] == pytest.approx(
+        abs(values[0] - values[1]) / 2)
+    init = [r['probes']['0']['layer:3']['linear_top1'] for r in row['runs']]
+    gap = last['gap_linear_top1']
+    assert gap['gap'] == pytest.approx(sum(values) / 2 - sum(init) / 2)
+    assert gap['se'] >= gap['binomial_se'] > 0
+    assert gap['in_se'] == pytest.approx(gap['gap'] / gap['se'])
+    assert 'gap_linear_top1' not in row['summary']['0']['mean']
+    table = (tmp_path / 'cmp' / 'results.md').read_text()
+    assert '| random | layer:3 | 1 |' in table
+    # the different seeds trained different encoders
+    assert row['runs'][0]['loss_curve'] != row['runs'][1]['loss_curve']
+
+
+def test_probe_options_are_checked(capsys):
+    compare = tool_module('tools/analysis/compare_strategies.py')
+    for bad, message in ((['--probe-features', 'max'], 'layer:N'),
+                         (['--probe-epochs', '0'], '--init-baseline'),
+                         (['--seeds', '0'], '--seeds'),
+                         (['--shapes-style', 'stripes'], 'invalid choice')):
+        with pytest.raises(SystemExit):
+            compare.parse_args(['--strategies', 'random', '--out', 'x',
+                                *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_every_option_has_help():
+    compare = tool_module('tools/analysis/compare_strategies.py')
+    parser = compare.build_parser()
+    options = {o for a in parser._actions for o in a.option_strings}
+    assert {'--epochs', '--num-images', '--seeds', '--probe-features',
+            '--probe-epochs', '--init-baseline', '--shapes-style'} <= options
+    for action in parser._actions:
+        assert action.help and len(action.help.split()) >= 2, action
+
+
+def test_probe_checkpoint_reproduces_the_runs_last_probe(smoke, tmp_path):
+    """tools/analysis/probe_checkpoint.py on a run's checkpoint gives the
+    k-NN and linear top-1 the run recorded at that epoch."""
+    out, _ = smoke
+    run = out / 'random' / 'seed0'
+    config = next(p for p in run.glob('*.py'))
+    data = next((out / 'data').iterdir())
+    probe = tool_module('tools/analysis/probe_checkpoint.py')
+    scores = probe.main([str(config), str(run / 'epoch_1.pth'), '--data',
+                         str(data), '--features', 'cls', '--json',
+                         str(tmp_path / 'p.json')])
+    last = json.loads((run / 'knn.json').read_text())[-1]
+    assert last['epoch'] == 1
+    assert scores['cls']['knn_top1'] == pytest.approx(last['knn_top1'])
+    assert scores['cls']['linear_top1'] == pytest.approx(
+        last['linear_top1'])
+    assert json.loads((tmp_path / 'p.json').read_text())['scores'] == \
+        scores

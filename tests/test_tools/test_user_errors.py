@@ -46,11 +46,10 @@ FULL_SIZE = osp.join(ROOT, 'configs', 'mae',
                      'mae_vit-base-p16_random-mask_8xb512-amp-coslr-800e_'
                      'in1k.py')
 
-#: the scripts whose ``__main__`` runs in ``run_tool`` (compare_strategies
-#: and tools/misc belong to other work)
+#: the scripts whose ``__main__`` runs in ``run_tool`` (tools/misc belong
+#: to other work)
 TOOLS = ['tools/train.py', 'tools/test.py'] + sorted(
-    p for p in glob.glob('tools/analysis/*.py', root_dir=ROOT)
-    if not p.endswith('compare_strategies.py')) + sorted(
+    glob.glob('tools/analysis/*.py', root_dir=ROOT)) + sorted(
         glob.glob('tools/model_converters/*.py', root_dir=ROOT))
 
 

@@ -2,35 +2,46 @@
 
 Every strategy (``mmmask.apis.strategies``: the shipped demo configs, or
 the full configs' masking settings scaled to the demo model) trains the
-tiny ViT of ``configs/demo/`` on the same images, with the same seed and
+tiny ViT of ``configs/demo/`` on the same images, with the same seeds and
 schedule, and with ``KNNEvalHook``: DINO's weighted k-NN top-1 on a
 labelled train/val split every ``--knn-interval`` epochs (and before the
-first one), and a linear probe on the frozen features at the end. The
-training is the configs' own (an in-process mmengine ``Runner``).
+first one), and a linear probe on the frozen features at the end (and at
+``--probe-epochs``). The training is the configs' own, in this process,
+with our ``CheckedRunner`` and ``AtomicCheckpointHook`` (as
+``tools/train.py`` runs it); the console shows an ``[i/N] strategy`` header
+per run, one progress line per epoch and the probes (``--verbose``:
+mmengine's whole log).
 
 Writes, under ``--out``:
 
-- ``<strategy>/``: the run (checkpoints, logs, ``knn.json``) and its
-  ``result.json``; a strategy with a ``result.json`` is skipped, an
+- ``<strategy>/seed<S>/``: one run (checkpoints, logs, ``knn.json``) and
+  its ``result.json``; a run with a ``result.json`` is skipped, an
   interrupted one resumes from its last checkpoint;
 - ``results.json``: ``{"strategies": [{"strategy", "knn_top1",
-  "linear_top1", "final_loss", "sec_per_epoch", ...}, ...], "settings":
-  ...}``;
-- ``results.md``: the table and the settings it was made with;
+  "linear_top1", "final_loss", "sec_per_epoch", "seeds", "summary",
+  "runs", ...}, ...], "settings": ...}``: means over the seeds, and per
+  feature the mean and standard error over seeds and, with
+  ``--init-baseline``, the gap over the initialised encoder in standard
+  errors (``mmmask.evaluation.seed_summary``);
+- ``results.md``: the tables and the settings they were made with;
 - ``comparison.png``: loss per epoch, k-NN top-1 per epoch, seconds per
-  epoch.
+  epoch (first seed).
 
 Without ``--data`` the labelled synthetic shapes are generated under
-``OUT/data`` (``--num-images`` training and ``--num-val`` validation
-images; class = the kind of the largest visible shape). ``--data`` takes
-any ImageNet-layout folder with ``train/`` and ``val/`` (one sub-folder
-per class), e.g. Imagenette or CIFAR-10 as image files; the model stays the
-64-px demo ViT (images are cropped / resized to 64 px).
+``OUT/data``, one set per seed (``--num-images`` training and
+``--num-val`` validation images; class = the kind of the largest visible
+shape; ``--shapes-style`` picks a variant: one shape per image, textures,
+clutter). ``--data`` takes any ImageNet-layout folder with ``train/`` and
+``val/`` (one sub-folder per class), e.g. Imagenette or CIFAR-10 as image
+files; the model stays the 64-px demo ViT (images are cropped / resized to
+64 px), and every seed uses it.
 
 Usage:
     python tools/analysis/compare_strategies.py --strategies random ehm \\
         --epochs 20 --num-images 512 --out work_dirs/compare \\
-        [--data DIR] [--device cpu|cuda] [--feature cls|mean]
+        [--data DIR | --shapes-style single] [--device cpu|cuda] \\
+        [--probe-features cls mean layer:3] [--probe-epochs 20 40] \\
+        [--seeds 3] [--init-baseline]
     python tools/analysis/compare_strategies.py --strategies all ...
 """
 import argparse
@@ -45,8 +56,12 @@ from typing import Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: settings that must match for an earlier run in --out to be reused
+#: (--seeds may grow: each seed's runs are kept apart)
 SETTINGS = ('epochs', 'num_images', 'num_val', 'data', 'feature', 'seed',
-            'knn_interval', 'batch_size', 'k', 'temperature')
+            'knn_interval', 'batch_size', 'k', 'temperature', 'shapes_style',
+            'probe_epochs', 'init_baseline')
+#: the metrics of a probe
+METRICS = ('knn_top1', 'linear_top1')
 
 
 def strategy_names() -> List[str]:
@@ -54,41 +69,89 @@ def strategy_names() -> List[str]:
     return names()
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def shape_styles() -> List[str]:
+    from mmmask.datasets.shape_styles import STYLES
+    from mmmask.datasets.synthetic import DEFAULT_STYLE
+    return [DEFAULT_STYLE, *STYLES]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with its help)."""
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='strategies: ' + ', '.join(strategy_names()))
     parser.add_argument('--strategies', nargs='+', required=True,
                         help="strategy names, or 'all'")
-    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--epochs', type=int, default=20,
+                        help='pre-training epochs of every run (5 %% '
+                        'linear warm-up, then cosine; default: 20)')
     parser.add_argument('--num-images', type=int, default=512,
                         help='generated training images (ignored with '
-                        '--data)')
+                        '--data; default: 512)')
     parser.add_argument('--num-val', type=int, default=None,
                         help='generated validation images (default: half '
                         'of --num-images)')
+    parser.add_argument('--shapes-style', choices=shape_styles(),
+                        default=shape_styles()[0],
+                        help='generated data: mixed (one to three shapes, '
+                        "the demo's; default), single (one shape per "
+                        'image), texture (striped shape and background), '
+                        'clutter (small distractors under one large shape)')
     parser.add_argument('--data', default=None,
                         help='ImageNet-layout folder with train/ and val/ '
                         '(default: generated labelled shapes)')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--out', required=True,
+                        help='output folder (runs there are reused, never '
+                        'overwritten)')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
                         help='default: cuda when available')
-    parser.add_argument('--feature', choices=('cls', 'mean'), default='cls',
-                        help='k-NN / linear-probe feature (default: cls, '
-                        'as DINO)')
+    parser.add_argument('--probe-features', '--feature', dest='feature',
+                        nargs='+', default=['cls'],
+                        help="k-NN / linear-probe features: cls (the CLS "
+                        "token, DINO's; default), mean (mean patch token), "
+                        'layer:N (mean patch token after block N, from 1); '
+                        'several are scored from one forward pass, the '
+                        'first fills the main table')
+    parser.add_argument('--probe-epochs', type=int, nargs='+', default=[],
+                        help='further epochs with k-NN and linear probe '
+                        '(the learning curve of one run; the schedule is '
+                        'still that of --epochs)')
+    parser.add_argument('--init-baseline', action='store_true',
+                        help='also probe the initialised encoder of every '
+                        'run (epoch 0) and report the gap over it in '
+                        'standard errors')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='seeds per strategy: --seed, --seed + 1, ...; '
+                        'tables give the mean and standard error over '
+                        'them (default: 1)')
     parser.add_argument('--knn-interval', type=int, default=None,
                         help='epochs between k-NN evaluations (default: '
                         'epochs / 10, at least 1)')
-    parser.add_argument('--k', type=int, default=20)
-    parser.add_argument('--temperature', type=float, default=0.07)
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--k', type=int, default=20,
+                        help='k-NN neighbours (default: 20, as DINO)')
+    parser.add_argument('--temperature', type=float, default=0.07,
+                        help='k-NN vote temperature (default: 0.07, as '
+                        'DINO)')
+    parser.add_argument('--batch-size', type=int, default=32,
+                        help='training batch size (default: 32)')
     parser.add_argument('--workers', type=int, default=None,
                         help='training loader workers (default: 0 on the '
                         'CPU, where the main process decodes 64-px images '
                         'faster than workers that compete for the cores; 4 '
                         'on a GPU)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='first seed (model, masks, crops and the '
+                        'generated data; default: 0)')
+    parser.add_argument('--verbose', action='store_true',
+                        help="print mmengine's whole log (environment, "
+                        'config, hook order) and the traceback of a '
+                        'refusal')
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     known = strategy_names()
     if args.strategies == ['all']:
@@ -99,8 +162,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f'{", ".join(known)} or all')
     if len(set(args.strategies)) != len(args.strategies):
         parser.error('a strategy is named twice in --strategies')
-    if min(args.epochs, args.num_images, args.batch_size) < 1:
-        parser.error('--epochs, --num-images and --batch-size must be >= 1')
+    if min(args.epochs, args.num_images, args.batch_size, args.seeds) < 1:
+        parser.error('--epochs, --num-images, --batch-size and --seeds '
+                     'must be >= 1')
+    from mmmask.models.utils import feature_layer
+    for name in args.feature:
+        try:
+            feature_layer(name)
+        except ValueError as err:
+            parser.error(f'--probe-features: {err}')
+    if len(set(args.feature)) != len(args.feature):
+        parser.error('a feature is named twice in --probe-features')
+    if args.probe_epochs and not all(0 < e <= args.epochs
+                                     for e in args.probe_epochs):
+        parser.error(f'--probe-epochs {args.probe_epochs}: give epochs in '
+                     f'1 .. --epochs ({args.epochs}); the initialised '
+                     'encoder is --init-baseline')
+    args.probe_epochs = sorted(set(args.probe_epochs))
     if args.num_val is None:
         args.num_val = max(args.num_images // 2, 3)
     if args.knn_interval is None:
@@ -133,37 +211,51 @@ def select_device(device: Optional[str]) -> str:
     """The device mmengine runs on; refuse one it cannot give."""
     import torch
     from mmengine.device import get_device
+
+    from mmmask.errors import InvalidInputError
     picked = get_device()
     if device is None:
         return picked
     if device == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA device is available')
+        raise InvalidInputError(
+            '--device cuda: no CUDA device is available; leave --device '
+            'out (or give cpu)')
     if picked != device:
-        raise SystemExit(
+        raise InvalidInputError(
             f'--device {device}, but mmengine was imported before and runs '
             f'on {picked}: run the tool as a script')
     return device
 
 
-def prepare_data(args: argparse.Namespace) -> str:
-    """The labelled ImageNet-layout folder: --data, or generated shapes
-    (a folder per size and seed, so runs of other sizes never mix)."""
+def seeds_of(args: argparse.Namespace) -> List[int]:
+    """The seeds of every strategy's runs."""
+    return [args.seed + i for i in range(args.seeds)]
+
+
+def prepare_data(args: argparse.Namespace, seed: int) -> str:
+    """The labelled ImageNet-layout folder of one seed: --data, or
+    generated shapes (a folder per style, size and seed, so runs of other
+    sizes never mix)."""
     if args.data is not None:
         return args.data
-    from mmmask.datasets.synthetic import make_labelled_shapes
+    from mmmask.datasets.synthetic import DEFAULT_STYLE, make_labelled_shapes
+    style = ('' if args.shapes_style == DEFAULT_STYLE else
+             f'{args.shapes_style}-')
     root = osp.join(
-        args.out, 'data', f'shapes-64px-train{args.num_images}-'
-        f'val{args.num_val}-seed{args.seed}')
+        args.out, 'data', f'shapes-64px-{style}train{args.num_images}-'
+        f'val{args.num_val}-seed{seed}')
     make_labelled_shapes(root, args.num_images, args.num_val, size=64,
-                         seed=args.seed)
+                         seed=seed, style=args.shapes_style)
     return root
 
 
 def settings_of(args: argparse.Namespace, data: str) -> dict:
+    """The settings a reused --out must share (``data``: the first
+    seed's)."""
     out = {key: getattr(args, key) for key in SETTINGS}
     out['data'] = data
     if args.data is not None:
-        out['num_images'] = out['num_val'] = None
+        out['num_images'] = out['num_val'] = out['shapes_style'] = None
     return out
 
 
@@ -176,7 +268,8 @@ def check_settings(out: str, settings: dict) -> None:
         diff = {k: (earlier.get(k), v) for k, v in settings.items()
                 if earlier.get(k) != v}
         if diff:
-            raise SystemExit(
+            from mmmask.errors import WorkDirInUseError
+            raise WorkDirInUseError(
                 f'{out} holds runs made with other settings '
                 f'(earlier, now): {diff}; give another --out (runs there '
                 'are never overwritten)')
@@ -186,13 +279,16 @@ def check_settings(out: str, settings: dict) -> None:
 
 
 def run_config(name: str, args: argparse.Namespace, data: str,
-               work_dir: str):
-    """The strategy's config with this comparison's data, schedule, k-NN
-    hook, logging and checkpoints."""
+               work_dir: str, seed: int):
+    """The strategy's config with this comparison's data, schedule, seed,
+    k-NN hook, logging and checkpoints, and the protections
+    ``tools/train.py`` switches on (``CheckedRunner``,
+    ``AtomicCheckpointHook``, image loading that names a bad file)."""
     from mmengine.config import Config, ConfigDict
 
     from mmmask.apis import adapt_to_cpu
     from mmmask.apis.strategies import strategy_config
+    from mmmask.engine import switch_on_protections
     cfg = strategy_config(name, epochs=args.epochs, root=ROOT)
     loader = cfg.train_dataloader
     loader.dataset.data_root = osp.join(data, 'train')
@@ -202,7 +298,10 @@ def run_config(name: str, args: argparse.Namespace, data: str,
     loader.num_workers = args.workers
     loader.persistent_workers = args.workers > 0
     iters = -(-count_images(osp.join(data, 'train')) // args.batch_size)
-    cfg.randomness = dict(seed=args.seed, diff_rank_seed=True)
+    cfg.randomness = dict(seed=seed, diff_rank_seed=True)
+    probe_epochs = list(args.probe_epochs)
+    if args.init_baseline:
+        probe_epochs.insert(0, 0)
     cfg.custom_hooks = list(cfg.custom_hooks) + [
         dict(type='RandomStateHook'),
         dict(type='KNNEvalHook',
@@ -211,14 +310,16 @@ def run_config(name: str, args: argparse.Namespace, data: str,
              val_dataset=dict(type='CustomDataset', data_root=data,
                               data_prefix='val'),
              interval=args.knn_interval, at_start=True,
-             feature=args.feature, k=args.k, temperature=args.temperature,
-             batch_size=64, num_workers=args.workers, linear_probe=True),
+             feature=list(args.feature), k=args.k,
+             temperature=args.temperature, batch_size=64,
+             num_workers=args.workers, linear_probe=True,
+             probe_epochs=probe_epochs),
     ]
     # one log line per epoch with the epoch's mean loss
     cfg.log_processor = dict(window_size=iters, by_epoch=True)
     cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=iters)
     cfg.default_hooks.checkpoint = ConfigDict(
-        type='CheckpointHook', interval=args.knn_interval,
+        type='AtomicCheckpointHook', interval=args.knn_interval,
         max_keep_ckpts=1)
     backends = [dict(type='LocalVisBackend')]
     import importlib.util
@@ -230,6 +331,7 @@ def run_config(name: str, args: argparse.Namespace, data: str,
     if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         cfg.resume = True
     adapt_to_cpu(cfg)
+    switch_on_protections(cfg)
     # a config without a file: the Runner dumps it as {timestamp}.py, not
     # under the name of the demo config it was derived from
     return Config(cfg.to_dict())
@@ -246,23 +348,32 @@ def count_images(folder: str) -> int:
                for _, _, files in os.walk(folder) for f in files)
 
 
-def train_one(name: str, args: argparse.Namespace, data: str) -> dict:
-    """Train (or resume) one strategy; its result, also written to
-    ``OUT/<name>/result.json``."""
-    from mmengine.runner import Runner
-    work_dir = osp.join(args.out, name)
+def train_one(name: str, args: argparse.Namespace, data: str,
+              seed: int) -> dict:
+    """Train (or resume) one strategy with one seed; its result, also
+    written to ``OUT/<name>/seed<seed>/result.json``."""
+    from mmmask.apis.tool_logging import tell
+    from mmmask.engine import build_runner
+    work_dir = run_dir(args.out, name, seed)
     os.makedirs(work_dir, exist_ok=True)
-    cfg = run_config(name, args, data, work_dir)
+    cfg = run_config(name, args, data, work_dir, seed)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
+    tell(runner.logger, f'{name}, seed {seed}: {cfg.model.type}, '
+         f'{args.epochs} epochs, data {data}, work dir {work_dir}')
     runner.train()
     result = summarise(name, work_dir, cfg.model.type)
-    result.update(wall_seconds=time.perf_counter() - start,
+    result.update(seed=seed, wall_seconds=time.perf_counter() - start,
                   load_start=load_start, load_end=os.getloadavg()[0])
     from mmmask.fileio import atomic_write_text
     atomic_write_text(osp.join(work_dir, 'result.json'),
                       json.dumps(result, indent=1))
     return result
+
+
+def run_dir(out: str, name: str, seed: int) -> str:
+    """The work dir of one run."""
+    return osp.join(out, name, f'seed{seed}')
 
 
 def epoch_losses(work_dir: str) -> Dict[int, float]:
@@ -282,13 +393,21 @@ def epoch_losses(work_dir: str) -> Dict[int, float]:
 
 
 def summarise(name: str, work_dir: str, algorithm: str) -> dict:
-    """The result row of a finished run."""
+    """The result of a finished run (one strategy, one seed)."""
     import numpy as np
     with open(osp.join(work_dir, 'knn.json')) as f:
         records = json.load(f)
     losses = epoch_losses(work_dir)
     timed = [r for r in records if 'epoch_seconds' in r]
     last = records[-1]
+    # every evaluation with a linear probe, the initialised encoder's and
+    # the last one: {epoch: {feature: {metric: top-1}}} (string keys, as
+    # json gives them back)
+    probes = {
+        str(r['epoch']): scores_of(r)
+        for r in records
+        if r['epoch'] in (0, last['epoch']) or 'linear_top1' in r
+    }
     return dict(
         strategy=name,
         algorithm=algorithm,
@@ -306,7 +425,76 @@ def summarise(name: str, work_dir: str, algorithm: str) -> dict:
         epochs=last['epoch'],
         num_train=last['num_train'],
         num_val=last['num_val'],
-        feature=last['feature'])
+        feature=last['feature'],
+        features=list(scores_of(last)),
+        probes=probes)
+
+
+def scores_of(record: dict) -> Dict[str, Dict[str, float]]:
+    """``{feature: {metric: top-1}}`` of one k-NN record."""
+    if 'by_feature' in record:
+        return record['by_feature']
+    return {record['feature']: {m: record[m] for m in METRICS
+                                if m in record}}
+
+
+def aggregate(runs: List[dict]) -> dict:
+    """One strategy's row: the means over its seeds (the first seed's
+    curves), and ``summary``: per probed epoch and feature, each metric's
+    mean and standard error over the seeds and its gap over the
+    initialised encoder (``mmmask.evaluation.seed_summary``)."""
+    import numpy as np
+
+    from mmmask.evaluation import accuracy_summary, gap_summary
+    first = runs[0]
+
+    def mean(key):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return float(np.mean(values)) if values else None
+
+    nums = [r['num_val'] for r in runs]
+    summary = {}
+    for epoch in first['probes']:
+        if not all(epoch in r['probes'] for r in runs):
+            continue  # a probe epoch of some seeds only
+        for feature in first['features']:
+            cell = {}
+            for metric in METRICS:
+                values = [r['probes'][epoch].get(feature, {}).get(metric)
+                          for r in runs]
+                if None in values:
+                    continue
+                cell[metric] = accuracy_summary(values, nums)
+                init = [r['probes'].get('0', {}).get(feature, {}).get(
+                    metric) for r in runs]
+                if epoch != '0' and None not in init:
+                    cell['gap_' + metric] = gap_summary(values, init, nums)
+            if cell:
+                summary.setdefault(epoch, {})[feature] = cell
+    return dict(
+        strategy=first['strategy'],
+        algorithm=first['algorithm'],
+        seeds=[r.get('seed') for r in runs],
+        knn_top1=mean('knn_top1'),
+        linear_top1=mean('linear_top1'),
+        final_loss=mean('final_loss'),
+        sec_per_epoch=mean('sec_per_epoch'),
+        knn_start=mean('knn_start'),
+        knn_epoch_share=mean('knn_epoch_share'),
+        knn_curve=first['knn_curve'],
+        loss_curve=first['loss_curve'],
+        epochs=first['epochs'],
+        num_train=first['num_train'],
+        num_val=first['num_val'],
+        feature=first['feature'],
+        features=first['features'],
+        wall_seconds=sum(r.get('wall_seconds') or 0 for r in runs),
+        load_start=min((r['load_start'] for r in runs
+                        if r.get('load_start') is not None), default=None),
+        load_end=max((r['load_end'] for r in runs
+                      if r.get('load_end') is not None), default=None),
+        summary=summary,
+        runs=runs)
 
 
 def class_count(data: str) -> int:
@@ -314,26 +502,85 @@ def class_count(data: str) -> int:
                 if osp.isdir(osp.join(data, 'train', d))])
 
 
+def fmt(value, spec: str) -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def fmt_acc(cell: Optional[dict]) -> str:
+    """``mean +- s.e.`` of an :func:`accuracy_summary` (s.e. over seeds;
+    the mean alone for one seed)."""
+    if cell is None:
+        return '-'
+    if cell.get('se') is None:
+        return f'{cell["mean"]:.1f}'
+    return f'{cell["mean"]:.1f} +- {cell["se"]:.1f}'
+
+
+def fmt_gap(cell: Optional[dict]) -> str:
+    """``gap +- s.e. (gap / s.e.)`` of a :func:`gap_summary`."""
+    if cell is None:
+        return '-'
+    return (f'{cell["gap"]:+.1f} +- {cell["se"]:.1f} '
+            f'({fmt(cell["in_se"], "+.1f")})')
+
+
+def final_cell(row: dict, feature: Optional[str] = None) -> dict:
+    """The summary of a row's last epoch for a feature (default: the
+    first)."""
+    return row['summary'].get(str(row['epochs']), {}).get(
+        feature or row['feature'], {})
+
+
+def init_cell(row: dict, feature: Optional[str] = None) -> dict:
+    return row['summary'].get('0', {}).get(feature or row['feature'], {})
+
+
 def table(results: List[dict]) -> List[str]:
-    """Markdown table, one row per strategy in the order given."""
-
-    def fmt(value, spec):
-        return '-' if value is None else format(value, spec)
-
+    """Markdown table, one row per strategy in the order given (the first
+    probe feature, the last epoch; mean +- s.e. over the seeds)."""
     lines = [
-        '| strategy | algorithm | k-NN top-1 (%) | k-NN at init (%) | '
-        'linear top-1 (%) | final loss | s / epoch | k-NN cost '
-        '(share of an epoch) |',
-        '|---|---|---:|---:|---:|---:|---:|---:|'
+        '| strategy | algorithm | seeds | k-NN top-1 (%) | k-NN at init '
+        '(%) | linear top-1 (%) | linear at init (%) | linear gap over '
+        'init (points, s.e., gap / s.e.) | k-NN gap over init | final '
+        'loss | s / epoch | k-NN cost (share of an epoch) |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
     ]
     for r in results:
+        last, init = final_cell(r), init_cell(r)
         lines.append(
             f'| {r["strategy"]} | {r["algorithm"]} | '
-            f'{fmt(r["knn_top1"], ".1f")} | {fmt(r["knn_start"], ".1f")} | '
-            f'{fmt(r["linear_top1"], ".1f")} | '
+            f'{len(r.get("seeds") or [None])} | '
+            f'{fmt_acc(last.get("knn_top1"))} | '
+            f'{fmt_acc(init.get("knn_top1"))} | '
+            f'{fmt_acc(last.get("linear_top1"))} | '
+            f'{fmt_acc(init.get("linear_top1"))} | '
+            f'{fmt_gap(last.get("gap_linear_top1"))} | '
+            f'{fmt_gap(last.get("gap_knn_top1"))} | '
             f'{fmt(r["final_loss"], ".4f")} | '
             f'{fmt(r["sec_per_epoch"], ".1f")} | '
             f'{fmt(r["knn_epoch_share"], ".2f")} |')
+    return lines
+
+
+def probe_table(results: List[dict]) -> List[str]:
+    """Every probed epoch and feature of every strategy."""
+    lines = [
+        '| strategy | feature | epoch | k-NN top-1 (%) | linear top-1 (%) '
+        '| k-NN gap over init | linear gap over init |',
+        '|---|---|---:|---:|---:|---:|---:|'
+    ]
+    for r in results:
+        for feature in r['features']:
+            for epoch in sorted(r['summary'], key=int):
+                cell = r['summary'][epoch].get(feature)
+                if cell is None:
+                    continue
+                lines.append(
+                    f'| {r["strategy"]} | {feature} | {epoch} | '
+                    f'{fmt_acc(cell.get("knn_top1"))} | '
+                    f'{fmt_acc(cell.get("linear_top1"))} | '
+                    f'{fmt_gap(cell.get("gap_knn_top1"))} | '
+                    f'{fmt_gap(cell.get("gap_linear_top1"))} |')
     return lines
 
 
@@ -345,31 +592,48 @@ def report(results: List[dict], settings: dict, out: str,
     atomic_write_text(osp.join(out, 'results.json'), json.dumps(
         dict(strategies=results, settings=meta), indent=1))
     chance = 100.0 / extra['num_classes']
+    seeds = ', '.join(map(str, extra['seeds']))
     lines = [
         '# Masking strategies compared (small proxy)', '',
         f'Tiny ViT of `configs/demo/` (6 layers, 192-d, 8-px patches, '
         f'64-px input), {settings["epochs"]} epochs, batch '
-        f'{settings["batch_size"]}, seed {settings["seed"]}; data '
-        f'`{settings["data"]}` ({results[0]["num_train"]} train / '
-        f'{results[0]["num_val"]} val images, {extra["num_classes"]} '
-        f'classes: chance {chance:.1f} %). k-NN: {settings["feature"]} '
-        f'feature, k = {settings["k"]}, T = {settings["temperature"]}, '
+        f'{settings["batch_size"]}, seeds {seeds}; data '
+        f'`{settings["data"]}` ({style_of(settings)}; '
+        f'{results[0]["num_train"]} train / {results[0]["num_val"]} val '
+        f'images, {extra["num_classes"]} classes: chance {chance:.1f} %). '
+        f'k-NN: k = {settings["k"]}, T = {settings["temperature"]}, '
         f'every {settings["knn_interval"]} epochs; linear probe on the '
-        'frozen final features. Losses are not comparable across '
-        'algorithms (MAE: normalised-pixel L2; SimMIM: L1; CAMAE: '
-        'contrastive + L2).', '',
-        f'One standard error of a top-1 accuracy near chance on '
+        'frozen features at the end and at the probe epochs '
+        f'{settings["probe_epochs"] or "(none)"}; features '
+        f'{", ".join(settings["feature"])} (the first in the main table). '
+        'Losses are not comparable across algorithms (MAE: '
+        'normalised-pixel L2; SimMIM: L1; CAMAE: contrastive + L2).', '',
+        'Accuracies: mean +- standard error over the seeds (the mean '
+        'alone for one seed). Gap over init: the trained encoder minus the '
+        "same seed's initialised encoder, averaged over seeds; its "
+        'standard error is the larger of the seeds\' one and the binomial '
+        'one of the validation set (`mmmask/evaluation/seed_summary.py`); '
+        'in brackets the gap in standard errors.', '',
+        f'One binomial standard error of a top-1 accuracy near chance on '
         f'{results[0]["num_val"]} validation images is '
-        f'{standard_error(chance, results[0]["num_val"]):.1f} points: '
-        'differences of that size are noise.', '',
-        f'Device: {extra["device"]}; {extra["cpu_count"]} CPUs; wall time '
-        f'of all runs (training, k-NN, probe, set-up), summed: '
+        f'{standard_error(chance, results[0]["num_val"]):.1f} points.', '',
+        f'Device: {extra["device"]}; {extra["cpu_count"]} CPUs, '
+        f'{extra["torch_threads"]} torch threads; wall time of all runs '
+        '(training, k-NN, probe, set-up), summed: '
         f'{sum(r["wall_seconds"] for r in results) / 60:.1f} min; 1-minute '
-        'load average of the machine at the start and end of each run: '
+        'load average of the machine at the start and end of the runs: '
         f'{load_range(results)}.', ''
-    ] + table(results) + ['']
+    ] + table(results) + ['', '## Every probe', ''] + probe_table(
+        results) + ['']
     atomic_write_text(osp.join(out, 'results.md'), '\n'.join(lines))
     plot(results, osp.join(out, 'comparison.png'), chance)
+
+
+def style_of(settings: dict) -> str:
+    """The data's kind for the report."""
+    if settings.get('shapes_style') is None:
+        return 'given with --data'
+    return f'generated shapes, style {settings["shapes_style"]}'
 
 
 def load_range(results: List[dict]) -> str:
@@ -385,8 +649,8 @@ def load_range(results: List[dict]) -> str:
 def standard_error(percent: float, num: int) -> float:
     """Binomial standard error, in points, of an accuracy measured on
     ``num`` samples: ``100 * sqrt(p (1 - p) / num)``."""
-    p = percent / 100
-    return 100 * (p * (1 - p) / max(num, 1))**0.5
+    from mmmask.evaluation import binomial_se
+    return binomial_se(percent, num)
 
 
 def plot(results: List[dict], path: str, chance: float) -> None:
@@ -442,6 +706,13 @@ def main(argv=None) -> List[dict]:
     argv = sys.argv[1:] if argv is None else list(argv)
     hide_gpus_for_cpu(argv)
     args = parse_args(argv)
+    from mmmask.apis.tool_logging import console_mode
+    with console_mode('verbose' if args.verbose else 'quiet'):
+        return compare(args)
+
+
+def compare(args: argparse.Namespace) -> List[dict]:
+    """The body of :func:`main`: every run, then the report."""
     device = select_device(args.device)
     if args.workers is None:
         args.workers = 0 if device == 'cpu' else 4
@@ -449,31 +720,45 @@ def main(argv=None) -> List[dict]:
 
     import mmmask  # noqa: F401  (registers the components)
     os.makedirs(args.out, exist_ok=True)
-    data = prepare_data(args)
-    settings = settings_of(args, data)
+    seeds = seeds_of(args)
+    data = {seed: prepare_data(args, seed) for seed in seeds}
+    settings = settings_of(args, data[seeds[0]])
     check_settings(args.out, settings)
-    results = []
+    total = len(args.strategies) * len(seeds)
+    print(f'{len(args.strategies)} strategies x {len(seeds)} seeds = '
+          f'{total} runs of {args.epochs} epochs into {args.out} '
+          f'({device})')
+    rows, done = [], 0
     for name in args.strategies:
-        path = osp.join(args.out, name, 'result.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                results.append(json.load(f))
-            print(f'{name}: done before, skipped ({path})')
-            continue
-        result = train_one(name, args, data)
-        results.append(result)
-        print(f'{name}: k-NN top-1 {result["knn_top1"]:.1f} %, linear '
-              f'{result["linear_top1"]:.1f} %, final loss '
-              f'{result["final_loss"]:.4f}, {result["sec_per_epoch"]:.1f} '
-              f's / epoch, {result["wall_seconds"]:.0f} s in all')
+        runs = []
+        for seed in seeds:
+            done += 1
+            print(f'[{done}/{total}] {name}, seed {seed}', flush=True)
+            path = osp.join(run_dir(args.out, name, seed), 'result.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    runs.append(json.load(f))
+                print(f'{name}: done before, skipped ({path})')
+                continue
+            result = train_one(name, args, data[seed], seed)
+            runs.append(result)
+            print(f'{name}, seed {seed}: k-NN top-1 '
+                  f'{result["knn_top1"]:.1f} %, linear '
+                  f'{result["linear_top1"]:.1f} %, final loss '
+                  f'{result["final_loss"]:.4f}, '
+                  f'{result["sec_per_epoch"]:.1f} s / epoch, '
+                  f'{result["wall_seconds"]:.0f} s in all', flush=True)
+        rows.append(aggregate(runs))
     extra = dict(device=device, cpu_count=os.cpu_count(),
                  torch_threads=torch.get_num_threads(),
-                 num_classes=class_count(data))
-    report(results, settings, args.out, extra)
-    print('\n'.join(table(results)))
+                 num_classes=class_count(data[seeds[0]]), seeds=seeds,
+                 data_by_seed={str(k): v for k, v in data.items()})
+    report(rows, settings, args.out, extra)
+    print('\n'.join(table(rows)))
     print(f'written: {args.out}/results.json, results.md, comparison.png')
-    return results
+    return rows
 
 
 if __name__ == '__main__':
-    main()
+    from mmmask.apis.tool_errors import run_tool
+    run_tool(main)

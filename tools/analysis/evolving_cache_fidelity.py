@@ -8,7 +8,10 @@ the fresh per-step one (the current model on the crop), with the chance
 and EM-rerun references, and the mean masked-region size of both modes'
 masks. Prints a table by cache age and writes ``OUT/fidelity.json``,
 ``OUT/fidelity.md`` and ``OUT/fidelity.png``. The training itself runs in
-``OUT/work_dir`` (a new folder: an existing one is refused).
+``OUT/work_dir`` (a new folder: an existing one is refused), with our
+``CheckedRunner`` and ``AtomicCheckpointHook`` as ``tools/train.py`` runs
+it; the console shows the progress lines and the table (``--verbose``:
+mmengine's whole log).
 
 Usage:
     python tools/analysis/evolving_cache_fidelity.py --method ehm \\
@@ -23,10 +26,10 @@ from collections import defaultdict
 from typing import Dict, List
 
 import numpy as np
-from mmengine.runner import Runner
-
 from mmmask.apis import adapt_to_cpu, load_config
 from mmmask.apis.tool_errors import run_tool
+from mmmask.apis.tool_logging import console_mode
+from mmmask.engine import build_runner, switch_on_protections
 from mmmask.fileio import atomic_write, atomic_write_text
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -40,16 +43,23 @@ COLUMNS = ('ari', 'chance', 'ari_em_rerun', 'region_cached', 'region_fresh')
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--method', choices=sorted(CONFIGS), required=True)
-    parser.add_argument('--epochs', type=int, default=30)
+    parser.add_argument('--method', choices=sorted(CONFIGS), required=True,
+                        help='the cached demo config to train')
+    parser.add_argument('--epochs', type=int, default=30,
+                        help='training epochs (default: 30)')
     parser.add_argument('--interval', type=int, default=10,
                         help='refresh interval R in epochs (ages 0 .. R-1 '
                         'are all measured in one run)')
-    parser.add_argument('--num-samples', type=int, default=64)
+    parser.add_argument('--num-samples', type=int, default=64,
+                        help='training crops measured after every epoch '
+                        '(default: 64)')
     parser.add_argument('--data', default=osp.join(ROOT, 'data',
                                                    'shapes-64px'),
                         help='image folder (make_shapes_dataset.py output)')
     parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--verbose', action='store_true',
+                        help="print mmengine's whole log and the traceback "
+                        'of a refusal')
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.interval < 1:
         parser.error('--epochs and --interval must be >= 1')
@@ -74,10 +84,11 @@ def run(args: argparse.Namespace) -> List[Dict[str, float]]:
     cfg.custom_hooks.append(
         dict(type='EvolvedCacheFidelityHook',
              num_samples=args.num_samples))
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+    cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook',
                                         interval=args.epochs)
     adapt_to_cpu(cfg)
-    runner = Runner.from_cfg(cfg)
+    switch_on_protections(cfg)
+    runner = build_runner(cfg)
     runner.train()
     hook = next(h for h in runner.hooks
                 if type(h).__name__ == 'EvolvedCacheFidelityHook')
@@ -135,7 +146,8 @@ def plot(records: List[Dict[str, float]], path: str, title: str) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    records = run(args)
+    with console_mode('verbose' if args.verbose else 'quiet'):
+        records = run(args)
     summary = by_age(records)
     lines = table(summary)
     title = (f'{args.method.upper()} cached (R = {args.interval}) vs per '

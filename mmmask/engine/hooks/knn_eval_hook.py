@@ -28,7 +28,7 @@ import copy
 import json
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dataset import default_collate
@@ -40,7 +40,7 @@ from mmpretrain.registry import DATASETS, HOOKS
 
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.evaluation import knn_top1, linear_probe_top1
-from mmmask.models.utils import FEATURES, frozen_features
+from mmmask.models.utils import feature_layer, frozen_feature_set
 from .random_state_hook import get_random_state, set_random_state
 from .utils import (gather_shards, shard_indices, unwrap_model,
                     whole_image_pipeline, write_run_record)
@@ -60,8 +60,12 @@ class KNNEvalHook(Hook):
         at_start (bool): Also evaluate before the first epoch (the
             initialised encoder: the baseline a run should beat). Defaults
             to False.
-        feature (str): ``'cls'`` (the CLS token, DINO's choice) or
-            ``'mean'`` (mean of the patch tokens). Defaults to 'cls'.
+        feature (str | Sequence[str]): ``'cls'`` (the CLS token, DINO's
+            choice), ``'mean'`` (mean of the patch tokens) or ``'layer:N'``
+            (mean of the patch tokens after block N, from 1); a list scores
+            each (one forward pass): every record has ``by_feature``, and
+            its ``knn_top1``/``linear_top1`` are the first feature's.
+            Defaults to 'cls'.
         k (int): Neighbours. Defaults to 20 (DINO).
         temperature (float): Vote temperature. Defaults to 0.07 (DINO).
         batch_size (int): Images per forward on each rank. Defaults to 64.
@@ -73,6 +77,9 @@ class KNNEvalHook(Hook):
         linear_probe (bool): At the last evaluation also train a linear
             classifier on the frozen features
             (:func:`mmmask.evaluation.linear_probe_top1`). Defaults to False.
+        probe_epochs (Sequence[int]): Further epochs at which to evaluate
+            (off the interval too) with the linear probe; 0 is the
+            initialised encoder (needs ``at_start``). Defaults to none.
         linear_probe_l2 (float): Its weight decay. Defaults to 1e-3.
         out_file (str, optional): Records file. Defaults to
             ``{work_dir}/knn.json``.
@@ -89,7 +96,7 @@ class KNNEvalHook(Hook):
                  val_dataset: dict,
                  interval: int = 1,
                  at_start: bool = False,
-                 feature: str = 'cls',
+                 feature: Union[str, Sequence[str]] = 'cls',
                  k: int = 20,
                  temperature: float = 0.07,
                  batch_size: int = 64,
@@ -97,10 +104,23 @@ class KNNEvalHook(Hook):
                  pipeline: Optional[List[dict]] = None,
                  linear_probe: bool = False,
                  linear_probe_l2: float = 1e-3,
+                 probe_epochs: Sequence[int] = (),
                  out_file: Optional[str] = None) -> None:
-        if feature not in FEATURES:
+        features = [feature] if isinstance(feature, str) else list(feature)
+        try:
+            if not features or len(set(features)) != len(features):
+                raise ValueError('give one or more distinct features')
+            for name in features:
+                feature_layer(name)
+        except ValueError as err:
+            raise InvalidInputError(f'KNNEvalHook: feature={feature!r}: '
+                                    f'{err}') from None
+        probe_epochs = sorted({int(e) for e in probe_epochs})
+        if probe_epochs and (probe_epochs[0] < 0 or (
+                probe_epochs[0] == 0 and not at_start)):
             raise InvalidInputError(
-                f'KNNEvalHook: feature={feature!r}; choose one of {FEATURES}')
+                f'KNNEvalHook: probe_epochs={probe_epochs} must be >= 0, '
+                'and 0 (the initialised encoder) needs at_start=True')
         if int(interval) < 1 or int(k) < 1 or temperature <= 0:
             raise InvalidInputError(
                 f'KNNEvalHook: interval={interval} and k={k} must be >= 1, '
@@ -116,7 +136,8 @@ class KNNEvalHook(Hook):
                                  val=copy.deepcopy(val_dataset))
         self.interval = int(interval)
         self.at_start = bool(at_start)
-        self.feature = feature
+        self.features = features
+        self.feature = features[0]
         self.k = int(k)
         self.temperature = float(temperature)
         self.batch_size = int(batch_size)
@@ -124,6 +145,7 @@ class KNNEvalHook(Hook):
         self.pipeline = pipeline
         self.linear_probe = bool(linear_probe)
         self.linear_probe_l2 = float(linear_probe_l2)
+        self.probe_epochs = probe_epochs
         self.out_file = out_file
         #: one dict per evaluation (epoch, knn_top1, seconds, ...)
         self.records: List[Dict] = []
@@ -144,39 +166,54 @@ class KNNEvalHook(Hook):
 
     # -- schedule --------------------------------------------------------
     def before_train(self, runner) -> None:
+        blocks = len(unwrap_model(runner.model).backbone.layers)
+        for name in self.features:
+            try:
+                feature_layer(name, blocks)
+            except ValueError as err:
+                raise InvalidInputError(f'KNNEvalHook: {err}') from None
         self._train_seconds, self._timed_epochs = 0.0, 0
         if self.at_start and runner.epoch == 0 and not any(
                 r['epoch'] == 0 for r in self.records):
-            self.evaluate(runner, epoch=0)
+            self.evaluate(runner, epoch=0, final=0 in self.probe_epochs)
         self._clock = time.perf_counter()
 
     def after_train_epoch(self, runner) -> None:
         self._train_seconds += time.perf_counter() - self._clock
         self._timed_epochs += 1
         last = runner.epoch + 1 >= runner.max_epochs
-        if self.every_n_epochs(runner, self.interval) or last:
-            self.evaluate(runner, epoch=runner.epoch + 1, final=last)
+        probe = runner.epoch + 1 in self.probe_epochs
+        if self.every_n_epochs(runner, self.interval) or last or probe:
+            self.evaluate(runner, epoch=runner.epoch + 1,
+                          final=last or probe)
             self._train_seconds, self._timed_epochs = 0.0, 0
         self._clock = time.perf_counter()
 
     # -- work ------------------------------------------------------------
     def evaluate(self, runner, epoch: int, final: bool = False) -> Dict:
-        """Score the current encoder; record, log and return the result."""
+        """Score the current encoder; record, log and return the result.
+
+        ``final``: also the linear probe (when ``linear_probe``)."""
         start = time.perf_counter()
         state = get_random_state()
         try:
             model = unwrap_model(runner.model)
-            train_x, train_y = self.extract(model, 'train')
-            val_x, val_y = self.extract(model, 'val')
+            train_x, train_y = self.extract_all(model, 'train')
+            val_x, val_y = self.extract_all(model, 'val')
             num_classes = int(max(train_y.max(), val_y.max())) + 1
+            scores = {}
+            for name in self.features:
+                scores[name] = dict(knn_top1=knn_top1(
+                    train_x[name], train_y, val_x[name], val_y,
+                    num_classes, self.k, self.temperature))
+                if final and self.linear_probe:
+                    scores[name]['linear_top1'] = linear_probe_top1(
+                        train_x[name], train_y, val_x[name], val_y,
+                        num_classes, self.linear_probe_l2)
             record = dict(epoch=epoch, iter=runner.iter,
-                          knn_top1=knn_top1(train_x, train_y, val_x, val_y,
-                                            num_classes, self.k,
-                                            self.temperature))
-            if final and self.linear_probe:
-                record['linear_top1'] = linear_probe_top1(
-                    train_x, train_y, val_x, val_y, num_classes,
-                    self.linear_probe_l2)
+                          **scores[self.feature])
+            if len(self.features) > 1:
+                record['by_feature'] = scores
         finally:
             set_random_state(state)
         record['seconds'] = time.perf_counter() - start
@@ -190,11 +227,18 @@ class KNNEvalHook(Hook):
         self._report(runner, record)
         return record
 
-    @torch.no_grad()
     def extract(self, model, split: str) -> Tuple[torch.Tensor,
                                                   torch.Tensor]:
-        """Features and labels of a whole split, in dataset order, on
-        every rank (each rank embeds its shard; shards are gathered)."""
+        """Features (the first of ``feature``) and labels of a whole split,
+        in dataset order, on every rank."""
+        feats, labels = self.extract_all(model, split)
+        return feats[self.feature], labels
+
+    @torch.no_grad()
+    def extract_all(self, model, split: str) -> Tuple[
+            Dict[str, torch.Tensor], torch.Tensor]:
+        """Every feature and the labels of a whole split, in dataset order,
+        on every rank (each rank embeds its shard; shards are gathered)."""
         dataset = self.datasets(model)[split]
         num = len(dataset)
         rank, world = get_dist_info()
@@ -206,22 +250,26 @@ class KNNEvalHook(Hook):
             shuffle=False,
             collate_fn=default_collate,
             generator=torch.Generator())  # leaves the global RNG alone
-        feats, labels = [], []
+        feats = {name: [] for name in self.features}
+        labels = []
         for batch in loader:
             labels.append(self._labels(batch['data_samples'], split))
             inputs = model.data_preprocessor(batch, False)['inputs']
             if isinstance(inputs, (list, tuple)):
                 inputs = inputs[0]
-            feats.append(
-                frozen_features(model.backbone, inputs, self.feature))
+            for name, x in frozen_feature_set(model.backbone, inputs,
+                                              self.features).items():
+                feats[name].append(x)
         dim = model.backbone.embed_dims
         device = next(model.backbone.parameters()).device
-        local_x = torch.cat(feats) if feats else torch.zeros(
-            0, dim, device=device)
         local_y = torch.cat(labels) if labels else torch.zeros(
             0, dtype=torch.long)
-        return (gather_shards(local_x.float(), num),
-                gather_shards(local_y.to(local_x.device), num))
+        out = {}
+        for name, parts in feats.items():
+            local_x = torch.cat(parts) if parts else torch.zeros(
+                0, dim, device=device)
+            out[name] = gather_shards(local_x.float(), num)
+        return out, gather_shards(local_y.to(device), num)
 
     @staticmethod
     def _labels(samples, split: str) -> torch.Tensor:
@@ -257,6 +305,11 @@ class KNNEvalHook(Hook):
                 f'{record["num_val"]} val images)')
         if 'linear_top1' in record:
             text += f'; linear probe top-1 {record["linear_top1"]:.2f} %'
+        for name, scores in record.get('by_feature', {}).items():
+            if name != self.feature:
+                text += f'; {name}: k-NN {scores["knn_top1"]:.2f} %'
+                if 'linear_top1' in scores:
+                    text += f', linear {scores["linear_top1"]:.2f} %'
         text += f'; took {record["seconds"]:.1f} s'
         if 'epoch_share' in record:
             text += (f' = {record["epoch_share"]:.2f} of a training epoch '
