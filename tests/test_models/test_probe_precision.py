@@ -66,8 +66,10 @@ def test_partitions_agree_with_fp32_on_separated_inputs(trained_demo_model):
     x = quadrants()
     hook = HOOKS.build(dict(type='EvolvedStructureRefreshHook'))
     ehm = model.masker
+    # merge=0: exactly the 4 parts (a merge decision near its threshold
+    # may flip with bfloat16's rounding)
     epm = MODELS.build(dict(type='EvolvedPartMasker', parts_range=(4, 4),
-                            cached=True))
+                            merge=0, cached=True))
     rows = {}
     for name, masker in (('ehm', ehm), ('epm', epm)):
         model.masker = masker
