@@ -50,7 +50,7 @@ from mmpretrain.registry import TRANSFORMS
 
 from mmmask.errors import InvalidInputError, WrongKindError
 from mmmask.fileio import atomic_link, remove_stale_temporaries
-from mmmask.fileio.workdir import continue_hint, last_checkpoint
+from mmmask.fileio.workdir import last_checkpoint
 from mmmask.masks import (CacheError, CacheSizeError, ImageCacheReader,
                           check_cache, check_cache_size, get_cache_kind,
                           row_shape, write_image_cache)
@@ -58,8 +58,8 @@ from mmmask.masks.image_cache import (is_version_of, version_files,
                                       version_path)
 from mmmask.models.utils import patch_grid
 from .cache_versions import CheckpointReferences, checkpoint_folders
-from .utils import (gather_shards, shard_indices, unwrap_model,
-                    whole_image_pipeline)
+from .utils import (gather_shards, run_continue_hint, shard_indices,
+                    unwrap_model, whole_image_pipeline)
 
 
 class _WholeImages(Dataset):
@@ -414,9 +414,8 @@ class PerImageCacheRefreshHook(Hook):
     @staticmethod
     def _next_step(runner) -> str:
         """The ``--resume`` command a failed cache write tells the user."""
-        config = getattr(getattr(runner, 'cfg', None), 'filename', None)
         return ('The checkpoints and the cache versions they name are '
-                'unchanged. ' + continue_hint(runner.work_dir, config))
+                'unchanged. ' + run_continue_hint(runner))
 
     # -- work ----------------------------------------------------------
     def refresh(self, runner) -> None:

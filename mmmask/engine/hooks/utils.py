@@ -7,6 +7,9 @@ from mmengine.dist import all_gather, get_dist_info
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from mmmask.fileio import WriteFailed, atomic_write_text
+from mmmask.fileio.workdir import continue_hint
+
 
 def shard_indices(num: int, rank: int, world_size: int) -> List[int]:
     """Indices ``rank, rank + world, ...`` of ``range(num)``: one rank's shard.
@@ -89,6 +92,15 @@ def gather_shards(local: torch.Tensor, num: int) -> torch.Tensor:
     return full
 
 
+def run_continue_hint(runner) -> str:
+    """:func:`mmmask.fileio.workdir.continue_hint` for a runner: the exact
+    ``--resume`` command (its work dir and config file) after a failed
+    write."""
+    config: Optional[str] = getattr(
+        getattr(runner, 'cfg', None), 'filename', None)
+    return continue_hint(runner.work_dir, config)
+
+
 def write_run_record(runner, path: str, text: str, what: str) -> None:
     """Write a hook's record file atomically (``mmmask.fileio``); a failed
     write (disk full...) keeps the earlier file and tells the exact
@@ -100,12 +112,7 @@ def write_run_record(runner, path: str, text: str, what: str) -> None:
         text (str): Its new contents.
         what (str): What the file holds, for the message.
     """
-    from mmmask.fileio.workdir import continue_hint
-    from mmmask.fileio import WriteFailed, atomic_write_text
     try:
         atomic_write_text(path, text, what)
     except WriteFailed as err:
-        config: Optional[str] = getattr(
-            getattr(runner, 'cfg', None), 'filename', None)
-        raise err.continue_with(
-            continue_hint(runner.work_dir, config)) from err
+        raise err.continue_with(run_continue_hint(runner)) from err
