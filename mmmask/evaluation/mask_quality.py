@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmmask.masks.stats import adjusted_rand_index as batch_ari
+
 
 def patch_objects(objects: Tensor, patch: int) -> Tensor:
     """Object map on the patch grid.
@@ -110,12 +112,9 @@ def completeness(mask: Tensor, objects: Tensor) -> Optional[float]:
     return complete / total if total else None
 
 
-def _pairs(n: Tensor) -> Tensor:
-    return n * (n - 1) / 2
-
-
 def adjusted_rand_index(a: Tensor, b: Tensor) -> float:
-    """Adjusted Rand index of two labellings of the same items.
+    """Adjusted Rand index of two labellings of the same items (one
+    labelling of :func:`mmmask.masks.stats.adjusted_rand_index`).
 
     ``(index - expected) / (max - expected)`` with ``index`` the pairs
     together in both, ``expected = pairs_a * pairs_b / pairs`` (its mean
@@ -130,22 +129,10 @@ def adjusted_rand_index(a: Tensor, b: Tensor) -> float:
     Returns:
         float: The index, at most 1; 0 on average for unrelated labellings.
     """
-    a, b = a.reshape(-1).long(), b.reshape(-1).long()
+    a, b = a.reshape(-1), b.reshape(-1)
     if a.numel() != b.numel():
         raise ValueError(f'{a.numel()} and {b.numel()} items')
-    ia = torch.unique(a, return_inverse=True)[1]
-    ib = torch.unique(b, return_inverse=True)[1]
-    na, nb = int(ia.max()) + 1, int(ib.max()) + 1
-    table = torch.zeros(na * nb, dtype=torch.float64)
-    table.index_add_(0, ia * nb + ib, torch.ones_like(a, dtype=torch.float64))
-    table = table.view(na, nb)
-    index = _pairs(table).sum()
-    pa, pb = _pairs(table.sum(1)).sum(), _pairs(table.sum(0)).sum()
-    expected = pa * pb / _pairs(torch.tensor(float(a.numel())))
-    top = (pa + pb) / 2
-    if float(top - expected) == 0.0:
-        return 1.0
-    return float((index - expected) / (top - expected))
+    return float(batch_ari(a[None], b[None])[0])
 
 
 def chance_ari(objects: Tensor, structure: Tensor, num: int = 200,

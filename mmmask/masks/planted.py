@@ -24,6 +24,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .stats import adjusted_rand_index as stats_ari
+
 
 def planted_regions(batch: int,
                     grid: Tuple[int, int] = (14, 14),
@@ -120,7 +122,8 @@ def _contingency(parts: Tensor, truth: Tensor) -> Tensor:
 
 
 def adjusted_rand_index(parts: Tensor, truth: Tensor) -> Tensor:
-    """Adjusted Rand index of two labellings, per image.
+    """Adjusted Rand index of two labellings, per image
+    (:func:`mmmask.masks.stats.adjusted_rand_index`).
 
     Args:
         parts (Tensor): ``(B, L)`` labels (e.g. EPM's parts).
@@ -130,22 +133,7 @@ def adjusted_rand_index(parts: Tensor, truth: Tensor) -> Tensor:
         Tensor: ``(B,)`` float64; 1 for the same partition up to renaming,
         about 0 for independent ones. Two one-part labellings score 1.
     """
-    table = _contingency(parts, truth)
-    n = parts.shape[1]
-
-    def pairs(x: Tensor) -> Tensor:
-        return (x * (x - 1) / 2).sum(dim=-1)
-
-    index = pairs(table.flatten(1))
-    a = pairs(table.sum(dim=2))
-    b = pairs(table.sum(dim=1))
-    expected = a * b / (n * (n - 1) / 2)
-    top = (a + b) / 2
-    denom = top - expected
-    same = denom.abs() < 1e-12  # both trivial: identical partitions
-    return torch.where(same, torch.ones_like(top),
-                       (index - expected) / denom.where(~same,
-                                                        torch.ones_like(top)))
+    return stats_ari(parts, truth)
 
 
 def purity(parts: Tensor, truth: Tensor) -> Tensor:
