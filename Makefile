@@ -23,8 +23,15 @@ $(STAMP): requirements/*.txt setup.py tools/setup_env.sh
 $(CORE_STAMP): requirements/*.txt setup.py tools/setup_env.sh
 	VENV=$(VENV) bash tools/setup_env.sh core
 
+# the suite in parallel (pytest-xdist): one worker per core, at most 4,
+# each with one torch thread; a test file stays on one worker (its module
+# fixtures are built once) and the costliest files start first
+# (tests/conftest.py); TEST_WORKERS=0 runs it in this process
+TEST_WORKERS ?= auto
+test: export OMP_NUM_THREADS ?= 1
 test: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --maxprocesses 4 \
+		--dist loadfile --no-loadscope-reorder
 
 # style check of the package, tools and tests (setup.cfg [flake8])
 lint: $(STAMP)
@@ -34,9 +41,17 @@ lint: $(STAMP)
 # in its place, warns at import that mmcv.ops is missing: the demo does not
 # use it
 demo gallery: export PYTHONWARNINGS = ignore::UserWarning:mmcv.cnn.bricks.transformer
-# one torch thread unless you say otherwise: on a busy 2-core machine two
-# threads made a demo step 20x slower (8-12 s instead of 0.46 s, measured
-# one after the other under a load average of 10-12; docs/install.md)
+# torch threads: one unless you say otherwise (OMP_NUM_THREADS=...), and
+# for the demo's training as many as cores are free when it starts
+# (tools/misc/idle_cores.py measures it in half a second): on an idle
+# 2-core machine two threads train about twice as fast as one, while on a
+# busy one two threads made a demo step 20x slower (8-12 s instead of
+# 0.46 s under a load average of 10-12; docs/install.md)
+ifeq ($(origin OMP_NUM_THREADS),undefined)
+TRAIN_THREADS = $(shell $(PY) tools/misc/idle_cores.py 2>/dev/null || echo 1)
+else
+TRAIN_THREADS = $(OMP_NUM_THREADS)
+endif
 demo gallery: export OMP_NUM_THREADS ?= 1
 
 # --resume: a second `make demo` continues (or, when finished, reuses) the
@@ -46,7 +61,7 @@ demo: $(CORE_STAMP)
 	@echo "[demo 1/4] $(DEMO_DATA): 512 synthetic 64x64 images"
 	$(PY) tools/misc/make_shapes_dataset.py --out $(DEMO_DATA) --num 512 --size 64
 	@echo "[demo 2/4] pre-training the tiny MAE, 60 epochs (progress lines; the full log is in $(DEMO_DIR)/<time>/)"
-	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --resume
+	OMP_NUM_THREADS=$(TRAIN_THREADS) $(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --resume
 	@echo "[demo 3/4] reconstructions of the checkpoint"
 	$(PY) tools/analysis/visualize_reconstruction.py $(DEMO_CFG) \
 		$$(cat $(DEMO_DIR)/last_checkpoint) --out $(DEMO_DIR)/reconstruction.png

@@ -56,3 +56,17 @@ def demo_checkpoint(trained_demo_model, tmp_path_factory):
     path = str(out / 'demo.pth')
     torch.save(dict(state_dict=state, meta=dict(epoch=1)), path)
     return path, images
+
+
+def pytest_collection_modifyitems(config, items):
+    """Costliest test files first (``tests/file_costs.py``), the others in
+    their collection order: `make test` hands whole files to its workers in
+    this order (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``),
+    so the long files start at once and the short ones fill the gaps at the
+    end instead of one long file running alone."""
+    from tests.file_costs import FILE_SECONDS
+    order = {}
+    for index, item in enumerate(items):
+        path = item.nodeid.split('::')[0]
+        order.setdefault(path, (-FILE_SECONDS.get(path, 0.0), index))
+    items.sort(key=lambda item: order[item.nodeid.split('::')[0]])
