@@ -140,9 +140,13 @@ PYEOF
 
 # mmcv_pch DIR SRC: precompile mmcv's common header into DIR with the flags
 # torch's BuildExtension gives every CPU source (ours, -fPIC, the include
-# folders, C++17, the extension macros). gcc uses DIR/<header>.gch wherever a
-# source's first include is that header (63 of 77 sources) and ignores it
-# otherwise, so a mismatch costs time, never correctness.
+# folders, C++17, the extension macros), next to a copy of the header. The
+# build includes DIR/<header> first in every source (-include): gcc then
+# reads DIR/<header>.gch instead of the torch headers, in all 77 sources
+# (63 start with that header; the other 14 include it after a standard or
+# torch header, and its include guard makes their own include empty). A
+# mismatch of flags makes gcc ignore the .gch, costing time, never
+# correctness.
 mmcv_pch() {
     local dir=$1 src=$2 includes
     includes="$("$PY" - "$src" <<'PYEOF'
@@ -159,9 +163,10 @@ print(' '.join('-I' + d for d in dirs))
 PYEOF
 )"
     mkdir -p "$dir"
+    cp "$src/mmcv/ops/csrc/common/pytorch_cpp_helper.hpp" "$dir/"
     # shellcheck disable=SC2086  # flag lists are split on purpose
     "${CXX:-c++}" -x c++-header $MMCV_CFLAGS -fPIC $includes \
-        "$src/mmcv/ops/csrc/common/pytorch_cpp_helper.hpp" \
+        "$dir/pytorch_cpp_helper.hpp" \
         -o "$dir/pytorch_cpp_helper.hpp.gch" \
         -std=c++17 -DTORCH_API_INCLUDE_EXTENSION_H -DTORCH_EXTENSION_NAME=_ext
 }
@@ -183,8 +188,9 @@ build_mmcv_wheel() {
     cflags="$MMCV_CFLAGS"
     if [ "$ops" = cpu ]; then
         if mmcv_pch "$tmp/pch" "$src"; then
+            # -include: every source starts with the precompiled header;
             # -Winvalid-pch: the log says so if a source cannot use it
-            cflags="$cflags -I$tmp/pch -Winvalid-pch"
+            cflags="$cflags -I$tmp/pch -include $tmp/pch/pytorch_cpp_helper.hpp -Winvalid-pch"
             echo "precompiled header: $tmp/pch"
         else
             echo "precompiling the header failed; compiling without it"

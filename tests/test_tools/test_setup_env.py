@@ -209,6 +209,10 @@ def test_full_level_builds_caches_and_swaps_in_mmcv_with_ops(
     pch = next(c for c in calls() if c.startswith('c++ -x c++-header'))
     pch_dir = re.search(r'-o (\S+)/pytorch_cpp_helper\.hpp\.gch', pch)
     assert f'-I{pch_dir.group(1)}' in cflags  # sources find the header
+    # every source starts with it (the 14 that include it later, too)
+    include = cflags.index('-include')
+    assert cflags[include + 1] == \
+        f'{pch_dir.group(1)}/pytorch_cpp_helper.hpp'
     for flag in ('-O3', '-g0', '-fPIC', '-I/torch/include', '-std=c++17',
                  '-DTORCH_EXTENSION_NAME=_ext'):
         assert flag in pch.split(), flag
