@@ -87,39 +87,43 @@ def test_unknown_strategy_and_bad_data_are_named(tmp_path, capsys):
     assert 'has no train or val folder' in capsys.readouterr().err
 
 
-def test_any_imagenet_layout_folder_via_data(smoke, tmp_path):
+@pytest.fixture(scope='module')
+def seeds_run(smoke, tmp_path_factory):
+    """Two seeds of random on the smoke's data, given with --data (an
+    ImageNet-layout folder): one run for the --data and the seeds tests."""
     out, _ = smoke
     data = next((out / 'data').iterdir())  # train/<class>, val/<class>
-    compare = tool_module('tools/analysis/compare_strategies.py')
-    rows = compare.main(['--strategies', 'grid', '--epochs', '1', '--data',
-                         str(data), '--workers', '0', '--out',
-                         str(tmp_path / 'cmp')])
-    assert (rows[0]['num_train'], rows[0]['num_val']) == (64, 32)
-    doc = json.loads((tmp_path / 'cmp' / 'results.json').read_text())
-    assert doc['settings']['data'] == str(data)
-    assert doc['settings']['num_images'] is None  # --data: not generated
-    assert not (tmp_path / 'cmp' / 'data').exists()
-
-
-def test_seeds_give_mean_se_and_the_gap_over_init(smoke, tmp_path):
-    """Two seeds on the smoke's data: every probe (the initialised
-    encoder, the probe epoch, the end) for each feature, with the mean and
-    standard error over the seeds and the gap over the initialised
-    encoder."""
-    out, _ = smoke
-    data = next((out / 'data').iterdir())
+    cmp = tmp_path_factory.mktemp('seeds') / 'cmp'
     compare = tool_module('tools/analysis/compare_strategies.py')
     rows = compare.main(['--strategies', 'random', '--epochs', '2',
                          '--data', str(data), '--workers', '0', '--seeds',
                          '2', '--init-baseline', '--probe-epochs', '1',
                          '--probe-features', 'mean', 'layer:3', '--out',
-                         str(tmp_path / 'cmp')])
+                         str(cmp)])
+    return data, cmp, rows
+
+
+def test_any_imagenet_layout_folder_via_data(seeds_run):
+    data, cmp, rows = seeds_run
+    assert (rows[0]['num_train'], rows[0]['num_val']) == (64, 32)
+    doc = json.loads((cmp / 'results.json').read_text())
+    assert doc['settings']['data'] == str(data)
+    assert doc['settings']['num_images'] is None  # --data: not generated
+    assert not (cmp / 'data').exists()
+
+
+def test_seeds_give_mean_se_and_the_gap_over_init(seeds_run):
+    """Two seeds on the smoke's data: every probe (the initialised
+    encoder, the probe epoch, the end) for each feature, with the mean and
+    standard error over the seeds and the gap over the initialised
+    encoder."""
+    _, cmp, rows = seeds_run
     row = rows[0]
     assert row['seeds'] == [0, 1] and len(row['runs']) == 2
     assert row['features'] == ['mean', 'layer:3']
     assert sorted(row['summary'], key=int) == ['0', '1', '2']
     for seed, run in zip((0, 1), row['runs']):
-        assert (tmp_path / 'cmp' / 'random' / f'seed{seed}' /
+        assert (cmp / 'random' / f'seed{seed}' /
                 'result.json').is_file()
         assert run['probes']['0']['layer:3']['linear_top1'] >= 0
     last = row['summary']['2']['layer:3']
@@ -134,7 +138,7 @@ def test_seeds_give_mean_se_and_the_gap_over_init(smoke, tmp_path):
     assert gap['se'] >= gap['binomial_se'] > 0
     assert gap['in_se'] == pytest.approx(gap['gap'] / gap['se'])
     assert 'gap_linear_top1' not in row['summary']['0']['mean']
-    table = (tmp_path / 'cmp' / 'results.md').read_text()
+    table = (cmp / 'results.md').read_text()
     assert '| random | layer:3 | 1 |' in table
     # the different seeds trained different encoders
     assert row['runs'][0]['loss_curve'] != row['runs'][1]['loss_curve']
