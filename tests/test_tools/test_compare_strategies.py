@@ -22,7 +22,7 @@ def _config_text_formatted_once():
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp('compare')
     res = tool('tools/analysis/compare_strategies.py', '--strategies',
-               'random', 'ehm', '--epochs', '1', '--num-images', '64',
+               'random', 'ehm', '--epochs', '1', '--num-images', '32',
                '--workers', '0', '--out', str(out))
     return out, res
 
@@ -38,7 +38,7 @@ def test_smoke_run_writes_both_result_files(smoke):
         assert r['final_loss'] > 0 and r['sec_per_epoch'] > 0
         # k-NN before training and after the one epoch
         assert [e for e, _ in r['knn_curve']] == [0, 1]
-        assert (r['num_train'], r['num_val']) == (64, 32)
+        assert (r['num_train'], r['num_val']) == (32, 16)
     assert rows[0]['algorithm'] == 'MAEWithMasker'
     table = (out / 'results.md').read_text()
     assert '| random | MAEWithMasker |' in table and '| ehm |' in table
@@ -46,7 +46,7 @@ def test_smoke_run_writes_both_result_files(smoke):
     # the generated labelled split: 3 classes, ImageNet layout
     data = doc['settings']['data']
     assert sorted(p.name for p in (out / 'data').iterdir()) == [
-        'shapes-64px-train64-val32-seed0']
+        'shapes-64px-train32-val16-seed0']
     assert doc['settings']['num_classes'] == 3 and data.endswith('seed0')
     assert 'k-NN top-1' in res.stdout
 
@@ -67,7 +67,7 @@ def test_finished_runs_are_skipped(smoke, capsys):
     before = json.loads((out / 'results.json').read_text())['strategies']
     compare = tool_module('tools/analysis/compare_strategies.py')
     rows = compare.main(['--strategies', 'ehm', 'random', '--epochs', '1',
-                         '--num-images', '64', '--workers', '0', '--out',
+                         '--num-images', '32', '--workers', '0', '--out',
                          str(out)])
     text = capsys.readouterr().out
     assert 'ehm: done before, skipped' in text
@@ -80,7 +80,7 @@ def test_other_settings_in_the_same_out_are_refused(smoke):
     compare = tool_module('tools/analysis/compare_strategies.py')
     with pytest.raises(WorkDirInUseError, match='other settings'):
         compare.main(['--strategies', 'random', '--epochs', '2',
-                      '--num-images', '64', '--out', str(out)])
+                      '--num-images', '32', '--out', str(out)])
 
 
 def test_unknown_strategy_and_bad_data_are_named(tmp_path, capsys):
@@ -112,7 +112,7 @@ def seeds_run(smoke, tmp_path_factory):
 
 def test_any_imagenet_layout_folder_via_data(seeds_run):
     data, cmp, rows = seeds_run
-    assert (rows[0]['num_train'], rows[0]['num_val']) == (64, 32)
+    assert (rows[0]['num_train'], rows[0]['num_val']) == (32, 16)
     doc = json.loads((cmp / 'results.json').read_text())
     assert doc['settings']['data'] == str(data)
     assert doc['settings']['num_images'] is None  # --data: not generated
