@@ -5,17 +5,24 @@ import json
 import pytest
 
 from mmmask.errors import WorkDirInUseError
-from tests.helpers import tool_module
+from tests.helpers import config_text_formatted_once, tool_module
 from tests.test_tools.test_tools import tool
 
 KEYS = {'strategy', 'knn_top1', 'linear_top1', 'final_loss', 'sec_per_epoch'}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _config_text_formatted_once():
+    """The runners here format each config text once (the same text)."""
+    with config_text_formatted_once():
+        yield
 
 
 @pytest.fixture(scope='module')
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp('compare')
     res = tool('tools/analysis/compare_strategies.py', '--strategies',
-               'random', 'ehm', '--epochs', '1', '--num-images', '64',
+               'random', 'ehm', '--epochs', '1', '--num-images', '32',
                '--workers', '0', '--out', str(out))
     return out, res
 
@@ -31,7 +38,7 @@ def test_smoke_run_writes_both_result_files(smoke):
         assert r['final_loss'] > 0 and r['sec_per_epoch'] > 0
         # k-NN before training and after the one epoch
         assert [e for e, _ in r['knn_curve']] == [0, 1]
-        assert (r['num_train'], r['num_val']) == (64, 32)
+        assert (r['num_train'], r['num_val']) == (32, 16)
     assert rows[0]['algorithm'] == 'MAEWithMasker'
     table = (out / 'results.md').read_text()
     assert '| random | MAEWithMasker |' in table and '| ehm |' in table
@@ -39,7 +46,7 @@ def test_smoke_run_writes_both_result_files(smoke):
     # the generated labelled split: 3 classes, ImageNet layout
     data = doc['settings']['data']
     assert sorted(p.name for p in (out / 'data').iterdir()) == [
-        'shapes-64px-train64-val32-seed0']
+        'shapes-64px-train32-val16-seed0']
     assert doc['settings']['num_classes'] == 3 and data.endswith('seed0')
     assert 'k-NN top-1' in res.stdout
 
@@ -60,7 +67,7 @@ def test_finished_runs_are_skipped(smoke, capsys):
     before = json.loads((out / 'results.json').read_text())['strategies']
     compare = tool_module('tools/analysis/compare_strategies.py')
     rows = compare.main(['--strategies', 'ehm', 'random', '--epochs', '1',
-                         '--num-images', '64', '--workers', '0', '--out',
+                         '--num-images', '32', '--workers', '0', '--out',
                          str(out)])
     text = capsys.readouterr().out
     assert 'ehm: done before, skipped' in text
@@ -73,7 +80,7 @@ def test_other_settings_in_the_same_out_are_refused(smoke):
     compare = tool_module('tools/analysis/compare_strategies.py')
     with pytest.raises(WorkDirInUseError, match='other settings'):
         compare.main(['--strategies', 'random', '--epochs', '2',
-                      '--num-images', '64', '--out', str(out)])
+                      '--num-images', '32', '--out', str(out)])
 
 
 def test_unknown_strategy_and_bad_data_are_named(tmp_path, capsys):
@@ -87,39 +94,43 @@ def test_unknown_strategy_and_bad_data_are_named(tmp_path, capsys):
     assert 'has no train or val folder' in capsys.readouterr().err
 
 
-def test_any_imagenet_layout_folder_via_data(smoke, tmp_path):
+@pytest.fixture(scope='module')
+def seeds_run(smoke, tmp_path_factory):
+    """Two seeds of random on the smoke's data, given with --data (an
+    ImageNet-layout folder): one run for the --data and the seeds tests."""
     out, _ = smoke
     data = next((out / 'data').iterdir())  # train/<class>, val/<class>
-    compare = tool_module('tools/analysis/compare_strategies.py')
-    rows = compare.main(['--strategies', 'grid', '--epochs', '1', '--data',
-                         str(data), '--workers', '0', '--out',
-                         str(tmp_path / 'cmp')])
-    assert (rows[0]['num_train'], rows[0]['num_val']) == (64, 32)
-    doc = json.loads((tmp_path / 'cmp' / 'results.json').read_text())
-    assert doc['settings']['data'] == str(data)
-    assert doc['settings']['num_images'] is None  # --data: not generated
-    assert not (tmp_path / 'cmp' / 'data').exists()
-
-
-def test_seeds_give_mean_se_and_the_gap_over_init(smoke, tmp_path):
-    """Two seeds on the smoke's data: every probe (the initialised
-    encoder, the probe epoch, the end) for each feature, with the mean and
-    standard error over the seeds and the gap over the initialised
-    encoder."""
-    out, _ = smoke
-    data = next((out / 'data').iterdir())
+    cmp = tmp_path_factory.mktemp('seeds') / 'cmp'
     compare = tool_module('tools/analysis/compare_strategies.py')
     rows = compare.main(['--strategies', 'random', '--epochs', '2',
                          '--data', str(data), '--workers', '0', '--seeds',
                          '2', '--init-baseline', '--probe-epochs', '1',
                          '--probe-features', 'mean', 'layer:3', '--out',
-                         str(tmp_path / 'cmp')])
+                         str(cmp)])
+    return data, cmp, rows
+
+
+def test_any_imagenet_layout_folder_via_data(seeds_run):
+    data, cmp, rows = seeds_run
+    assert (rows[0]['num_train'], rows[0]['num_val']) == (32, 16)
+    doc = json.loads((cmp / 'results.json').read_text())
+    assert doc['settings']['data'] == str(data)
+    assert doc['settings']['num_images'] is None  # --data: not generated
+    assert not (cmp / 'data').exists()
+
+
+def test_seeds_give_mean_se_and_the_gap_over_init(seeds_run):
+    """Two seeds on the smoke's data: every probe (the initialised
+    encoder, the probe epoch, the end) for each feature, with the mean and
+    standard error over the seeds and the gap over the initialised
+    encoder."""
+    _, cmp, rows = seeds_run
     row = rows[0]
     assert row['seeds'] == [0, 1] and len(row['runs']) == 2
     assert row['features'] == ['mean', 'layer:3']
     assert sorted(row['summary'], key=int) == ['0', '1', '2']
     for seed, run in zip((0, 1), row['runs']):
-        assert (tmp_path / 'cmp' / 'random' / f'seed{seed}' /
+        assert (cmp / 'random' / f'seed{seed}' /
                 'result.json').is_file()
         assert run['probes']['0']['layer:3']['linear_top1'] >= 0
     last = row['summary']['2']['layer:3']
@@ -134,7 +145,7 @@ def test_seeds_give_mean_se_and_the_gap_over_init(smoke, tmp_path):
     assert gap['se'] >= gap['binomial_se'] > 0
     assert gap['in_se'] == pytest.approx(gap['gap'] / gap['se'])
     assert 'gap_linear_top1' not in row['summary']['0']['mean']
-    table = (tmp_path / 'cmp' / 'results.md').read_text()
+    table = (cmp / 'results.md').read_text()
     assert '| random | layer:3 | 1 |' in table
     # the different seeds trained different encoders
     assert row['runs'][0]['loss_curve'] != row['runs'][1]['loss_curve']
