@@ -399,3 +399,17 @@ def briefly_trained_demo(images, iters: int = 50, batch: int = 16,
     from mmpretrain.registry import MODELS
     model.masker = MODELS.build(masker)
     return model.eval()
+
+
+def read_package_metafiles_once(monkeypatch) -> None:
+    """Parse an installed OpenMMLab package's metafiles once per test.
+
+    For every ``mmpretrain::`` base of a config, mmengine reads all
+    ``model-index.yml`` metafiles of the package (~170 YAML files, about a
+    second) to resolve the path; it resolves to the same file every time.
+    Tests that load many configs read each metafile once instead.
+    """
+    import functools
+
+    from mmengine.config import utils
+    monkeypatch.setattr(utils, 'load', functools.lru_cache()(utils.load))

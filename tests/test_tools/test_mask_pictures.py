@@ -22,7 +22,7 @@ from mmmask.visualization.mask_vis import (OUTLINE_DARK, OUTLINE_LIGHT,
                                            legend_handles, outline_segments,
                                            overlay_plan, plan_legend,
                                            save_image_grid, to_pixels)
-from tests.helpers import ROOT, tool_module
+from tests.helpers import ROOT, read_package_metafiles_once, tool_module
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 RANDOM_DEMO = osp.join(DEMO,
@@ -44,6 +44,12 @@ def run_tool(*args, timeout=300):
     for text in INIT_LOG:
         assert text not in out.stdout + out.stderr
     return out
+
+
+@pytest.fixture(autouse=True)
+def fast_config_loading(monkeypatch):
+    """The tests here load the shipped configs many times in-process."""
+    read_package_metafiles_once(monkeypatch)
 
 
 @pytest.fixture(scope='module')
