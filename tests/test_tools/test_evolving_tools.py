@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from mmmask.datasets.synthetic import make_shapes_dataset
-from tests.helpers import ROOT, tool_module
+from tests.helpers import ROOT, tool_module, unformatted_config_text
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 EHM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_ehm-mask_1xb32-60e_shapes-64px.py')
@@ -80,7 +80,9 @@ def test_epm_parts_benchmark_prints_and_writes_json(
             assert 0 < q['purity'] <= 1 and q['parts'] >= 1
 
 
-def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys):
+def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys,
+                                                        monkeypatch):
+    unformatted_config_text(monkeypatch)
     data = tmp_path / 'shapes'
     make_shapes_dataset(str(data), num_images=32, size=64, seed=2)
     out = tmp_path / 'fid'
