@@ -14,11 +14,18 @@ import torch
 from PIL import Image
 
 from mmmask.datasets.synthetic import make_shapes_dataset
-from tests.helpers import ROOT, tool_module, unformatted_config_text
+from tests.helpers import (ROOT, read_package_metafiles_once, tool_module,
+                           unformatted_config_text)
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 EHM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_ehm-mask_1xb32-60e_shapes-64px.py')
 EPM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_epm-mask_1xb32-60e_shapes-64px.py')
+
+
+@pytest.fixture(autouse=True)
+def fast_config_loading(monkeypatch):
+    """The tools load the demo configs in-process."""
+    read_package_metafiles_once(monkeypatch)
 
 
 def test_visualize_masks_at_progress_values_with_regions(tmp_path,

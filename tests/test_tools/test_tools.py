@@ -19,7 +19,8 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import random_scores, select_by_score
 from mmmask.visualization import mae_reconstruct
-from tests.helpers import tiny_mae_cfg, tool_module
+from tests.helpers import (read_package_metafiles_once, tiny_mae_cfg,
+                           tool_module)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo',
@@ -34,9 +35,11 @@ def tool(*args, env=None, check=True):
     return out
 
 
-def test_visualize_masks_writes_png(tmp_path, shapes_dir, capsys):
+def test_visualize_masks_writes_png(tmp_path, shapes_dir, capsys,
+                                    monkeypatch):
     """In-process (the script as a user runs it, with its console output:
     test_mask_pictures.py)."""
+    read_package_metafiles_once(monkeypatch)
     out = tmp_path / 'masks.png'
     tool_module('tools/analysis/visualize_masks.py').main([
         DEMO_CFG, '--images', shapes_dir, '--num', '3', '--out', str(out)])
