@@ -6,6 +6,18 @@ from mmmask.datasets.synthetic import (make_labelled_shapes,
                                        make_shapes_dataset)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def config_work_done_once():
+    """Every test process formats each config text with yapf once and
+    parses mmpretrain's metafiles once (``tests.helpers``): mmengine repeats
+    both for every runner, checkpoint and ``mmpretrain::`` base, 0.5-3 s
+    each, with the same result every time."""
+    from tests.helpers import (config_text_formatted_once,
+                               package_metafiles_read_once)
+    with config_text_formatted_once(), package_metafiles_read_once():
+        yield
+
+
 @pytest.fixture(scope='session')
 def shapes_dir(tmp_path_factory):
     """32 synthetic 32x32 images in a folder."""

@@ -18,8 +18,7 @@ from mmmask.apis import build_model, load_config
 from mmmask.apis.launch import adapt_optim_wrapper_to_cpu
 from mmmask.datasets.synthetic import SHAPE_KINDS, make_labelled_shapes
 from mmmask.downstream.convert import convert_file
-from tests.helpers import (ROOT, config_text_formatted_once, tool_module,
-                           train_tool)
+from tests.helpers import ROOT, tool_module, train_tool
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 DOWNSTREAM = osp.join(DEMO, 'downstream')
@@ -34,13 +33,6 @@ UPERNET = osp.join(DOWNSTREAM,
 MASK_RCNN = osp.join(
     DOWNSTREAM, 'mask-rcnn_vit-tiny-p8-sfp_1xb4-6e_rects-coco-64px.py')
 CLASSES = SHAPE_KINDS
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _config_text_formatted_once():
-    """The runners here format each config text once (the same text)."""
-    with config_text_formatted_once():
-        yield
 
 
 @pytest.fixture(scope='module')

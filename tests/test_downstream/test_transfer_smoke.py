@@ -17,17 +17,9 @@ from mmengine.runner import Runner
 from mmmask.downstream.convert import convert_file
 from tests.downstream_data import (make_ade20k, make_classification_folder,
                                    make_coco)
-from tests.helpers import config_text_formatted_once
 from tests.test_downstream import transfer_cfgs as tc
 from tests.test_downstream.test_transfer_values import (
     assert_all_transferred, expected_tensors)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _config_text_formatted_once():
-    """The runners here format each config text once (the same text)."""
-    with config_text_formatted_once():
-        yield
 
 
 class CaptureHook(Hook):

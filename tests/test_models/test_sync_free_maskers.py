@@ -115,8 +115,10 @@ def test_pipeline_counts_are_read_once_per_run():
 @pytest.mark.parametrize('name', sorted(MASKERS))
 def test_every_masker_compiles_as_one_graph(name, tmp_path):
     """``torch.compile(fullgraph=True)`` on every masker (the probes, the
-    tree operator, EM, the plan), and ``torch._dynamo.explain`` finds no
-    graph break; the compiled plan has the exact counts."""
+    tree operator, EM, the plan): dynamo raises at the first graph break
+    (with its reason), so compiling is the check that there is none (one
+    trace: ``torch._dynamo.explain`` would trace it once more); the
+    compiled plan has the exact counts."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_mae_cfg(masker=MASKERS[name])).train()
     masker, backbone = model.masker, model.backbone
@@ -128,8 +130,6 @@ def test_every_masker_compiles_as_one_graph(name, tmp_path):
         return plan.ids_keep, plan.ids_masked, plan.ids_thrown
 
     torch._dynamo.reset()
-    explain = torch._dynamo.explain(plan_ids)(x)
-    assert explain.graph_break_count == 0, explain.break_reasons
     keep, masked, thrown = torch.compile(
         plan_ids, fullgraph=True, backend='aot_eager')(x)
     n_mask, n_throw, n_vis = plan_counts(16, masker.mask_ratio,
@@ -242,13 +242,17 @@ def test_mmengine_compile_runs_simmim_with_amt(tmp_path, shapes_dir):
     """mmengine's ``compile`` end to end (AOT autograd on dynamo's graphs,
     without inductor's C++ build time): SimMIM + AMT from its first
     cached batch on. The pipeline packs tensors: numpy fields of a data
-    sample stopped dynamo in mmengine's data preprocessor."""
+    sample stopped dynamo in mmengine's data preprocessor. Two steps of
+    16 images: the second one runs after mmengine's preprocessor was
+    recompiled (its guards hold the image paths), every further one
+    would cost another recompile."""
     from tests.helpers import amt_runner_cfg, tiny_simmim_run_cfg
     cfg = amt_runner_cfg(str(tmp_path / 'work'), shapes_dir, 1, warmup=0,
                          model=tiny_simmim_run_cfg(masker=dict(
                              type='AMTMasker', mask_ratio=0.44,
                              throw_ratio=0.26)))
     cfg['compile'] = dict(backend='aot_eager')
+    cfg['train_dataloader']['batch_size'] = 16
     torch._dynamo.reset()
     runner = train_runner(cfg)
-    assert runner.iter == 4
+    assert runner.iter == 2

@@ -5,17 +5,10 @@ import json
 import pytest
 
 from mmmask.errors import WorkDirInUseError
-from tests.helpers import config_text_formatted_once, tool_module
+from tests.helpers import tool_module
 from tests.test_tools.test_tools import tool
 
 KEYS = {'strategy', 'knn_top1', 'linear_top1', 'final_loss', 'sec_per_epoch'}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _config_text_formatted_once():
-    """The runners here format each config text once (the same text)."""
-    with config_text_formatted_once():
-        yield
 
 
 @pytest.fixture(scope='module')

@@ -1,16 +1,21 @@
-"""Pictures and benchmark of the evolving maskers (EHM, EPM)."""
+"""Pictures and benchmark of the evolving maskers (EHM, EPM).
+
+The tools' ``main`` runs in-process (each new Python process spends
+seconds importing torch and the OpenMM stack); the scripts' console
+output as a user sees it: test_mask_pictures.py, test_user_errors.py.
+"""
 import os.path as osp
 
 import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mmmask.datasets.synthetic import make_shapes_dataset
-from tests.helpers import tool_module
-
-from tests.test_tools.test_tools import ROOT, tool
+from tests.helpers import (ROOT, tool_module,
+                           unformatted_config_text)
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 EHM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_ehm-mask_1xb32-60e_shapes-64px.py')
@@ -18,21 +23,33 @@ EPM_DEMO = osp.join(DEMO, 'mae_vit-tiny-p8_epm-mask_1xb32-60e_shapes-64px.py')
 
 
 def test_visualize_masks_at_progress_values_with_regions(tmp_path,
-                                                         shapes_dir):
+                                                         shapes_dir, capsys):
     out = tmp_path / 'evolving.png'
-    res = tool('tools/analysis/visualize_masks.py', EHM_DEMO, EPM_DEMO,
-               '--images', shapes_dir, '--num', '1', '--progress', '0', '1',
-               '--segments', '--out', str(out))
-    assert 'saved' in res.stdout
+    tool_module('tools/analysis/visualize_masks.py').main([
+        EHM_DEMO, EPM_DEMO, '--images', shapes_dir, '--num', '1',
+        '--progress', '0', '1', '--segments', '--out', str(out)])
+    assert 'saved' in capsys.readouterr().out
     img = np.asarray(Image.open(out))
     # 2 configs x 2 progress values x (mask row + region row) = 8 rows
     assert img.shape[0] > 8 * 100
 
 
-def test_benchmark_prints_costs_and_tree_speed():
-    res = tool('tools/analysis/benchmark_evolving_masks.py', '--config',
-               EHM_DEMO, '--batch', '2', '--tree-batch', '4', '--reps', '1')
-    text = res.stdout
+@pytest.fixture
+def torch_threads():
+    """The benchmarks set torch's thread count: restored after the test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_prints_costs_and_tree_speed(capsys, monkeypatch,
+                                               torch_threads):
+    bench = tool_module('tools/analysis/benchmark_evolving_masks.py')
+    monkeypatch.setattr('sys.argv', [
+        'benchmark_evolving_masks.py', '--config', EHM_DEMO, '--batch', '2',
+        '--tree-batch', '4', '--reps', '1'])
+    bench.main()
+    text = capsys.readouterr().out
     for key in ('training step', 'EHM masker', 'EPM masker', '% of a step',
                 'FLOPs', 'images probed', 'whole run', 'scipy loop',
                 'speed-up'):
@@ -40,7 +57,7 @@ def test_benchmark_prints_costs_and_tree_speed():
 
 
 def test_epm_parts_benchmark_prints_and_writes_json(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capsys, monkeypatch, torch_threads):
     """Old and new EM, and the vMF option, at the three stages, with the
     timings; --json holds the same numbers (in-process: fast)."""
     out = tmp_path / 'parts.json'
@@ -64,18 +81,20 @@ def test_epm_parts_benchmark_prints_and_writes_json(
             assert 0 < q['purity'] <= 1 and q['parts'] >= 1
 
 
-def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys):
+def test_cache_fidelity_tool_writes_table_json_and_plot(tmp_path, capsys,
+                                                        monkeypatch):
+    unformatted_config_text(monkeypatch)
     data = tmp_path / 'shapes'
     make_shapes_dataset(str(data), num_images=32, size=64, seed=2)
     out = tmp_path / 'fid'
-    res = tool('tools/analysis/evolving_cache_fidelity.py', '--method',
-               'epm', '--epochs', '2', '--interval', '2', '--num-samples',
-               '8', '--data', str(data), '--out', str(out))
-    assert '| cache age (epochs) |' in res.stdout
+    fidelity = tool_module('tools/analysis/evolving_cache_fidelity.py')
+    fidelity.main(['--method', 'epm', '--epochs', '2', '--interval', '2',
+                   '--num-samples', '8', '--data', str(data), '--out',
+                   str(out)])
+    assert '| cache age (epochs) |' in capsys.readouterr().out
     doc = json.load(open(out / 'fidelity.json'))
     assert sorted(doc['by_age']) == ['0', '1'] and len(doc['records']) == 2
     assert (out / 'fidelity.png').stat().st_size > 0
-    fidelity = tool_module('tools/analysis/evolving_cache_fidelity.py')
     with pytest.raises(SystemExit) as err:  # never trains into a used dir
         fidelity.parse_args(['--method', 'epm', '--data', str(data),
                              '--out', str(out)])

@@ -1,18 +1,26 @@
-"""The command-line tools: training (also distributed), pictures, errors."""
+"""The command-line tools: pictures and reconstructions.
+
+Training's command line, also on two CPU ranks, is tested elsewhere:
+``test_user_errors.py`` (every refusal of ``tools/train.py``, and the
+script run as a user runs it), ``test_amt_refresh.py`` and
+``test_non_finite_loss.py`` (``tools/dist_train.sh`` on 2 gloo ranks),
+``test_distributed.py`` (2 ranks x batch 8 on 32 images: 2 iterations per
+epoch in the checkpoint).
+"""
 import os.path as osp
 import subprocess
 import sys
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from PIL import Image
 
 from mmpretrain.registry import MODELS
 
 from mmmask.masks import random_scores, select_by_score
 from mmmask.visualization import mae_reconstruct
-from tests.helpers import dist_train, tiny_mae_cfg, tiny_runner_cfg
+from tests.helpers import (tiny_mae_cfg,
+                           tool_module)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo',
@@ -27,10 +35,14 @@ def tool(*args, env=None, check=True):
     return out
 
 
-def test_visualize_masks_writes_png(tmp_path, shapes_dir):
+def test_visualize_masks_writes_png(tmp_path, shapes_dir, capsys,
+                                    monkeypatch):
+    """In-process (the script as a user runs it, with its console output:
+    test_mask_pictures.py)."""
     out = tmp_path / 'masks.png'
-    tool('tools/analysis/visualize_masks.py', DEMO_CFG, '--images',
-         shapes_dir, '--num', '3', '--out', str(out))
+    tool_module('tools/analysis/visualize_masks.py').main([
+        DEMO_CFG, '--images', shapes_dir, '--num', '3', '--out', str(out)])
+    assert f'saved {out}' in capsys.readouterr().out
     img = np.asarray(Image.open(out))
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 300
 
@@ -59,23 +71,3 @@ def test_reconstruction_keeps_visible_patches():
     rec2 = mae_reconstruct(model, x2, plan)
     diff = (rec2['composite'] - rec['composite'])[masked]
     assert torch.allclose(diff, torch.full_like(diff, 3.0), atol=1e-4)
-
-
-def test_train_tool_missing_resume_checkpoint(tmp_path):
-    cfg = tmp_path / 'cfg.py'
-    Config(tiny_runner_cfg(str(tmp_path), str(tmp_path))).dump(str(cfg))
-    out = tool('tools/train.py', str(cfg), '--resume',
-               str(tmp_path / 'nope.pth'), check=False)
-    assert out.returncode != 0
-    assert 'no such checkpoint' in out.stderr
-
-
-def test_dist_train_two_cpu_processes(tmp_path, shapes_dir):
-    cfg = tmp_path / 'tiny.py'
-    work = tmp_path / 'work'
-    Config(tiny_runner_cfg(str(work), shapes_dir, max_epochs=1)).dump(
-        str(cfg))
-    dist_train(cfg)
-    ckpt = torch.load(work / 'epoch_1.pth')
-    # 32 images, 2 ranks x batch 8 -> 2 iterations per epoch
-    assert ckpt['meta']['iter'] == 2
