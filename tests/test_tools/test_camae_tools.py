@@ -11,7 +11,7 @@ CAMAE_DEMO = osp.join(ROOT, 'configs', 'demo',
 
 
 def test_visualize_masks_of_camae_draws_the_reconstructed_view(
-        tmp_path, shapes_dir, capsys, monkeypatch):
+        tmp_path, shapes_dir, capsys):
     """In-process: the script's console output is tested with the MAE
     demos (test_mask_pictures.py)."""
     out = tmp_path / 'masks.png'

@@ -19,8 +19,7 @@ from mmpretrain.registry import MODELS
 
 from mmmask.masks import random_scores, select_by_score
 from mmmask.visualization import mae_reconstruct
-from tests.helpers import (tiny_mae_cfg,
-                           tool_module)
+from tests.helpers import tiny_mae_cfg, tool_module
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo',
@@ -35,8 +34,7 @@ def tool(*args, env=None, check=True):
     return out
 
 
-def test_visualize_masks_writes_png(tmp_path, shapes_dir, capsys,
-                                    monkeypatch):
+def test_visualize_masks_writes_png(tmp_path, shapes_dir, capsys):
     """In-process (the script as a user runs it, with its console output:
     test_mask_pictures.py)."""
     out = tmp_path / 'masks.png'
