@@ -26,12 +26,14 @@ $(CORE_STAMP): requirements/*.txt setup.py tools/setup_env.sh
 # the suite in parallel (pytest-xdist): one worker per core, at most 4,
 # each with one torch thread; a test file stays on one worker (its module
 # fixtures are built once) and the costliest files start first
-# (tests/conftest.py); TEST_WORKERS=0 runs it in this process
+# (tests/conftest.py); TEST_WORKERS=0 runs it in this process. Only the
+# tests get OMP_NUM_THREADS: a target-specific export would reach the
+# set-up too, whose nproc obeys it
 TEST_WORKERS ?= auto
-test: export OMP_NUM_THREADS ?= 1
+TEST_THREADS ?= 1
 test: $(STAMP)
-	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --maxprocesses 4 \
-		--dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests -q \
+		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # style check of the package, tools and tests (setup.cfg [flake8])
 lint: $(STAMP)

@@ -36,7 +36,8 @@
 #   PYTHON            interpreter used to create it (default: python3)
 #   MMMASK_CACHE      wheel cache folder (default: ~/.cache/mmmask)
 #   MMMASK_HEARTBEAT  seconds between heartbeat lines (default: 30)
-#   MAX_JOBS          parallel compile jobs for mmcv (default: nproc)
+#   MAX_JOBS          parallel compile jobs for mmcv (default: the usable
+#                     cores; OMP_NUM_THREADS does not lower it)
 #   MMCV_CFLAGS       compiler flags of the mmcv build
 #                     (default: -DNDEBUG -fwrapv -O3 -g0)
 set -euo pipefail
@@ -198,7 +199,10 @@ build_mmcv_wheel() {
     fi
     # -v: the compiler's [done/total] lines reach the log (heartbeat);
     # CFLAGS replaces Python's flags (-g -O3) in every compile command
-    CFLAGS="$cflags" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    # the usable cores: nproc without the OpenMP variables, which it obeys
+    # (make test runs torch with OMP_NUM_THREADS=1; the build must not)
+    CFLAGS="$cflags" MMCV_WITH_OPS=1 \
+        MAX_JOBS="${MAX_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}" \
         "${PIP[@]}" wheel -v --no-deps --no-build-isolation --no-cache-dir \
         -w "$tmp/wheel" "$src"
     mkdir -p "$wheel_dir"
