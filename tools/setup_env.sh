@@ -267,7 +267,7 @@ PYEOF
         wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-$key"
         wheel="$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)"
         if [ -z "$wheel" ]; then
-            run_step "[7/$STEPS] building mmcv $MMCV_VERSION with ops for $key (about 4 minutes on 2 idle cores)" \
+            run_step "[7/$STEPS] building mmcv $MMCV_VERSION with ops for $key (about 5 minutes on 2 idle cores)" \
                 build_mmcv_wheel "$wheel_dir" "$ops"
             wheel="$(ls "$wheel_dir"/mmcv-*.whl | head -n1)"
         else
@@ -323,7 +323,7 @@ main() {
     if stamp_ok "$CORE_STAMP"; then
         log "[1-6/$STEPS] the demo's stack in $VENV is up to date"
     else
-        log "installing into $VENV ($STEPS steps; the first install takes about 8 minutes on 2 idle cores, half of it the mmcv build)"
+        log "installing into $VENV ($STEPS steps; the first install takes about 9 minutes on 2 idle cores, 5 of them the mmcv build)"
         install_core
     fi
     install_full
