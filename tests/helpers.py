@@ -248,20 +248,24 @@ def evolved_runner_cfg(work_dir: str, data_root: str, max_epochs: int,
     return cfg
 
 
-def build_runner(cfg: dict):
-    """The runner a config dict asks for (``runner_type``), as the tools
-    build it, less two costs of mmengine that no test compares: the yapf
-    formatting of the config text it logs, dumps and checkpoints (the
-    text stays valid Python), and the serialisation of the training set
-    for loader workers (a ``gc.collect`` of the whole test process).
+def quick_config(cfg: dict):
+    """``Config(cfg)`` less two costs of mmengine that no test compares: the
+    yapf formatting of the config text a runner logs, dumps and checkpoints
+    (the text stays valid Python), and the serialisation of the training
+    set for loader workers (a ``gc.collect`` of the whole test process).
     Together they were most of a tiny test run's time."""
     from mmengine.config import Config
-
-    from mmmask.engine import build_runner as build
     config = Config(cfg, format_python_code=False)
     if config.get('train_dataloader'):
         config.train_dataloader.dataset.setdefault('serialize_data', False)
-    return build(config)
+    return config
+
+
+def build_runner(cfg: dict):
+    """The runner a config dict asks for (``runner_type``), as the tools
+    build it, from ``quick_config(cfg)``."""
+    from mmmask.engine import build_runner as build
+    return build(quick_config(cfg))
 
 
 def train_runner(cfg: dict, *hooks):

@@ -16,14 +16,13 @@ masks; see ``test_random_state_hook.py``).
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from mmmask.engine import CheckedRunner
 from tests.helpers import (CACHED_EPM, amt_runner_cfg, evolved_runner_cfg,
-                           knn_hook, tiny_camae_cfg, tiny_camae_runner_cfg,
-                           tiny_mae_cfg, tiny_runner_cfg,
-                           tiny_simmim_run_cfg)
+                           knn_hook, quick_config, tiny_camae_cfg,
+                           tiny_camae_runner_cfg, tiny_mae_cfg,
+                           tiny_runner_cfg, tiny_simmim_run_cfg)
 from tests.rank_state_dump import RankStateDumpHook, assert_same
 
 EPOCHS = 2
@@ -86,12 +85,7 @@ def train(make, work, data, kill_after=None, **kw):
     cfg['custom_hooks'] = cfg.get('custom_hooks', []) + [
         dict(type='RandomStateHook')]
     cfg['train_dataloader']['batch_size'] = 16  # 2 iterations per epoch
-    # 24 runners here: leave out what costs time and is compared nowhere,
-    # the yapf formatting of the config text mmengine logs, dumps and
-    # checkpoints (half of a tiny run), and the dataset's serialisation
-    # for loader workers (a gc.collect; the loaders run in this process)
-    cfg['train_dataloader']['dataset']['serialize_data'] = False
-    runner = CheckedRunner.from_cfg(Config(cfg, format_python_code=False))
+    runner = CheckedRunner.from_cfg(quick_config(cfg))
     recorder = RankStateDumpHook(plan_iters=None, dump=False)
     runner.register_hook(recorder)
     if kill_after is None:
