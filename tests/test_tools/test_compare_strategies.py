@@ -144,6 +144,62 @@ def test_seeds_give_mean_se_and_the_gap_over_init(seeds_run):
     assert row['runs'][0]['loss_curve'] != row['runs'][1]['loss_curve']
 
 
+def fake_run(strategy: str, seed: int, init: float, last: float) -> dict:
+    """A finished run's result.json, as ``summarise`` writes it: the
+    linear top-1 of the mean feature at epoch 0 and at the end (4)."""
+    return dict(strategy=strategy, algorithm='MAEWithMasker', seed=seed,
+                knn_top1=40.0, linear_top1=last, final_loss=0.5,
+                sec_per_epoch=3.0, knn_start=35.0, knn_epoch_share=0.5,
+                knn_curve=[[0, 35.0], [4, 40.0]], loss_curve=[[1, 0.5]],
+                epochs=4, num_train=300, num_val=3000, feature='mean',
+                features=['mean'],
+                probes={'0': {'mean': {'linear_top1': init}},
+                        '4': {'mean': {'linear_top1': last}}})
+
+
+def test_every_strategy_is_compared_with_the_reference_seed_by_seed():
+    """The "vs" cells: per seed the strategy's top-1 minus the
+    reference's (same seed: same data and validation images), averaged,
+    with the larger of the sample and the binomial standard error."""
+    compare = tool_module('tools/analysis/compare_strategies.py')
+    rows = [
+        compare.aggregate([fake_run('random', s, 36.0, v)
+                           for s, v in enumerate((50.0, 52.0, 51.0))]),
+        compare.aggregate([fake_run('ehm', s, 36.0, v)
+                           for s, v in enumerate((54.0, 57.0, 56.0))]),
+    ]
+    compare.compare_with_reference(rows, 'random')
+    assert [r['reference'] for r in rows] == ['random', 'random']
+    assert 'vs_linear_top1' not in rows[0]['summary']['4']['mean']
+    assert 'vs_linear_top1' not in rows[1]['summary']['0']['mean']
+    vs = rows[1]['summary']['4']['mean']['vs_linear_top1']
+    diffs = [4.0, 5.0, 5.0]  # 54 - 50, 57 - 52, 56 - 51
+    assert vs['gap'] == pytest.approx(sum(diffs) / 3)
+    assert vs['sample_se'] == pytest.approx(
+        (sum((d - 14 / 3)**2 for d in diffs) / 2)**0.5 / 3**0.5)
+    assert vs['se'] == max(vs['sample_se'], vs['binomial_se'])
+    assert vs['in_se'] == pytest.approx(vs['gap'] / vs['se'])
+    line = compare.table(rows)[3]
+    assert line.startswith('| ehm | MAEWithMasker | 3 |')
+    assert f'| {vs["gap"]:+.1f} +- {vs["se"]:.1f} ' in line
+    assert 'linear vs random' in compare.table(rows)[0]
+
+
+def test_the_reference_is_random_or_the_first_strategy(capsys):
+    compare = tool_module('tools/analysis/compare_strategies.py')
+
+    def reference(*argv):
+        return compare.parse_args(['--out', 'x', *argv]).reference
+
+    assert reference('--strategies', 'ehm', 'random') == 'random'
+    assert reference('--strategies', 'ehm', 'epm') == 'ehm'
+    assert reference('--strategies', 'ehm', 'epm', '--reference',
+                     'epm') == 'epm'
+    with pytest.raises(SystemExit):
+        reference('--strategies', 'ehm', '--reference', 'random')
+    assert 'is not among --strategies' in capsys.readouterr().err
+
+
 def test_probe_options_are_checked(capsys):
     compare = tool_module('tools/analysis/compare_strategies.py')
     for bad, message in ((['--probe-features', 'max'], 'layer:N'),

@@ -118,6 +118,42 @@ def test_compare_strategies_results_with_and_without_seeds(tmp_path):
     assert 'data `shapes-64px-train384-val384-seed0`' in lines[-1]
 
 
+def seed_row(strategy: str, top1: float, gap: float, vs=None) -> dict:
+    """A strategy of a seeded results.json: the summary cells the ranked
+    table reads."""
+    cell = dict(linear_top1=dict(mean=top1, se=0.4, binomial_se=0.5, n=3),
+                gap_linear_top1=dict(gap=gap, se=0.8, in_se=gap / 0.8),
+                knn_top1=dict(mean=35.0, se=0.2, binomial_se=0.5, n=3))
+    if vs is not None:
+        cell['vs_linear_top1'] = dict(gap=vs, se=1.0, in_se=vs / 1.0)
+    return dict(strategy=strategy, algorithm='MAEWithMasker',
+                seeds=[0, 1, 2], epochs=16, feature='mean',
+                summary={'16': {'mean': cell}}, sec_per_epoch=24.5,
+                num_train=1536, num_val=3072, wall_seconds=600)
+
+
+def test_ranked_comparison_orders_by_mean_linear_top1():
+    doc = dict(strategies=[seed_row('random', 48.0, 12.0),
+                           seed_row('ehm', 50.5, 14.5, vs=2.5),
+                           seed_row('grid', 44.0, 8.0, vs=-4.0)],
+               settings=dict(epochs=16, batch_size=32, seeds=[0, 1, 2],
+                             reference='random', num_classes=3,
+                             data='/x/shapes-64px-single-seed0'))
+    lines = update.compare_ranked(doc)
+    assert 'linear vs random' in lines[0]
+    assert [line.split(' | ')[1] for line in lines[2:5]] == [
+        'ehm', 'random', 'grid']
+    assert lines[2] == ('| 1 | ehm | MAEWithMasker | 3 | 50.5 ± 0.4 | '
+                        '+14.5 ± 0.8 (+18.1) | +2.5 ± 1.0 (+2.5) | '
+                        '35.0 ± 0.2 | - | 24.5 |')
+    assert '| 2 | random | MAEWithMasker | 3 | 48.0 ± 0.4 | +12.0 ± 0.8 ' \
+        '(+15.0) | - |' in lines[3]
+    assert '-4.0 ± 1.0 (-4.0)' in lines[4]
+    assert 'seeds 0, 1, 2' in lines[-1]
+    assert '3 classes (chance 33.3 %)' in lines[-1]
+    assert 'wall time of all runs, summed, 30 min' in lines[-1]
+
+
 def test_mask_statistics_json_round_trip(tmp_path):
     """mask_statistics.py --json writes what the tool draws a table from."""
     stats = tool_module('tools/analysis/mask_statistics.py')

@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='seeds per strategy: --seed, --seed + 1, ...; '
                         'tables give the mean and standard error over '
                         'them (default: 1)')
+    parser.add_argument('--reference', default=None,
+                        help='the strategy every other one is compared '
+                        'with, seed by seed (the "vs" columns; default: '
+                        'random when it is compared, else the first '
+                        'strategy); a report choice: it can change between '
+                        'calls on the same --out')
     parser.add_argument('--knn-interval', type=int, default=None,
                         help='epochs between k-NN evaluations (default: '
                         'epochs / 10, at least 1)')
@@ -162,6 +168,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                      f'{", ".join(known)} or all')
     if len(set(args.strategies)) != len(args.strategies):
         parser.error('a strategy is named twice in --strategies')
+    if args.reference is None:
+        args.reference = ('random' if 'random' in args.strategies else
+                          args.strategies[0])
+    elif args.reference not in args.strategies:
+        parser.error(f'--reference {args.reference} is not among '
+                     f'--strategies; add it there, or name one of '
+                     f'{", ".join(args.strategies)}')
     if min(args.epochs, args.num_images, args.batch_size, args.seeds) < 1:
         parser.error('--epochs, --num-images, --batch-size and --seeds '
                      'must be >= 1')
@@ -497,6 +510,45 @@ def aggregate(runs: List[dict]) -> dict:
         runs=runs)
 
 
+def compare_with_reference(rows: List[dict], reference: str) -> None:
+    """Add each row's difference from the reference strategy, seed by
+    seed, to its summary: ``vs_<metric>`` per probed epoch (after the
+    initialised encoder) and feature, and the reference's name as
+    ``row['reference']``.
+
+    A seed's runs share the data and the validation images (and, within
+    one algorithm, the initialised encoder), so the difference is taken per
+    seed and averaged, with the standard error of
+    :func:`mmmask.evaluation.gap_summary` (the larger of the seeds' sample
+    one and the binomial one of both means). Seeds the reference lacks are
+    left out of the difference.
+    """
+    from mmmask.evaluation import gap_summary
+    ref = next(r for r in rows if r['strategy'] == reference)
+    ref_runs = {r.get('seed'): r for r in ref['runs']}
+
+    def score(run, epoch, feature, metric):
+        return run['probes'].get(epoch, {}).get(feature, {}).get(metric)
+
+    for row in rows:
+        row['reference'] = reference
+        runs = [r for r in row['runs'] if r.get('seed') in ref_runs]
+        if row is ref or not runs:
+            continue
+        for epoch, by_feature in row['summary'].items():
+            if epoch == '0':
+                continue
+            for feature, cell in by_feature.items():
+                for metric in METRICS:
+                    mine = [score(r, epoch, feature, metric) for r in runs]
+                    theirs = [score(ref_runs[r.get('seed')], epoch, feature,
+                                    metric) for r in runs]
+                    if None in mine or None in theirs:
+                        continue
+                    cell['vs_' + metric] = gap_summary(
+                        mine, theirs, [r['num_val'] for r in runs])
+
+
 def class_count(data: str) -> int:
     return len([d for d in os.listdir(osp.join(data, 'train'))
                 if osp.isdir(osp.join(data, 'train', d))])
@@ -538,12 +590,14 @@ def init_cell(row: dict, feature: Optional[str] = None) -> dict:
 def table(results: List[dict]) -> List[str]:
     """Markdown table, one row per strategy in the order given (the first
     probe feature, the last epoch; mean +- s.e. over the seeds)."""
+    reference = results[0].get('reference') if results else None
     lines = [
         '| strategy | algorithm | seeds | k-NN top-1 (%) | k-NN at init '
         '(%) | linear top-1 (%) | linear at init (%) | linear gap over '
-        'init (points, s.e., gap / s.e.) | k-NN gap over init | final '
-        'loss | s / epoch | k-NN cost (share of an epoch) |',
-        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+        'init (points, s.e., gap / s.e.) | k-NN gap over init | linear '
+        f'vs {reference or "reference"} | final loss | s / epoch | k-NN '
+        'cost (share of an epoch) |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
     ]
     for r in results:
         last, init = final_cell(r), init_cell(r)
@@ -556,6 +610,7 @@ def table(results: List[dict]) -> List[str]:
             f'{fmt_acc(init.get("linear_top1"))} | '
             f'{fmt_gap(last.get("gap_linear_top1"))} | '
             f'{fmt_gap(last.get("gap_knn_top1"))} | '
+            f'{fmt_gap(last.get("vs_linear_top1"))} | '
             f'{fmt(r["final_loss"], ".4f")} | '
             f'{fmt(r["sec_per_epoch"], ".1f")} | '
             f'{fmt(r["knn_epoch_share"], ".2f")} |')
@@ -613,7 +668,10 @@ def report(results: List[dict], settings: dict, out: str,
         "same seed's initialised encoder, averaged over seeds; its "
         'standard error is the larger of the seeds\' one and the binomial '
         'one of the validation set (`mmmask/evaluation/seed_summary.py`); '
-        'in brackets the gap in standard errors.', '',
+        'in brackets the gap in standard errors. Linear vs '
+        f'{results[0].get("reference")}: this strategy\'s linear top-1 minus '
+        "that strategy's, seed by seed (the same data and validation images), "
+        'averaged, with the same kind of standard error.', '',
         f'One binomial standard error of a top-1 accuracy near chance on '
         f'{results[0]["num_val"]} validation images is '
         f'{standard_error(chance, results[0]["num_val"]):.1f} points.', '',
@@ -749,9 +807,11 @@ def compare(args: argparse.Namespace) -> List[dict]:
                   f'{result["sec_per_epoch"]:.1f} s / epoch, '
                   f'{result["wall_seconds"]:.0f} s in all', flush=True)
         rows.append(aggregate(runs))
+    compare_with_reference(rows, args.reference)
     extra = dict(device=device, cpu_count=os.cpu_count(),
                  torch_threads=torch.get_num_threads(),
                  num_classes=class_count(data[seeds[0]]), seeds=seeds,
+                 reference=args.reference,
                  data_by_seed={str(k): v for k, v in data.items()})
     report(rows, settings, args.out, extra)
     print('\n'.join(table(rows)))

@@ -16,6 +16,11 @@ file (relative to the repository root):
   ``tools/analysis/compare_strategies.py``: the strategies' table and the
   run's settings (a value with a ``<key>_se`` beside it is written as
   ``mean ± se``);
+- ``compare_ranked``: the same ``results.json`` of a run with several
+  seeds and ``--init-baseline``: the strategies ranked by their mean
+  linear top-1 at the last epoch (first probe feature), with the gap over
+  the initialised encoder and the difference from the reference strategy,
+  each in points and in standard errors;
 - ``mask_statistics``: the ``--json`` output of
   ``tools/analysis/mask_statistics.py``: spectrum bands and regions.
 
@@ -164,6 +169,90 @@ def compare_strategies(doc: dict) -> List[str]:
     return lines
 
 
+def acc_cell(cell: Optional[dict]) -> str:
+    """``mean ± s.e.`` of a seed summary's accuracy (the mean alone for
+    one seed); ``-`` when missing."""
+    if not cell:
+        return '-'
+    se = cell.get('se')
+    return f'{cell["mean"]:.1f}' + ('' if se is None else f' ± {se:.1f}')
+
+
+def diff_cell(cell: Optional[dict]) -> str:
+    """``+gap ± s.e. (gap / s.e.)`` of a paired seed difference."""
+    if not cell:
+        return '-'
+    ratio = cell.get('in_se')
+    return (f'{cell["gap"]:+.1f} ± {cell["se"]:.1f} (' +
+            ('-' if ratio is None else f'{ratio:+.1f}') + ')')
+
+
+def compare_ranked(doc: dict) -> List[str]:
+    """The strategies of a seeded ``compare_strategies.py`` run, best
+    mean linear top-1 first (the first probe feature, the last epoch),
+    with the gaps over the initialised encoder and the differences from
+    the reference strategy."""
+    results, settings = doc['strategies'], doc.get('settings', {})
+    reference = settings.get('reference') or '-'
+
+    def last(row):
+        epoch = str(row['epochs'])
+        return row['summary'].get(epoch, {}).get(row['feature'], {})
+
+    def top1(row):
+        cell = last(row).get('linear_top1')
+        return -cell['mean'] if cell else float('inf')
+
+    lines = [
+        '| rank | strategy | algorithm | seeds | linear top-1 (%) | '
+        'linear gap over init (points, gap / s.e.) | linear vs '
+        f'{reference} (points, difference / s.e.) | k-NN top-1 (%) | '
+        'k-NN gap over init | s / epoch |',
+        '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|'
+    ]
+    for rank, row in enumerate(sorted(results, key=top1), 1):
+        cell = last(row)
+        lines.append(
+            f'| {rank} | {row["strategy"]} | {row["algorithm"]} | '
+            f'{len(row.get("seeds") or [None])} | '
+            f'{acc_cell(cell.get("linear_top1"))} | '
+            f'{diff_cell(cell.get("gap_linear_top1"))} | '
+            f'{diff_cell(cell.get("vs_linear_top1"))} | '
+            f'{acc_cell(cell.get("knn_top1"))} | '
+            f'{diff_cell(cell.get("gap_knn_top1"))} | '
+            f'{fmt(row.get("sec_per_epoch"), ".1f")} |')
+    facts = []
+    for key, what in (('epochs', 'epochs'), ('batch_size', 'batch'),
+                      ('seeds', 'seeds'), ('device', 'device'),
+                      ('cpu_count', 'CPUs'),
+                      ('torch_threads', 'torch threads per run')):
+        value = settings.get(key)
+        if value is not None:
+            if isinstance(value, list):
+                value = ', '.join(map(str, value))
+            facts.append(f'{what} {value}')
+    if results:
+        facts.append(f'feature {results[0]["feature"]}')
+        facts.append(f'{results[0].get("num_train")} train / '
+                     f'{results[0].get("num_val")} val images per seed')
+    if settings.get('num_classes'):
+        facts.append(f'{settings["num_classes"]} classes (chance '
+                     f'{100 / settings["num_classes"]:.1f} %)')
+    walls = [r['wall_seconds'] for r in results if r.get('wall_seconds')]
+    if walls:
+        facts.append(f'wall time of all runs, summed, {sum(walls) / 60:.0f} '
+                     'min')
+    loads = [r[k] for r in results for k in ('load_start', 'load_end')
+             if r.get(k) is not None]
+    if loads:
+        facts.append(f'1-minute load average {min(loads):.1f} to '
+                     f'{max(loads):.1f}')
+    if settings.get('data'):
+        facts.append('data of the first seed '
+                     f'`{osp.basename(settings["data"])}`')
+    return lines + ['', f'Run: {", ".join(facts)}.']
+
+
 def mask_statistics(doc: dict) -> List[str]:
     """The table of ``mask_statistics.py --json``: per config its grid,
     the spectrum bands (low to high), the mean masked region and the
@@ -206,6 +295,7 @@ def mask_statistics(doc: dict) -> List[str]:
 RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
     'benchmark_masks': benchmark_masks,
     'compare_strategies': compare_strategies,
+    'compare_ranked': compare_ranked,
     'mask_statistics': mask_statistics,
 }
 
