@@ -22,7 +22,9 @@ Writes, under ``--out``:
   "runs", ...}, ...], "settings": ...}``: means over the seeds, and per
   feature the mean and standard error over seeds and, with
   ``--init-baseline``, the gap over the initialised encoder in standard
-  errors (``mmmask.evaluation.seed_summary``);
+  errors (``mmmask.evaluation.seed_summary``), and every strategy's
+  difference from the ``--reference`` strategy (default ``random``), seed
+  by seed, in standard errors;
 - ``results.md``: the tables and the settings they were made with;
 - ``comparison.png``: loss per epoch, k-NN top-1 per epoch, seconds per
   epoch (first seed).
@@ -41,7 +43,7 @@ Usage:
         --epochs 20 --num-images 512 --out work_dirs/compare \\
         [--data DIR | --shapes-style single] [--device cpu|cuda] \\
         [--probe-features cls mean layer:3] [--probe-epochs 20 40] \\
-        [--seeds 3] [--init-baseline]
+        [--seeds 3] [--init-baseline] [--reference random]
     python tools/analysis/compare_strategies.py --strategies all ...
 """
 import argparse
