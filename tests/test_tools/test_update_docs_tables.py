@@ -103,8 +103,8 @@ def test_compare_strategies_results_with_and_without_seeds(tmp_path):
     row = dict(strategy='random', algorithm='MAEWithMasker', knn_top1=38.25,
                knn_start=37.5, linear_top1=None, final_loss=0.59791,
                sec_per_epoch=3.04, knn_epoch_share=1.094, num_train=384,
-               num_val=384)
-    seeded = dict(row, strategy='ehm', knn_top1_se=1.25)
+               num_val=384, wall_seconds=100, load_start=0.5, load_end=2.0)
+    seeded = dict(row, strategy='ehm', knn_top1_se=1.25, wall_seconds=68)
     doc = dict(strategies=[row, seeded],
                settings=dict(epochs=6, batch_size=32, seed=0,
                              data='/x/shapes-64px-train384-val384-seed0',
@@ -116,6 +116,9 @@ def test_compare_strategies_results_with_and_without_seeds(tmp_path):
     assert 'epochs 6, batch 32, seed 0' in lines[-1]
     assert '3 classes (chance 33.3 %)' in lines[-1]
     assert 'data `shapes-64px-train384-val384-seed0`' in lines[-1]
+    # under 10 min the summed wall time keeps a decimal
+    assert 'wall time of all runs, summed, 2.8 min' in lines[-1]
+    assert '1-minute load average 0.5 to 2.0' in lines[-1]
 
 
 def seed_row(strategy: str, top1: float, gap: float, vs=None) -> dict:

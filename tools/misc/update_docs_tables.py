@@ -40,7 +40,8 @@ import glob
 import json
 import os.path as osp
 import re
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -122,6 +123,37 @@ def benchmark_masks(doc: dict) -> List[str]:
     return lines
 
 
+def setting_facts(settings: dict,
+                  keys: Sequence[Tuple[str, str]]) -> List[str]:
+    """``'<what> <value>'`` for each ``(key, what)`` set in a run's
+    settings; a list value is joined with commas."""
+    facts = []
+    for key, what in keys:
+        value = settings.get(key)
+        if value is not None:
+            if isinstance(value, list):
+                value = ', '.join(map(str, value))
+            facts.append(f'{what} {value}')
+    return facts
+
+
+def cost_facts(results: Sequence[dict]) -> List[str]:
+    """The summed wall time of a comparison's runs and the range of the
+    machine's 1-minute load average at their starts and ends."""
+    facts = []
+    walls = [r['wall_seconds'] for r in results if r.get('wall_seconds')]
+    if walls:
+        minutes = sum(walls) / 60
+        facts.append('wall time of all runs, summed, '
+                     f'{minutes:.{0 if minutes >= 10 else 1}f} min')
+    loads = [r[k] for r in results for k in ('load_start', 'load_end')
+             if r.get(k) is not None]
+    if loads:
+        facts.append(f'1-minute load average {min(loads):.1f} to '
+                     f'{max(loads):.1f}')
+    return facts
+
+
 def compare_strategies(doc: dict) -> List[str]:
     """The table of ``compare_strategies.py``'s ``results.json`` and the
     settings of the run."""
@@ -140,23 +172,14 @@ def compare_strategies(doc: dict) -> List[str]:
             f'{mean_se(r, "final_loss", ".4f")} | '
             f'{mean_se(r, "sec_per_epoch", ".1f")} | '
             f'{mean_se(r, "knn_epoch_share", ".2f")} |')
-    facts = []
-    for key, what in (('epochs', 'epochs'), ('batch_size', 'batch'),
-                      ('seed', 'seed'), ('feature', 'feature'),
-                      ('k', 'k'), ('temperature', 'T'),
-                      ('knn_interval', 'k-NN every (epochs)'),
-                      ('device', 'device'), ('cpu_count', 'CPUs'),
-                      ('torch_threads', 'torch threads')):
-        if settings.get(key) is not None:
-            facts.append(f'{what} {settings[key]}')
-    walls = [r['wall_seconds'] for r in results if r.get('wall_seconds')]
-    if walls:
-        facts.append(f'wall time of all runs {sum(walls) / 60:.1f} min')
-    loads = [r[k] for r in results for k in ('load_start', 'load_end')
-             if r.get(k) is not None]
-    if loads:
-        facts.append(f'1-minute load average {min(loads):.1f} to '
-                     f'{max(loads):.1f}')
+    facts = setting_facts(
+        settings, (('epochs', 'epochs'), ('batch_size', 'batch'),
+                   ('seed', 'seed'), ('feature', 'feature'), ('k', 'k'),
+                   ('temperature', 'T'),
+                   ('knn_interval', 'k-NN every (epochs)'),
+                   ('device', 'device'), ('cpu_count', 'CPUs'),
+                   ('torch_threads', 'torch threads')))
+    facts += cost_facts(results)
     if results:
         facts.append(f'{results[0].get("num_train")} train / '
                      f'{results[0].get("num_val")} val images')
@@ -221,16 +244,11 @@ def compare_ranked(doc: dict) -> List[str]:
             f'{acc_cell(cell.get("knn_top1"))} | '
             f'{diff_cell(cell.get("gap_knn_top1"))} | '
             f'{fmt(row.get("sec_per_epoch"), ".1f")} |')
-    facts = []
-    for key, what in (('epochs', 'epochs'), ('batch_size', 'batch'),
-                      ('seeds', 'seeds'), ('device', 'device'),
-                      ('cpu_count', 'CPUs'),
-                      ('torch_threads', 'torch threads per run')):
-        value = settings.get(key)
-        if value is not None:
-            if isinstance(value, list):
-                value = ', '.join(map(str, value))
-            facts.append(f'{what} {value}')
+    facts = setting_facts(
+        settings, (('epochs', 'epochs'), ('batch_size', 'batch'),
+                   ('seeds', 'seeds'), ('device', 'device'),
+                   ('cpu_count', 'CPUs'),
+                   ('torch_threads', 'torch threads per run')))
     if results:
         facts.append(f'feature {results[0]["feature"]}')
         facts.append(f'{results[0].get("num_train")} train / '
@@ -238,15 +256,7 @@ def compare_ranked(doc: dict) -> List[str]:
     if settings.get('num_classes'):
         facts.append(f'{settings["num_classes"]} classes (chance '
                      f'{100 / settings["num_classes"]:.1f} %)')
-    walls = [r['wall_seconds'] for r in results if r.get('wall_seconds')]
-    if walls:
-        facts.append(f'wall time of all runs, summed, {sum(walls) / 60:.0f} '
-                     'min')
-    loads = [r[k] for r in results for k in ('load_start', 'load_end')
-             if r.get(k) is not None]
-    if loads:
-        facts.append(f'1-minute load average {min(loads):.1f} to '
-                     f'{max(loads):.1f}')
+    facts += cost_facts(results)
     if settings.get('data'):
         facts.append('data of the first seed '
                      f'`{osp.basename(settings["data"])}`')
