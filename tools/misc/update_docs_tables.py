@@ -66,6 +66,11 @@ def fmt(value, spec: str, unit: str = '') -> str:
     return format(value, spec) + unit
 
 
+def table_row(cells: Sequence[str]) -> str:
+    """One Markdown table row: ``| a | b |``."""
+    return '| ' + ' | '.join(cells) + ' |'
+
+
 def mean_se(row: dict, key: str, spec: str) -> str:
     """``row[key]``, with ``± row[key_se]`` when the run has several
     seeds; ``-`` when missing."""
@@ -164,14 +169,12 @@ def compare_strategies(doc: dict) -> List[str]:
         '(share of an epoch) |', '|---|---|---:|---:|---:|---:|---:|---:|'
     ]
     for r in results:
-        lines.append(
-            f'| {r["strategy"]} | {r["algorithm"]} | '
-            f'{mean_se(r, "knn_top1", ".1f")} | '
-            f'{mean_se(r, "knn_start", ".1f")} | '
-            f'{mean_se(r, "linear_top1", ".1f")} | '
-            f'{mean_se(r, "final_loss", ".4f")} | '
-            f'{mean_se(r, "sec_per_epoch", ".1f")} | '
-            f'{mean_se(r, "knn_epoch_share", ".2f")} |')
+        lines.append(table_row(
+            [r['strategy'], r['algorithm']] +
+            [mean_se(r, key, spec) for key, spec in (
+                ('knn_top1', '.1f'), ('knn_start', '.1f'),
+                ('linear_top1', '.1f'), ('final_loss', '.4f'),
+                ('sec_per_epoch', '.1f'), ('knn_epoch_share', '.2f'))]))
     facts = setting_facts(
         settings, (('epochs', 'epochs'), ('batch_size', 'batch'),
                    ('seed', 'seed'), ('feature', 'feature'), ('k', 'k'),
@@ -235,15 +238,16 @@ def compare_ranked(doc: dict) -> List[str]:
     ]
     for rank, row in enumerate(sorted(results, key=top1), 1):
         cell = last(row)
-        lines.append(
-            f'| {rank} | {row["strategy"]} | {row["algorithm"]} | '
-            f'{len(row.get("seeds") or [None])} | '
-            f'{acc_cell(cell.get("linear_top1"))} | '
-            f'{diff_cell(cell.get("gap_linear_top1"))} | '
-            f'{diff_cell(cell.get("vs_linear_top1"))} | '
-            f'{acc_cell(cell.get("knn_top1"))} | '
-            f'{diff_cell(cell.get("gap_knn_top1"))} | '
-            f'{fmt(row.get("sec_per_epoch"), ".1f")} |')
+        lines.append(table_row([
+            str(rank), row['strategy'], row['algorithm'],
+            str(len(row.get('seeds') or [None])),
+            acc_cell(cell.get('linear_top1')),
+            diff_cell(cell.get('gap_linear_top1')),
+            diff_cell(cell.get('vs_linear_top1')),
+            acc_cell(cell.get('knn_top1')),
+            diff_cell(cell.get('gap_knn_top1')),
+            fmt(row.get('sec_per_epoch'), '.1f')
+        ]))
     facts = setting_facts(
         settings, (('epochs', 'epochs'), ('batch_size', 'batch'),
                    ('seeds', 'seeds'), ('device', 'device'),
