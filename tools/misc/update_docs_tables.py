@@ -95,14 +95,13 @@ def benchmark_masks(doc: dict) -> List[str]:
         rule += '---:|---:|'
     lines = [head, rule]
     for r in rows:
-        line = (f'| {r["name"]} | {r["where"]} | '
-                f'{r["ms_per_batch"]:.2f} | '
-                f'{r["percent_of_mae_step"]:.2f} % | '
-                f'{fmt(r["percent_of_flops"], ".2f", " %")} |')
+        cells = [r['name'], r['where'], f'{r["ms_per_batch"]:.2f}',
+                 f'{r["percent_of_mae_step"]:.2f} %',
+                 fmt(r['percent_of_flops'], '.2f', ' %')]
         if syncs:
-            line += (f' {r["host_syncs_per_step"]:g} | '
-                     f'{r["device_ops_per_step"]:.4g} |')
-        lines.append(line)
+            cells += [f'{r["host_syncs_per_step"]:g}',
+                      f'{r["device_ops_per_step"]:.4g}']
+        lines.append(table_row(cells))
     lines.append('')
     facts = [f'{doc["arch"]} MAE, batch {doc["batch"]}, {doc["dtype"]}']
     if doc.get('reps') is not None:
@@ -289,10 +288,9 @@ def mask_statistics(doc: dict) -> List[str]:
             if note not in notes:
                 notes.append(note)
             marks += f' [{notes.index(note) + 1}]'
-        lines.append(f'| {r["config"]}{marks} | {r["grid"]} | ' +
-                     ' | '.join(spectrum) +
-                     f' | {r["mean_region"]:.2f} | '
-                     f'{r["regions_per_mask"]:.2f} |')
+        lines.append(table_row(
+            [f'{r["config"]}{marks}', str(r['grid'])] + spectrum +
+            [f'{r["mean_region"]:.2f}', f'{r["regions_per_mask"]:.2f}']))
     settings = doc.get('settings', {})
     facts = [f'{key} {settings[key]}' for key in
              ('num', 'bins', 'seed', 'progress') if key in settings]
